@@ -1,0 +1,190 @@
+"""Typed models of ``params.yaml``: one frozen pydantic model per stage section.
+
+Unknown keys are errors (a typo in ``params.yaml`` must not be silently ignored).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline import io
+from pipeline.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every params section: frozen, no unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataParams(Section):
+    """Which raw export the pipeline reads."""
+
+    source: Literal["synthetic", "online_retail", "csv"] = "synthetic"
+    source_config: str = "configs/sources/synthetic.yaml"
+    input: str = "data/synthetic"
+
+
+class DirtyRates(Section):
+    """Shares of transaction lines turned into each kind of dirty row by the simulation."""
+
+    duplicate_rate: float = Field(0.003, ge=0, le=0.2)
+    missing_customer_id_rate: float = Field(0.01, ge=0, le=0.5)
+    float_id_rate: float = Field(0.02, ge=0, le=0.5)
+    padded_id_rate: float = Field(0.01, ge=0, le=0.5)
+    bad_date_rate: float = Field(0.0005, ge=0, le=0.2)
+    future_date_rate: float = Field(0.0003, ge=0, le=0.2)
+    negative_quantity_rate: float = Field(0.0005, ge=0, le=0.2)
+    zero_price_rate: float = Field(0.0005, ge=0, le=0.2)
+    outlier_quantity_rate: float = Field(0.0002, ge=0, le=0.2)
+    formula_text_rate: float = Field(0.0005, ge=0, le=0.2)
+
+
+class GenerateParams(Section):
+    """Size, span and seed of the embedded simulation."""
+
+    seed: int = 42
+    n_customers: int = Field(20000, ge=1)
+    start: dt.date = dt.date(2023, 1, 1)
+    end: dt.date = dt.date(2024, 12, 31)
+    dirty: DirtyRates = DirtyRates()
+
+
+class CleanParams(Section):
+    """Cleaning rules that are tuned per run (per-source rules live in configs/sources/)."""
+
+    as_of: dt.datetime | None = None
+    missing_customer_id_warn_rate: float = Field(0.25, ge=0, le=1)
+
+
+class FeaturesParams(Section):
+    """Cutoff grid, population and partitioning of the feature panel."""
+
+    first_cutoff: dt.date | None = None
+    last_cutoff: dt.date | None = None
+    step_months: int = Field(1, ge=1)
+    min_history_days: int = Field(180, ge=0)
+    active_within_days: int | None = Field(365, ge=1)
+    windows_days: tuple[int, ...] = (30, 90, 180, 365)
+    validation_cutoffs: int = Field(2, ge=1)
+    partitions: int = Field(4, ge=1)
+    workers: int = Field(2, ge=1)
+
+
+class LabelsParams(Section):
+    """Label horizons."""
+
+    churn_horizon_days: int = Field(90, ge=1)
+    repurchase_horizon_days: int = Field(30, ge=1)
+
+
+class LgbmParams(Section):
+    """LightGBM hyper-parameters passed through to ``lightgbm.train``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    min_data_in_leaf: int = 100
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    bagging_freq: int = 1
+    lambda_l2: float = 1.0
+
+
+class TuningParams(Section):
+    """Optional hyper-parameter search (off by default)."""
+
+    enabled: bool = False
+    n_trials: int = Field(10, ge=1)
+
+
+class QualityGate(Section):
+    """Thresholds that fail the train stage."""
+
+    max_auc: float = 0.99
+    min_auc_margin_over_recency: float = 0.0
+
+
+class TrainParams(Section):
+    """Model training for every target."""
+
+    targets: tuple[Literal["churn", "repurchase"], ...] = ("churn", "repurchase")
+    seed: int = 42
+    calibration: Literal["isotonic", "platt"] = "isotonic"
+    class_weight: Literal["none", "balanced"] = "none"
+    num_boost_round: int = Field(2000, ge=1)
+    early_stopping_rounds: int = Field(50, ge=1)
+    lgbm: LgbmParams = LgbmParams()
+    tuning: TuningParams = TuningParams()
+    quality_gate: QualityGate = QualityGate()
+
+
+class MlflowParams(Section):
+    """Where runs and models are tracked."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "loyalty-pipeline"
+    required: bool = True
+
+
+class ExplainParams(Section):
+    """SHAP explanation limits."""
+
+    max_rows: int = Field(20000, ge=1)
+    top_reasons: int = Field(3, ge=1, le=10)
+
+
+class ReportParams(Section):
+    """HTML report options."""
+
+    high_value_quantile: float = Field(0.8, gt=0, lt=1)
+    top_customers: int = Field(20, ge=1)
+
+
+class ScoreParams(Section):
+    """Batch scoring options."""
+
+    engine: Literal["local", "spark"] = "local"
+    partitions: int = Field(8, ge=1)
+    workers: int = Field(2, ge=1)
+    reasons_top_share: float = Field(0.2, ge=0, le=1)
+
+
+class Params(Section):
+    """All of ``params.yaml``."""
+
+    data: DataParams = DataParams()
+    generate: GenerateParams = GenerateParams()
+    clean: CleanParams = CleanParams()
+    features: FeaturesParams = FeaturesParams()
+    labels: LabelsParams = LabelsParams()
+    train: TrainParams = TrainParams()
+    mlflow: MlflowParams = MlflowParams()
+    explain: ExplainParams = ExplainParams()
+    report: ReportParams = ReportParams()
+    score: ScoreParams = ScoreParams()
+
+
+def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping; report the first problem on one line."""
+    if raw is None:
+        raw = {}
+    try:
+        return Params.model_validate(io.as_mapping(raw, origin))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{origin}: {where}: {first['msg']}") from exc
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; a missing file gives the defaults."""
+    path = Path(path)
+    if not path.exists():
+        return Params()
+    return parse_params(io.read_yaml(path), str(path))

@@ -1,0 +1,57 @@
+"""Errors the CLI turns into one clear line and a non-zero exit code.
+
+Anything raised as a :class:`PipelineError` is an expected failure (bad input, bad config,
+an unreachable service): the CLI prints ``error: <message>`` and exits with ``exit_code``.
+Any other exception is a bug and is shown with its traceback.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """An expected failure with a one-line, user-facing message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(PipelineError):
+    """An input file is unusable: empty, wrong format, missing columns, unreadable."""
+
+    exit_code = 2
+
+
+class ConfigError(PipelineError):
+    """``params.yaml`` or a file in ``configs/`` is invalid."""
+
+    exit_code = 3
+
+
+class DataError(PipelineError):
+    """The data are valid but cannot support the step (no training rows, empty window)."""
+
+    exit_code = 4
+
+
+class ModelError(PipelineError):
+    """A model artefact is missing, corrupted, unsafe or from an incompatible version."""
+
+    exit_code = 5
+
+
+class QualityGateError(PipelineError):
+    """A trained model failed a quality gate (worse than a baseline, or suspiciously good)."""
+
+    exit_code = 6
+
+
+class TrackingError(PipelineError):
+    """The MLflow tracking server or registry cannot be used."""
+
+    exit_code = 7

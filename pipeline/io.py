@@ -1,0 +1,184 @@
+"""The only module that reads and writes files.
+
+Every write is atomic: the content goes to a temporary file in the destination folder, is
+flushed to disk, then renamed over the final name with :func:`os.replace`. A crash leaves
+either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from pipeline.errors import ConfigError, InputError
+
+logger = logging.getLogger(__name__)
+
+PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".sav", ".dill"})
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it over ``path`` if the block succeeds."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented, key-sorted JSON (stable bytes for DVC and diffs)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False)
+    return write_text(path, text + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file, with a one-line error when it is missing or invalid."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from exc
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read YAML with ``safe_load`` only; python tags and syntax errors become ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}{where}: invalid YAML ({problem})") from exc
+
+
+def write_parquet(path: str | Path, frame: pd.DataFrame) -> Path:
+    """Write ``frame`` to Parquet atomically, without the pandas index."""
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False, engine="pyarrow", compression="zstd")
+    return Path(path)
+
+
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file, with a one-line error when it is missing or not Parquet."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    try:
+        return pd.read_parquet(path, columns=columns, engine="pyarrow")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
+def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:
+    """Write ``frame`` to CSV atomically, neutralising spreadsheet formulas in text cells."""
+    with atomic_path(path) as tmp:
+        neutralise_formulas(frame).to_csv(tmp, index=False)
+    return Path(path)
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells that a spreadsheet would run as a formula with a single quote (OWASP)."""
+    out = frame.copy()
+    for column in out.columns:
+        series = out[column]
+        if not (pd.api.types.is_string_dtype(series) or series.dtype == object):
+            continue
+        text = series.astype("string")
+        risky = text.str.startswith(FORMULA_PREFIXES).fillna(False)
+        if risky.any():
+            out[column] = text.mask(risky, "'" + text)
+    return out
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Return the SHA-256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def open_binary(path: str | Path) -> Any:
+    """Open a file for reading bytes, decompressing ``.gz`` transparently."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def refuse_pickle(path: str | Path) -> None:
+    """Raise if ``path`` is a pickle-like file: only LightGBM text and JSON are ever loaded."""
+    from pipeline.errors import ModelError
+
+    if Path(path).suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelError(f"{path}: refusing to load a pickle/joblib file; models are LightGBM text + JSON")
+
+
+def resolve_output(out: str | Path, inputs: list[str | Path] | tuple[str | Path, ...]) -> Path:
+    """Resolve ``out`` and refuse it when it would overwrite one of ``inputs``."""
+    target = Path(out).resolve()
+    for item in inputs:
+        if Path(item).resolve() == target:
+            raise InputError(f"{out}: output path is also an input; refusing to overwrite it")
+    return target
+
+
+def as_mapping(obj: Any, path: str | Path) -> Mapping[str, Any]:
+    """Check that a parsed YAML/JSON document is a mapping."""
+    if not isinstance(obj, Mapping):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(obj).__name__}")
+    return obj
