@@ -1,0 +1,37 @@
+"""params.yaml parsing: defaults, typos, types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import load_params, parse_params
+from pipeline.errors import ConfigError
+
+
+def test_repository_params_yaml_is_valid(repo_root: Path) -> None:
+    params = load_params(repo_root / "params.yaml")
+    assert params.data.source == "synthetic"
+    assert params.labels.churn_horizon_days == 90
+
+
+def test_unknown_key_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=r"labels\.churn_horizon_dayz"):
+        parse_params({"labels": {"churn_horizon_dayz": 90}})
+
+
+def test_wrong_type_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"generate\.n_customers"):
+        parse_params({"generate": {"n_customers": "many"}})
+
+
+def test_top_level_must_be_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        parse_params(["not", "a", "mapping"])
+
+
+def test_params_are_frozen() -> None:
+    params = parse_params({})
+    with pytest.raises(ValueError):
+        params.labels.churn_horizon_days = 1  # type: ignore[misc]
