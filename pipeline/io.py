@@ -182,3 +182,69 @@ def as_mapping(obj: Any, path: str | Path) -> Mapping[str, Any]:
     if not isinstance(obj, Mapping):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(obj).__name__}")
     return obj
+
+
+class PartWriters:
+    """Append raw records to one scratch part file per partition (used by the partitioner).
+
+    Not atomic: part files live in a scratch folder that the caller deletes on failure. Each
+    part file ``p`` gets a sidecar ``p.lines`` of int64 original line numbers, one per line.
+    Writes are buffered so that the number of system calls does not grow with the records.
+    """
+
+    def __init__(self, paths: list[Path], flush_bytes: int = 8 << 20) -> None:
+        import array
+
+        self.paths = paths
+        self.flush_bytes = flush_bytes
+        self._buffers: list[list[bytes]] = [[] for _ in paths]
+        self._numbers = [array.array("q") for _ in paths]
+        self._pending = 0
+        self._handles: list[Any] = []
+        self._line_handles: list[Any] = []
+
+    def __enter__(self) -> PartWriters:
+        for path in self.paths:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._handles.append(open(path, "wb"))  # noqa: SIM115 - closed in __exit__
+            self._line_handles.append(open(f"{path}.lines", "wb"))  # noqa: SIM115
+        return self
+
+    def write_header(self, header: bytes) -> None:
+        """Write the same header line to every part file."""
+        for handle in self._handles:
+            handle.write(header)
+
+    def write(self, part: int, record: bytes, line_numbers: range) -> None:
+        """Buffer one raw record for partition ``part`` with its original line numbers."""
+        self._buffers[part].append(record)
+        self._numbers[part].extend(line_numbers)
+        self._pending += len(record)
+        if self._pending >= self.flush_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every buffer out."""
+        for part, buffer in enumerate(self._buffers):
+            if buffer:
+                self._handles[part].write(b"".join(buffer))
+                buffer.clear()
+            if self._numbers[part]:
+                self._numbers[part].tofile(self._line_handles[part])
+                del self._numbers[part][:]
+        self._pending = 0
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self.flush()
+        finally:
+            for handle in self._handles + self._line_handles:
+                handle.close()
+
+
+def read_line_numbers(path: str | Path) -> Any:
+    """Read the int64 line-number sidecar written by :class:`PartWriters` for ``path``."""
+    import numpy as np
+
+    return np.fromfile(f"{path}.lines", dtype=np.int64)

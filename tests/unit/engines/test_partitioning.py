@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline import io
+from pipeline.engines.partitioning import (
+    CsvLayout,
+    normalise_customer_id,
+    part_dir,
+    partition_of,
+    partition_series,
+    split_csv,
+)
+from pipeline.errors import InputError
+
+HEADER = b"invoice,description,quantity,customer_id\n"
+ROWS = [
+    b"1,plain line,2,17850\n",  # the reference customer
+    b"2,float id,1,17850.0\n",  # same customer written as a float: same partition
+    b"3,padded id,1, 17850\n",  # same customer with a leading space: same partition
+    b'4,"quoted, with comma",1,12000\n',  # quoted field with a delimiter before the id
+    b'5,"two\nline description",1,12000\n',  # quoted newline: one record, two physical lines
+    b"6,no id,1,\n",  # missing id: goes to the no-key partition for clean to quarantine
+    b"7,caf\xe9 latin-1 bytes,1,13000\n",  # not UTF-8: bytes copied verbatim
+]
+
+
+def _write(tmp_path: Path, rows: list[bytes]) -> Path:
+    path = tmp_path / "transactions.csv"
+    path.write_bytes(HEADER + b"".join(rows))
+    return path
+
+
+def _parts(root: Path, n: int) -> list[bytes]:
+    return [(part_dir(root, p) / "transactions.csv").read_bytes() for p in range(n)]
+
+
+def test_ids_written_differently_share_a_partition() -> None:
+    assert normalise_customer_id(" 17850.0") == "17850"
+    assert {partition_of(x, 16) for x in ["17850", "17850.0", " 17850", '"17850"']} == {
+        partition_of("17850", 16)
+    }
+
+
+def test_partition_series_matches_scalar() -> None:
+    ids = pd.Series(["a", "17850.0", None, "b"], dtype="string")
+    assert list(partition_series(ids, 5)) == [
+        partition_of("a", 5), partition_of("17850", 5), 0, partition_of("b", 5)
+    ]
+
+
+def test_split_keeps_every_record_verbatim_with_its_line_number(tmp_path: Path) -> None:
+    source = _write(tmp_path, ROWS)
+    stats = split_csv(source, tmp_path / "parts", CsvLayout("customer_id"), 4)
+    parts = _parts(tmp_path / "parts", 4)
+    assert all(part.startswith(HEADER) for part in parts)
+    body = b"".join(part[len(HEADER):] for part in parts)
+    assert sorted(body.splitlines(keepends=True)) == sorted(
+        b"".join(ROWS).splitlines(keepends=True)
+    )
+    assert stats.as_dict()["records"] == len(ROWS)
+    assert stats.as_dict()["physical_lines"] == 1 + len(ROWS) + 1  # header + one extra line
+    assert stats.no_key_records == 1
+    # the three spellings of 17850 are in the same part, in input order
+    home = part_dir(tmp_path / "parts", partition_of("17850", 4)) / "transactions.csv"
+    text = home.read_bytes()
+    assert text.index(ROWS[0]) < text.index(ROWS[1]) < text.index(ROWS[2])
+    # the multi-line record stays whole, and its lines map back to lines 6 and 7
+    home = part_dir(tmp_path / "parts", partition_of("12000", 4)) / "transactions.csv"
+    assert ROWS[4] in home.read_bytes()
+    numbers = list(io.read_line_numbers(home))
+    assert numbers[-2:] == [6, 7]
+
+
+def test_header_only_file_gives_header_only_parts(tmp_path: Path) -> None:
+    source = _write(tmp_path, [])
+    split_csv(source, tmp_path / "parts", CsvLayout("customer_id"), 3)
+    assert _parts(tmp_path / "parts", 3) == [HEADER] * 3
+
+
+def test_empty_file_and_missing_id_column_are_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="input file is empty"):
+        split_csv(empty, tmp_path / "parts", CsvLayout("customer_id"), 2)
+    with pytest.raises(InputError, match="'Customer ID' not found"):
+        split_csv(_write(tmp_path, ROWS), tmp_path / "p2", CsvLayout("Customer ID"), 2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    ids=st.lists(st.sampled_from(["1", "2", "2.0", " 3", "x", "", "17850"]), max_size=40),
+    n=st.integers(1, 6),
+)
+def test_no_record_is_lost_or_duplicated(
+    tmp_path_factory: pytest.TempPathFactory, ids: list[str], n: int
+) -> None:
+    tmp = tmp_path_factory.mktemp("prop")
+    rows = [f"{i},d,1,{cid}\n".encode() for i, cid in enumerate(ids)]
+    split_csv(_write(tmp, rows), tmp / "parts", CsvLayout("customer_id"), n)
+    parts = _parts(tmp / "parts", n)
+    body = [line for part in parts for line in part.splitlines(keepends=True)[1:]]
+    assert sorted(body) == sorted(rows)
+    for p, part in enumerate(parts):
+        for line in part.splitlines()[1:]:
+            assert partition_of(line.split(b",")[3].decode(), n) == p
