@@ -1,0 +1,176 @@
+"""Batch scoring of one partition of customers (pure: DataFrames and typed params in and out).
+
+Scoring runs in two passes so that its result does not depend on how customers were split:
+
+1. :func:`score_snapshot`: per partition, both models' calibrated probabilities, the loyalty
+   tier, churn risk band and value at risk, from the very ``build_snapshot`` output used in
+   training (the engines call :func:`pipeline.features.snapshot.build_snapshot` on the
+   partition's clean tables).
+2. :func:`add_reasons`: reason codes only for customers whose churn probability is at or above
+   :func:`reasons_threshold`, the threshold of the top ``reasons_top_share`` of *all* scored
+   customers (computed by the engine from every partition's pass-1 probabilities), so that 4
+   or 64 partitions, local or Spark, give the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import DataError
+from pipeline.explain import loyalty_tier, value_at_risk
+from pipeline.reasons import FeatureDictionary, reason_codes
+
+logger = logging.getLogger(__name__)
+
+TARGETS = ("churn", "repurchase")
+N_REASONS = 3
+OUTPUT_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "as_of",
+    "churn_probability",
+    "repurchase_probability",
+    "loyalty_tier",
+    "churn_risk_band",
+    "value_at_risk",
+    *(f"reason_{i}" for i in range(1, N_REASONS + 1)),
+    "churn_model",
+    "churn_model_version",
+    "repurchase_model",
+    "repurchase_model_version",
+)
+
+
+class Model(Protocol):
+    """What scoring needs from a predictor (see :class:`pipeline.modeling.artifacts.Predictor`)."""
+
+    feature_names: list[str]
+
+    def predict_proba(self, frame: pd.DataFrame) -> Any:
+        """Calibrated probabilities, input row order."""
+        ...
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """TreeSHAP contributions in log-odds (features + ``base_value``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """A loaded model with the name and version written next to its scores."""
+
+    target: str
+    name: str
+    version: str
+    predictor: Model
+
+
+@dataclass(frozen=True)
+class ScoringRules:
+    """Business rules of the output: risk bands, value at risk, reason codes."""
+
+    high_risk: float = 0.5
+    medium_risk: float = 0.2
+    value_feature: str = "spend_sum_365d"
+    reasons_top_share: float = 0.2
+
+
+def churn_risk_band(churn_probability: Any, rules: ScoringRules) -> pd.Series:
+    """Churn risk band: high >= ``rules.high_risk``, medium >= ``rules.medium_risk``, else low."""
+    p = pd.Series(churn_probability, dtype="float64")
+    band = np.select([p >= rules.high_risk, p >= rules.medium_risk], ["high", "medium"], "low")
+    return pd.Series(band, index=p.index, dtype="string").mask(p.isna())
+
+
+def score_snapshot(
+    snapshot: pd.DataFrame,
+    as_of: pd.Timestamp,
+    models: Mapping[str, ScoringModel],
+    rules: ScoringRules,
+) -> pd.DataFrame:
+    """Pass 1: one row per snapshot customer with probabilities, tier, band, value at risk.
+
+    Columns are :data:`OUTPUT_COLUMNS` (reasons still empty), sorted by ``customer_id``. A
+    target without a model has empty probability, tier or band columns.
+    """
+    unknown = set(models) - set(TARGETS)
+    if unknown:
+        raise DataError(f"unknown model target(s): {sorted(unknown)}")
+    snapshot = snapshot.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    n = len(snapshot)
+    out = pd.DataFrame({"customer_id": snapshot["customer_id"].astype("string")})
+    out["as_of"] = pd.Series([as_of] * n, dtype="datetime64[us, UTC]")
+    for target in TARGETS:
+        model = models.get(target)
+        proba = (
+            np.asarray(model.predictor.predict_proba(snapshot), dtype="float64")
+            if model is not None and n
+            else np.full(n, np.nan)
+        )
+        out[f"{target}_probability"] = proba
+    out["loyalty_tier"] = loyalty_tier(out["repurchase_probability"])
+    out["churn_risk_band"] = churn_risk_band(out["churn_probability"], rules)
+    spend = (
+        snapshot[rules.value_feature]
+        if rules.value_feature in snapshot.columns
+        else pd.Series(np.nan, index=snapshot.index)
+    )
+    out["value_at_risk"] = value_at_risk(out["churn_probability"], spend).to_numpy()
+    for i in range(1, N_REASONS + 1):
+        out[f"reason_{i}"] = pd.Series([None] * n, dtype="string")
+    for target in TARGETS:
+        model = models.get(target)
+        out[f"{target}_model"] = pd.Series([model.name if model else None] * n, dtype="string")
+        out[f"{target}_model_version"] = pd.Series(
+            [model.version if model else None] * n, dtype="string"
+        )
+    return out.loc[:, list(OUTPUT_COLUMNS)]
+
+
+def reasons_threshold(churn_probability: Any, top_share: float) -> float:
+    """Churn probability at or above which a customer gets reason codes.
+
+    The ``ceil(top_share * n)``-th largest probability over all scored customers (ties at the
+    threshold are all included); ``inf`` when no one should get reasons.
+    """
+    p = np.asarray(churn_probability, dtype="float64")
+    p = p[np.isfinite(p)]
+    k = math.ceil(top_share * len(p))
+    if k <= 0:
+        return math.inf
+    return float(np.partition(p, len(p) - k)[len(p) - k])
+
+
+def add_reasons(
+    scored: pd.DataFrame,
+    snapshot: pd.DataFrame,
+    churn_model: ScoringModel | None,
+    dictionary: FeatureDictionary,
+    threshold: float,
+) -> pd.DataFrame:
+    """Pass 2: fill ``reason_1..3`` for customers with churn probability >= ``threshold``.
+
+    ``scored`` is the pass-1 output of the same partition; ``snapshot`` its feature rows (any
+    order). Returns a new frame; the inputs are not modified.
+    """
+    out = scored.copy()
+    if churn_model is None or not math.isfinite(threshold) or out.empty:
+        return out
+    chosen = out.index[out["churn_probability"].to_numpy() >= threshold]
+    if len(chosen) == 0:
+        return out
+    by_id = snapshot.set_index(snapshot["customer_id"].astype("string"), drop=False)
+    features = by_id.loc[out.loc[chosen, "customer_id"].to_numpy()].reset_index(drop=True)
+    contributions = churn_model.predictor.contributions(features)
+    reasons = reason_codes(features, contributions, dictionary, top_k=N_REASONS, direction=1.0)
+    for i in range(1, N_REASONS + 1):
+        column = out[f"reason_{i}"].copy()
+        column.loc[chosen] = reasons[f"reason_{i}"].to_numpy()
+        out[f"reason_{i}"] = column
+    return out
