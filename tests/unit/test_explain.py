@@ -1,0 +1,195 @@
+"""SHAP table: exactness (equal to shap.TreeExplainer), additivity, sampling, concept groups."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.errors import DataError, ModelError
+from pipeline.explain import (
+    BASE,
+    additivity_error,
+    check_additivity,
+    concept_importance,
+    explain_frame,
+    feature_importance,
+    loyalty_tier,
+    sample_rows,
+    shap_table,
+    value_at_risk,
+)
+
+FEATURES = [
+    "days_since_last_order",
+    "complaints_unresolved_365d",
+    "review_score_last",
+    "region_code",
+]
+CONCEPTS = {
+    "days_since_last_order": "recency",
+    "complaints_unresolved_365d": "service",
+    "review_score_last": "satisfaction",
+    "region_code": "relationship",
+}
+
+
+class BoosterModel:
+    """The two methods explain needs, straight from a LightGBM booster."""
+
+    def __init__(self, booster: lgb.Booster) -> None:
+        self.booster = booster
+
+    def raw_margin(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(frame, raw_score=True)
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(frame, pred_contrib=True)
+
+
+@pytest.fixture(scope="module")
+def snapshot() -> pd.DataFrame:
+    # 400 customers: churn rises with recency and unresolved complaints, falls with the last
+    # review score; region_code is noise (the model should give it little weight).
+    rng = np.random.default_rng(7)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "customer_id": pd.array([f"c{i:04d}" for i in range(n)], dtype="string"),
+            "cutoff": pd.Timestamp("2024-06-01", tz="UTC"),
+            "days_since_last_order": rng.integers(1, 300, n).astype(float),
+            "complaints_unresolved_365d": rng.poisson(0.5, n).astype(float),
+            "review_score_last": rng.integers(1, 6, n).astype(float),
+            "region_code": rng.integers(0, 4, n).astype(float),
+        }
+    )
+    frame.loc[::10, "review_score_last"] = np.nan  # no review yet: missing, not zero
+    logit = (
+        0.015 * (frame["days_since_last_order"] - 120)
+        + 0.8 * frame["complaints_unresolved_365d"]
+        - 0.5 * (frame["review_score_last"].fillna(3) - 3)
+    )
+    frame["churned"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")
+    return frame
+
+
+@pytest.fixture(scope="module")
+def booster(snapshot: pd.DataFrame) -> lgb.Booster:
+    data = lgb.Dataset(snapshot[FEATURES], snapshot["churned"])
+    params = {
+        "objective": "binary",
+        "num_leaves": 7,
+        "min_data_in_leaf": 10,
+        "verbose": -1,
+        "deterministic": True,
+        "seed": 1,
+        "num_threads": 1,
+    }
+    return lgb.train(params, data, num_boost_round=30)
+
+
+def test_pred_contrib_equals_shap_tree_explainer(
+    booster: lgb.Booster, snapshot: pd.DataFrame
+) -> None:
+    x = snapshot[FEATURES].iloc[:50]
+    ours = booster.predict(x, pred_contrib=True)
+    explainer = shap.TreeExplainer(booster)
+    theirs = explainer.shap_values(x)
+    np.testing.assert_allclose(ours[:, :-1], theirs, atol=1e-6)
+    np.testing.assert_allclose(ours[:, -1], explainer.expected_value, atol=1e-6)
+
+
+def test_explain_frame_builds_an_additive_table(
+    booster: lgb.Booster, snapshot: pd.DataFrame
+) -> None:
+    table, summary = explain_frame(BoosterModel(booster), snapshot, FEATURES, max_rows=1000)
+    assert list(table.columns) == ["customer_id", "cutoff", *FEATURES, BASE]
+    assert len(table) == len(snapshot)
+    assert summary["additivity_max_abs_error"] <= 1e-6
+    margin = booster.predict(snapshot[FEATURES], raw_score=True)
+    assert additivity_error(table, margin) <= 1e-6
+
+
+def test_explain_caps_rows_deterministically(booster: lgb.Booster, snapshot: pd.DataFrame) -> None:
+    first, summary = explain_frame(BoosterModel(booster), snapshot, FEATURES, max_rows=100)
+    shuffled = snapshot.sample(frac=1.0, random_state=3)
+    second, _ = explain_frame(BoosterModel(booster), shuffled, FEATURES, max_rows=100)
+    assert summary == {**summary, "rows_in": 400, "rows_explained": 100}
+    assert set(first["customer_id"]) == set(second["customer_id"])
+
+
+def test_broken_additivity_is_a_model_error(booster: lgb.Booster, snapshot: pd.DataFrame) -> None:
+    table, _ = explain_frame(BoosterModel(booster), snapshot, FEATURES, max_rows=20)
+    margin = booster.predict(
+        snapshot.loc[snapshot["customer_id"].isin(table["customer_id"]), FEATURES], raw_score=True
+    )
+    with pytest.raises(ModelError, match="additivity"):
+        check_additivity(table, margin + 1e-3)
+
+
+def test_missing_feature_column_is_a_data_error(
+    booster: lgb.Booster, snapshot: pd.DataFrame
+) -> None:
+    with pytest.raises(DataError, match="review_score_last"):
+        explain_frame(
+            BoosterModel(booster), snapshot.drop(columns="review_score_last"), FEATURES, 10
+        )
+
+
+def test_wrong_contribution_shape_is_a_model_error() -> None:
+    keys = pd.DataFrame({"customer_id": ["a"], "cutoff": [pd.Timestamp("2024-01-01", tz="UTC")]})
+    with pytest.raises(ModelError, match="shape"):
+        shap_table(keys, np.zeros((1, 2)), ["x", "y"])
+
+
+def test_noise_feature_ranks_last(booster: lgb.Booster, snapshot: pd.DataFrame) -> None:
+    table, _ = explain_frame(BoosterModel(booster), snapshot, FEATURES, max_rows=1000)
+    by_feature = feature_importance(table, CONCEPTS)
+    assert by_feature["feature"].iloc[-1] == "region_code"
+    by_concept = concept_importance(table, CONCEPTS)
+    assert by_concept["concept"].iloc[0] in {"recency", "service"}
+    assert by_concept.set_index("concept").loc["relationship", "rank"] == 4
+
+
+def test_concepts_sum_before_absolute_value() -> None:
+    # One customer whose two recency features cancel out: recency explains nothing for them.
+    table = pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "cutoff": pd.Timestamp("2024-01-01", tz="UTC"),
+            "r1": [0.5, 0.2],
+            "r2": [-0.5, 0.2],
+            "s": [0.1, -0.1],
+            BASE: [-1.0, -1.0],
+        }
+    )
+    out = concept_importance(table, {"r1": "recency", "r2": "recency", "s": "satisfaction"})
+    recency = out.set_index("concept").loc["recency"]
+    assert recency["mean_abs_shap"] == pytest.approx(0.2)
+    assert recency["n_features"] == 2
+
+
+@given(st.integers(min_value=1, max_value=60), st.integers(min_value=0, max_value=80))
+@settings(max_examples=40, deadline=None)
+def test_sample_rows_is_a_subset_of_the_right_size(max_rows: int, n: int) -> None:
+    frame = pd.DataFrame(
+        {"customer_id": [f"c{i}" for i in range(n)], "cutoff": pd.Timestamp("2024-01-01", tz="UTC")}
+    )
+    out = sample_rows(frame, max_rows)
+    assert len(out) == min(n, max_rows)
+    assert out.index.is_monotonic_increasing and out.index.isin(frame.index).all()
+
+
+def test_loyalty_tier_bands() -> None:
+    tiers = loyalty_tier([0.70, 0.6999, 0.30, 0.2999, np.nan])
+    assert tiers.tolist()[:4] == ["high", "medium", "medium", "low"]
+    assert pd.isna(tiers.iloc[4])
+
+
+def test_value_at_risk_is_probability_times_spend() -> None:
+    out = value_at_risk([0.5, 0.1, 0.9], [200.0, np.nan, 50.0])
+    assert out.tolist() == [100.0, 0.0, 45.0]
