@@ -59,6 +59,52 @@ def _params(path: Path) -> Params:
 # --- features -----------------------------------------------------------------------------
 # --- train --------------------------------------------------------------------------------
 # --- explain ------------------------------------------------------------------------------
+@app.command()
+def explain(
+    target: Annotated[str, typer.Option("--target", help="churn or repurchase.")],
+    model: Annotated[Path, typer.Option("--model", help="Model folder (models/<target>).")],
+    features: Annotated[Path, typer.Option("--features", help="Feature folder (panel.parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (reports/explain/<target>).")],
+    dictionary: Annotated[
+        Path, typer.Option("--dictionary", help="Feature dictionary (configs/features.yaml).")
+    ] = Path("configs/features.yaml"),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Exact TreeSHAP on the test snapshot, concept groups and reason codes.
+
+    Example: loyalty explain --target churn --model models/churn --features data/features
+    --out reports/explain/churn
+    """
+    from pipeline import io
+    from pipeline.explain import explain_target
+    from pipeline.modeling.artifacts import load_predictor
+    from pipeline.reasons import parse_dictionary
+
+    settings = _params(params).explain
+    out = io.resolve_output(out, [model, features])
+    predictor = load_predictor(model)
+    panel = io.read_parquet(features / "panel.parquet")
+    scoring_path = features / "scoring.parquet"
+    current = io.read_parquet(scoring_path) if scoring_path.exists() else None
+    parsed = parse_dictionary(io.read_yaml(dictionary), str(dictionary))
+    result = explain_target(
+        predictor, panel, current, parsed, target, settings.max_rows, settings.top_reasons
+    )
+    for name in ("shap", "reasons", "concepts", "features", "current"):
+        if name in result:
+            io.write_parquet(out / f"{name}.parquet", result[name])
+    io.write_json(
+        out / "concepts.json",
+        {
+            "summary": result["summary"],
+            "concepts": result["concepts"].to_dict(orient="records"),
+            "features": result["features"].to_dict(orient="records"),
+            "labels": {c: parsed.label(c) for c in result["concepts"]["concept"]},
+        },
+    )
+    logger.info("explain %s: %d rows explained -> %s", target, len(result["shap"]), out)
+
+
 # --- report -------------------------------------------------------------------------------
 # --- score --------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataError, ModelError
+from pipeline.reasons import FeatureDictionary, reason_codes, reference_values
 
 logger = logging.getLogger(__name__)
 
@@ -204,3 +205,89 @@ def value_at_risk(churn_probability: Any, expected_annual_spend: Any) -> pd.Seri
     p = pd.Series(churn_probability, dtype="float64")
     spend = pd.Series(np.asarray(expected_annual_spend, dtype="float64"), index=p.index)
     return (p * spend.fillna(0.0).clip(lower=0.0)).rename("value_at_risk")
+
+
+# --- the explain stage -------------------------------------------------------------------------
+
+#: +1 when a positive contribution means more risk; for repurchase the risk is *not* buying.
+RISK_DIRECTION = {"churn": 1.0, "repurchase": -1.0}
+
+
+class StageModel(ContributionModel, Protocol):
+    """A loaded predictor as the explain stage uses it."""
+
+    feature_names: list[str]
+
+    def predict_proba(self, frame: pd.DataFrame) -> Any:
+        """Calibrated probability of the target."""
+        ...
+
+
+def explain_target(
+    model: StageModel,
+    panel: pd.DataFrame,
+    current: pd.DataFrame | None,
+    dictionary: FeatureDictionary,
+    target: str,
+    max_rows: int,
+    top_k: int,
+) -> dict[str, Any]:
+    """Everything the explain stage writes for one target, as frames and a summary dict.
+
+    ``panel`` is the feature panel (its ``test`` rows are explained; its ``train`` rows give
+    the typical values for reason templates); ``current`` is the latest snapshot, scored in
+    full, with reason codes for its ``max_rows`` riskiest customers.
+    """
+    if "split" not in panel.columns:
+        raise DataError("feature panel has no 'split' column")
+    test = panel.loc[panel["split"] == "test"]
+    if test.empty:
+        raise DataError("feature panel has no test rows to explain")
+    names = list(model.feature_names)
+    direction = RISK_DIRECTION.get(target, 1.0)
+    rows = sample_rows(test, max_rows).reset_index(drop=True)
+    table, summary = explain_frame(model, rows, names, max_rows)
+    summary["rows_in"] = int(len(test))
+    references = reference_values(panel.loc[panel["split"] == "train"], names)
+    reasons = reason_codes(rows, table, dictionary, top_k, direction, references, True)
+    concepts = dictionary.concepts()
+    out: dict[str, Any] = {
+        "shap": table,
+        "reasons": pd.concat([table[list(KEYS)], reasons], axis=1),
+        "concepts": concept_importance(table, concepts),
+        "features": feature_importance(table, concepts),
+        "summary": {**summary, "target": target, "risk_direction": direction},
+    }
+    if current is not None and not current.empty:
+        out["current"] = score_current(
+            model, current, dictionary, direction, max_rows, top_k, references
+        )
+    return out
+
+
+def score_current(
+    model: StageModel,
+    current: pd.DataFrame,
+    dictionary: FeatureDictionary,
+    direction: float,
+    max_rows: int,
+    top_k: int,
+    references: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Probability for every customer of the latest snapshot; reasons for the riskiest ones."""
+    keys = [k for k in KEYS if k in current.columns]
+    x = current.reset_index(drop=True)
+    out = x[keys].copy()
+    out["probability"] = np.asarray(model.predict_proba(x), dtype="float64")
+    risk = out["probability"] * direction
+    chosen = np.sort(np.argsort(-risk.to_numpy(), kind="stable")[:max_rows])
+    sub = x.iloc[chosen]
+    contributions = pd.DataFrame(
+        np.asarray(model.contributions(sub), dtype="float64")[:, :-1],
+        columns=list(model.feature_names),
+    )
+    reasons = reason_codes(
+        sub.reset_index(drop=True), contributions, dictionary, top_k, direction, references, True
+    )
+    reasons.index = out.index[chosen]
+    return pd.concat([out, reasons.reindex(out.index)], axis=1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -10,6 +13,7 @@ import shap
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.cli import main
 from pipeline.errors import DataError, ModelError
 from pipeline.explain import (
     BASE,
@@ -193,3 +197,88 @@ def test_loyalty_tier_bands() -> None:
 def test_value_at_risk_is_probability_times_spend() -> None:
     out = value_at_risk([0.5, 0.1, 0.9], [200.0, np.nan, 50.0])
     assert out.tolist() == [100.0, 0.0, 45.0]
+
+
+def _model_folder(folder: Path, booster: lgb.Booster) -> Path:
+    """The model folder contract (model.txt, features.json, calibration.json), written by hand."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.txt").write_text(booster.model_to_string())
+    spec = {
+        "features": [{"name": n, "dtype": "float64"} for n in FEATURES],
+        "lightgbm_version": lgb.__version__,
+    }
+    (folder / "features.json").write_text(json.dumps(spec))
+    (folder / "calibration.json").write_text(json.dumps({"method": "platt", "a": 1.0, "b": 0.0}))
+    return folder
+
+
+DICTIONARY_YAML = """
+concepts: {recency: Recency, service: Customer service}
+features:
+  - {name: days_since_last_order, concept: recency, unit: days, description: Days since last order,
+     reason: "No order for {value:.0f} days"}
+  - {name: complaints_unresolved_365d, concept: service, description: Unresolved complaints,
+     reason: "{value:.0f} unresolved complaints"}
+  - {name: review_score_last, concept: satisfaction, description: Last review score,
+     reason: "Last review {value:.0f} of 5", reason_missing: "No review yet"}
+  - {name: region_code, concept: relationship, description: Region}
+"""
+
+
+def test_explain_cli_writes_the_tables(
+    tmp_path: Path, booster: lgb.Booster, snapshot: pd.DataFrame
+) -> None:
+    model = _model_folder(tmp_path / "models" / "churn", booster)
+    features = tmp_path / "features"
+    features.mkdir()
+    panel = snapshot.assign(split=np.where(np.arange(len(snapshot)) < 300, "train", "test"))
+    panel.to_parquet(features / "panel.parquet")
+    snapshot.drop(columns="churned").iloc[:50].to_parquet(features / "scoring.parquet")
+    (tmp_path / "features.yaml").write_text(DICTIONARY_YAML)
+    out = tmp_path / "explain" / "churn"
+    code = main(
+        [
+            "explain",
+            "--params",
+            str(tmp_path / "none.yaml"),
+            "--target",
+            "churn",
+            "--model",
+            str(model),
+            "--features",
+            str(features),
+            "--dictionary",
+            str(tmp_path / "features.yaml"),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    shap_values = pd.read_parquet(out / "shap.parquet")
+    assert len(shap_values) == 100 and BASE in shap_values.columns
+    reasons = pd.read_parquet(out / "reasons.parquet")
+    assert reasons["customer_id"].tolist() == shap_values["customer_id"].tolist()
+    assert reasons["reason_1"].str.contains("days|complaints|review|Region").any()
+    current = pd.read_parquet(out / "current.parquet")
+    assert len(current) == 50 and current["probability"].between(0, 1).all()
+    summary = json.loads((out / "concepts.json").read_text())
+    assert summary["summary"]["additivity_max_abs_error"] <= 1e-6
+    assert summary["labels"]["service"] == "Customer service"
+
+
+def test_explain_cli_refuses_a_pickle_model(tmp_path: Path) -> None:
+    (tmp_path / "model.pkl").write_bytes(b"\x80\x04")
+    code = main(
+        [
+            "explain",
+            "--target",
+            "churn",
+            "--model",
+            str(tmp_path / "model.pkl"),
+            "--features",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 5
