@@ -250,7 +250,7 @@ def explain_target(
     summary["rows_in"] = int(len(test))
     references = reference_values(panel.loc[panel["split"] == "train"], names)
     reasons = reason_codes(rows, table, dictionary, top_k, direction, references, True)
-    concepts = dictionary.concepts()
+    concepts = dictionary.concepts(names)
     out: dict[str, Any] = {
         "shap": table,
         "reasons": pd.concat([table[list(KEYS)], reasons], axis=1),

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 NOT_FEATURES = frozenset({"customer_id", "cutoff", "base_value", "split", "as_of"})
 TEMPLATE_KEYS = ("reason", "reason_template", "template")
+WINDOW = "{window}"
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,20 @@ class FeatureInfo:
 
 @dataclass(frozen=True)
 class FeatureDictionary:
-    """The parsed feature dictionary: features by name and concept labels."""
+    """The parsed feature dictionary: features by name and concept labels.
+
+    Entries whose name holds ``{window}`` (``orders_count_{window}d``) stand for one feature
+    per window; :meth:`info` matches ``orders_count_90d`` and fills ``{window}`` with 90.
+    """
 
     features: Mapping[str, FeatureInfo] = field(default_factory=dict)
     concept_labels: Mapping[str, str] = field(default_factory=dict)
 
-    def concepts(self) -> dict[str, str]:
-        """Map feature name -> concept group."""
-        return {name: info.concept for name, info in self.features.items()}
+    def concepts(self, names: Sequence[str] | None = None) -> dict[str, str]:
+        """Map feature name -> concept group (for ``names``, windows resolved, if given)."""
+        if names is None:
+            return {name: info.concept for name, info in self.features.items()}
+        return {name: self.info(name).concept for name in names}
 
     def label(self, concept: str) -> str:
         """Readable name of a concept group."""
@@ -66,7 +73,31 @@ class FeatureDictionary:
 
     def info(self, name: str) -> FeatureInfo:
         """Entry of ``name``, or a plain default when the dictionary does not list it."""
-        return self.features.get(name) or FeatureInfo(name, description=name.replace("_", " "))
+        found = self.features.get(name)
+        if found is not None:
+            return found
+        for pattern, entry in self.features.items():
+            if WINDOW not in pattern:
+                continue
+            head, _, tail = pattern.partition(WINDOW)
+            middle = name[len(head) : len(name) - len(tail)]
+            if name.startswith(head) and name.endswith(tail) and middle.isdigit():
+                return _for_window(entry, name, middle)
+        return FeatureInfo(name, description=name.replace("_", " "))
+
+
+def _for_window(entry: FeatureInfo, name: str, days: str) -> FeatureInfo:
+    def fill(text: str | None) -> str | None:
+        return None if text is None else text.replace(WINDOW, days)
+
+    return FeatureInfo(
+        name=name,
+        description=fill(entry.description) or name,
+        concept=entry.concept,
+        unit=entry.unit,
+        reason=fill(entry.reason),
+        reason_missing=fill(entry.reason_missing),
+    )
 
 
 def parse_dictionary(raw: Any, origin: str = "configs/features.yaml") -> FeatureDictionary:
@@ -92,7 +123,7 @@ def parse_dictionary(raw: Any, origin: str = "configs/features.yaml") -> Feature
             reason_missing=entry.get("reason_missing"),
         )
         if info.reason:
-            _check_template(info.reason, f"{origin}: {info.name}")
+            _check_template(info.reason.replace(WINDOW, "0"), f"{origin}: {info.name}")
         features[info.name] = info
     labels = _concept_labels(raw.get("concepts"))
     return FeatureDictionary(features=features, concept_labels=labels)

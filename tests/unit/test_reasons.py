@@ -20,7 +20,9 @@ DICTIONARY = parse_dictionary(
                 "concept": "recency",
                 "unit": "days",
                 "description": "Days since the last order",
-                "reason": "No order for {value:.0f} days; usually orders every {gap_mean_days:.0f} days",
+                "reason": (
+                    "No order for {value:.0f} days; usually orders every {gap_mean_days:.0f} days"
+                ),
             },
             {
                 "name": "complaints_unresolved_365d",
@@ -146,3 +148,31 @@ def test_reasons_follow_the_contribution_order(rows: list[list[float]], top_k: i
         expected = [names[-j] for _v, j in positive][:top_k]
         got = [out.iloc[i][f"reason_feature_{r + 1}"] for r in range(top_k)]
         assert [g for g in got if not pd.isna(g)] == expected
+
+
+def test_window_entries_match_every_window() -> None:
+    dictionary = parse_dictionary(
+        {
+            "features": [
+                {
+                    "name": "orders_count_{window}d",
+                    "concept": "frequency",
+                    "description": "Orders in the last {window} days",
+                    "reason": "Only {value:.0f} orders in {window} days",
+                }
+            ]
+        }
+    )
+    info = dictionary.info("orders_count_90d")
+    assert (info.concept, info.description) == ("frequency", "Orders in the last 90 days")
+    assert dictionary.concepts(["orders_count_30d", "other_x"]) == {
+        "orders_count_30d": "frequency",
+        "other_x": "other",
+    }
+    out = reason_codes(
+        pd.DataFrame({"orders_count_90d": [1.0]}),
+        pd.DataFrame({"orders_count_90d": [0.3]}),
+        dictionary,
+        top_k=1,
+    )
+    assert out.loc[0, "reason_1"] == "Only 1 orders in 90 days"
