@@ -58,6 +58,60 @@ def _params(path: Path) -> Params:
 # --- ingest / clean -----------------------------------------------------------------------
 # --- features -----------------------------------------------------------------------------
 # --- train --------------------------------------------------------------------------------
+@app.command()
+def train(
+    target: Annotated[str, typer.Option("--target", help="churn or repurchase.")],
+    features: Annotated[Path, typer.Option("--features", help="Feature folder (panel.parquet).")],
+    out: Annotated[Path, typer.Option("--out", help="Model folder (models/<target>).")],
+    metrics: Annotated[
+        Path, typer.Option("--metrics", help="Metrics JSON (reports/metrics/<target>.json).")
+    ],
+    plots: Annotated[Path, typer.Option("--plots", help="Curve data folder (reports/plots/T).")],
+    dictionary: Annotated[
+        Path, typer.Option("--dictionary", help="Feature dictionary (configs/features.yaml).")
+    ] = Path("configs/features.yaml"),
+    dvc_lock: Annotated[
+        Path, typer.Option("--dvc-lock", help="dvc.lock, for data checksums in MLflow tags.")
+    ] = Path("dvc.lock"),
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Train, calibrate and evaluate one target's model; log and register it in MLflow.
+
+    Example: loyalty train --target churn --features data/features --out models/churn
+    --metrics reports/metrics/churn.json --plots reports/plots/churn
+    """
+    from pipeline import io
+    from pipeline.modeling import artifacts
+    from pipeline.modeling.train import check_quality_gate, train_target
+    from pipeline.tracking import log_training
+
+    settings = _params(params)
+    out = io.resolve_output(out, [features])
+    panel = io.read_parquet(features / "panel.parquet")
+    summary_path = features / "summary.json"
+    summary = io.read_json(summary_path) if summary_path.exists() else None
+    feature_meta = io.read_yaml(dictionary) if dictionary.exists() else None
+    result = train_target(panel, target, settings.train, settings.labels, summary, feature_meta)
+    io.write_json(metrics, result.metrics)
+    for name, frame in result.curves.items():
+        io.write_csv(plots / f"{name}.csv", frame)
+    check_quality_gate(result.metrics, settings.train)  # a failed model is never saved
+    io.write_text(out / artifacts.MODEL_FILE, result.model_text)
+    io.write_json(out / artifacts.CALIBRATION_FILE, result.calibration)
+    io.write_json(out / artifacts.FEATURES_FILE, result.features)
+    io.write_json(out / "metrics.json", result.metrics)
+    io.write_parquet(out / "test_predictions.parquet", result.test_predictions)
+    model = result.metrics["model"]
+    logger.info("train %s: test AUC %.4f (recency %.4f), %d trees -> %s", target,
+                model["roc_auc"], result.metrics["baselines"]["recency"]["roc_auc"],
+                result.features["best_iteration"], out)
+    lock = io.read_yaml(dvc_lock) if dvc_lock.exists() else None
+    logged_params = {"target": target, "train": settings.train.model_dump(mode="json"),
+                     "labels": settings.labels.model_dump(mode="json")}
+    log_training(result=result, params=logged_params, mlflow_params=settings.mlflow,
+                 model_dir=out, plots_dir=plots, dvc_lock=lock)
+
+
 # --- explain ------------------------------------------------------------------------------
 @app.command()
 def explain(

@@ -1,0 +1,1 @@
+"""Model training, calibration, baselines, metrics and the artefact loader."""

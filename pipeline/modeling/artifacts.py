@@ -1,0 +1,189 @@
+"""The predictor: a trained model rebuilt from its artefacts, without pickle.
+
+``models/<target>/`` holds ``model.txt`` (LightGBM text), ``calibration.json`` and
+``features.json``. :func:`load_predictor` reads them (through :mod:`pipeline.io`) and returns a
+:class:`Predictor`, the one object that the explain, score and MLflow pyfunc code use:
+
+- ``predict_proba(frame)``: calibrated probabilities (1-D ``float64`` array);
+- ``raw_margin(frame)``: LightGBM raw scores (log-odds), before calibration;
+- ``contributions(frame)``: exact TreeSHAP contributions (``pred_contrib``) in log-odds, one
+  column per feature plus ``base_value``; each row sums to ``raw_margin``.
+
+Every method first calls :meth:`Predictor.prepare`, which enforces the training contract:
+columns reordered by the stored feature list; a missing feature is an error naming it; extra
+columns are ignored with a warning; nullable/arrow dtypes are cast to ``float64``; category
+levels unseen in training become missing (counted and logged), never re-encoded per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from pipeline import io
+from pipeline.errors import InputError, ModelError
+from pipeline.modeling.calibration import apply_calibration
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.txt"
+CALIBRATION_FILE = "calibration.json"
+FEATURES_FILE = "features.json"
+BASE_VALUE = "base_value"
+
+
+def _major(version: str) -> str:
+    return str(version).lstrip("v").split(".")[0]
+
+
+class Predictor:
+    """A LightGBM booster with its calibrator and feature contract."""
+
+    def __init__(
+        self, model_text: str, calibration: dict[str, Any], features: dict[str, Any]
+    ) -> None:
+        trained_with = str(features.get("lightgbm_version", "unknown"))
+        if _major(trained_with) != _major(lgb.__version__):
+            raise ModelError(
+                f"model trained with LightGBM {trained_with}, installed {lgb.__version__}: "
+                "major versions differ; retrain the model"
+            )
+        if not model_text.startswith("tree") or "end of trees" not in model_text:
+            raise ModelError("corrupted model: model.txt is not a complete LightGBM text model")
+        try:
+            self.booster = lgb.Booster(model_str=model_text)
+        except lgb.basic.LightGBMError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+            raise ModelError(f"corrupted model: {first}") from exc
+        self.calibration = calibration
+        self.features = features
+        self.feature_names: list[str] = [f["name"] for f in features["features"]]
+        if self.booster.feature_name() != self.feature_names:
+            raise ModelError("corrupted model: model.txt and features.json list different features")
+        self._levels: dict[str, list[Any]] = {
+            f["name"]: list(f["levels"]) for f in features["features"] if f["dtype"] == "category"
+        }
+
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Return the model's input frame: stored column order and training dtypes."""
+        missing = [name for name in self.feature_names if name not in frame.columns]
+        if missing:
+            raise InputError(
+                f"input is missing feature(s) the model needs: {', '.join(missing[:10])}"
+            )
+        extra = [c for c in frame.columns if c not in set(self.feature_names)]
+        if extra:
+            logger.debug("ignoring %d column(s) the model does not use: %s", len(extra), extra[:10])
+            non_key = [c for c in extra if c not in _KNOWN_NON_FEATURES]
+            if non_key:
+                logger.warning("ignoring %d extra column(s): %s", len(non_key), non_key[:10])
+        columns: dict[str, Any] = {}
+        for name in self.feature_names:
+            series = frame[name]
+            if name in self._levels:
+                columns[name] = self._as_category(name, series)
+            else:
+                columns[name] = _as_float(name, series)
+        return pd.DataFrame(columns, index=frame.index)
+
+    def _as_category(self, name: str, series: pd.Series) -> pd.Categorical:
+        levels = self._levels[name]
+        as_text = {str(level): level for level in levels}
+        values = series.astype("string")
+        known = values.isin(list(as_text))
+        unseen = int((values.notna() & ~known).sum())
+        if unseen:
+            logger.warning(
+                "%s: %d value(s) with a level unseen in training set to missing", name, unseen
+            )
+        mapped = [
+            as_text[v] if ok else None
+            for v, ok in zip(values.tolist(), known.tolist(), strict=True)
+        ]
+        return pd.Categorical(mapped, categories=levels)
+
+    def unseen_levels(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Count, per categorical feature, values whose level was unseen in training."""
+        counts: dict[str, int] = {}
+        for name, levels in self._levels.items():
+            values = frame[name].astype("string")
+            counts[name] = int((values.notna() & ~values.isin([str(v) for v in levels])).sum())
+        return counts
+
+    def raw_margin(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw LightGBM scores (log-odds) in input row order."""
+        x = self.prepare(frame)
+        return np.asarray(self.booster.predict(x, raw_score=True), dtype="float64")
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities of the positive class, in input row order."""
+        return apply_calibration(self.calibration, self.raw_margin(frame))
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Exact TreeSHAP contributions in log-odds; columns = features + ``base_value``."""
+        x = self.prepare(frame)
+        values = np.asarray(self.booster.predict(x, pred_contrib=True), dtype="float64")
+        return pd.DataFrame(values, columns=[*self.feature_names, BASE_VALUE], index=frame.index)
+
+
+_KNOWN_NON_FEATURES = frozenset(
+    {"customer_id", "cutoff", "split", "churned", "repurchased", "as_of"}
+)
+
+
+def _as_float(name: str, series: pd.Series) -> np.ndarray:
+    """Cast a numeric column (numpy, nullable or arrow dtype) to float64 with NaN for missing."""
+    if isinstance(series.dtype, pd.CategoricalDtype) or not (
+        pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+    ):
+        numeric = pd.to_numeric(series.astype("string"), errors="coerce")
+        bad = int((numeric.isna() & series.notna()).sum())
+        if bad:
+            raise InputError(f"feature {name}: {bad} non-numeric value(s) in a numeric feature")
+        series = numeric
+    return series.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """Build a :class:`Predictor` from a model folder (or its ``model.txt``); refuse pickle."""
+    path = Path(path)
+    io.refuse_pickle(path)
+    folder = path.parent if path.is_file() else path
+    if not folder.is_dir():
+        raise ModelError(f"{path}: model folder not found")
+    for item in folder.iterdir():
+        if item.suffix.lower() in io.PICKLE_SUFFIXES:
+            raise ModelError(f"{item}: refusing a model folder that contains a pickle/joblib file")
+    return load_predictor_files(
+        folder / MODEL_FILE, folder / CALIBRATION_FILE, folder / FEATURES_FILE
+    )
+
+
+def load_predictor_files(
+    model_path: str | Path, calibration_path: str | Path, features_path: str | Path
+) -> Predictor:
+    """Build a :class:`Predictor` from its three artefact files (used by the MLflow pyfunc)."""
+    for item in (model_path, calibration_path, features_path):
+        io.refuse_pickle(item)
+    try:
+        model_text = _read_model_text(Path(model_path))
+        calibration = io.read_json(calibration_path)
+        features = io.read_json(features_path)
+    except InputError as exc:
+        raise ModelError(f"model artefact unusable: {exc.message}") from exc
+    return Predictor(model_text, calibration, features)
+
+
+def _read_model_text(path: Path) -> str:
+    try:
+        with io.open_binary(path) as handle:
+            return handle.read().decode("utf-8")
+    except FileNotFoundError as exc:
+        raise ModelError(f"{path}: model file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{path}: corrupted model (not LightGBM text)") from exc

@@ -1,0 +1,353 @@
+"""Train, calibrate and evaluate one target's LightGBM model on the feature panel (pure core).
+
+``train_target(panel, target, params, ...)`` splits the panel by its ``split`` column (the
+features stage assigns whole cutoffs: train < valid < test in time), fits LightGBM with early
+stopping on the validation cutoffs, fits the calibrator on validation margins only, and
+evaluates the model and the baselines on the test cutoff only. It returns every artefact as
+data (model text, JSON-ready dicts, frames); the CLI writes them and :mod:`pipeline.tracking`
+logs them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from pipeline.config import LabelsParams, TrainParams
+from pipeline.errors import DataError, QualityGateError
+from pipeline.modeling import baselines, metrics
+from pipeline.modeling.artifacts import Predictor
+from pipeline.modeling.calibration import apply_calibration, fit_calibration
+
+logger = logging.getLogger(__name__)
+
+KEY_COLUMNS = ("customer_id", "cutoff", "split")
+LABELS = {"churn": "churned", "repurchase": "repurchased"}
+SPLITS = ("train", "valid", "test")
+# The small tuning grid, tried in this order (the first n_trials points).
+TUNING_GRID = {
+    "num_leaves": (15, 31, 63),
+    "min_data_in_leaf": (50, 200),
+    "learning_rate": (0.05, 0.1),
+}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Everything one training run produces, as data."""
+
+    target: str
+    model_text: str
+    calibration: dict[str, Any]
+    features: dict[str, Any]
+    metrics: dict[str, Any]
+    curves: dict[str, pd.DataFrame]
+    test_predictions: pd.DataFrame
+    test_frame: pd.DataFrame
+    lgbm_params: dict[str, Any]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+    def predictor(self) -> Predictor:
+        """Rebuild the predictor from the artefacts, exactly as a loader would."""
+        return Predictor(self.model_text, self.calibration, self.features)
+
+
+def feature_columns(panel: pd.DataFrame) -> list[str]:
+    """Feature columns: every panel column except keys and labels, in panel order."""
+    excluded = set(KEY_COLUMNS) | set(LABELS.values())
+    return [c for c in panel.columns if c not in excluded]
+
+
+def split_panel(panel: pd.DataFrame, label: str) -> dict[str, pd.DataFrame]:
+    """Split by the ``split`` column; check each split is non-empty and ordered in time."""
+    missing = [c for c in (*KEY_COLUMNS, label) if c not in panel.columns]
+    if missing:
+        raise DataError(f"feature panel lacks column(s): {', '.join(missing)}")
+    parts = {name: panel.loc[panel["split"] == name] for name in SPLITS}
+    for name, part in parts.items():
+        if part.empty:
+            raise DataError(
+                f"no {name}ing rows in the feature panel"
+                if name == "train"
+                else f"no {name} rows in the feature panel"
+            )
+        if part[label].isna().any():
+            raise DataError(f"{name} split has rows without a {label} label")
+        if part[label].nunique() < 2:
+            raise DataError(f"{name} split has a single {label} class; cannot train or evaluate")
+    if parts["train"]["cutoff"].max() >= parts["valid"]["cutoff"].min() or (
+        parts["valid"]["cutoff"].max() >= parts["test"]["cutoff"].min()
+    ):
+        raise DataError("splits overlap in time: need train cutoffs < valid < test")
+    return parts
+
+
+def lgbm_params(params: TrainParams, y_train: np.ndarray, **overrides: Any) -> dict[str, Any]:
+    """LightGBM parameters: the ``train.lgbm`` section plus the determinism and imbalance rules."""
+    out: dict[str, Any] = {**params.lgbm.model_dump(), **overrides}
+    out.update(
+        objective="binary",
+        metric=["binary_logloss", "auc"],
+        first_metric_only=True,
+        deterministic=True,
+        force_row_wise=True,
+        num_threads=params.num_threads,
+        seed=params.seed,
+        bagging_seed=params.seed,
+        feature_fraction_seed=params.seed,
+        data_random_seed=params.seed,
+        verbosity=-1,
+    )
+    if params.class_weight == "balanced":
+        positives = float(np.sum(y_train))
+        out["scale_pos_weight"] = (len(y_train) - positives) / positives
+    return out
+
+
+def fit_lgbm(
+    x_train: pd.DataFrame,
+    y_train: np.ndarray,
+    x_valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    params: dict[str, Any],
+    num_boost_round: int,
+    early_stopping_rounds: int,
+) -> lgb.Booster:
+    """Fit a booster with early stopping on the validation set (first metric: log loss)."""
+    train_set = lgb.Dataset(x_train, label=y_train, free_raw_data=True)
+    valid_set = lgb.Dataset(x_valid, label=y_valid, reference=train_set)
+    return lgb.train(
+        params,
+        train_set,
+        num_boost_round=num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[
+            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
+        ],
+    )
+
+
+def _tune(
+    parts: dict[str, pd.DataFrame], names: list[str], label: str, params: TrainParams
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Try the first ``n_trials`` grid points; pick the best validation log loss."""
+    grid = list(itertools.product(*TUNING_GRID.values()))[: params.tuning.n_trials]
+    y_train = parts["train"][label].to_numpy(dtype="int64")
+    y_valid = parts["valid"][label].to_numpy(dtype="int64")
+    trials: list[dict[str, Any]] = []
+    for point in grid:
+        overrides = dict(zip(TUNING_GRID, point, strict=True))
+        booster = fit_lgbm(
+            parts["train"][names],
+            y_train,
+            parts["valid"][names],
+            y_valid,
+            lgbm_params(params, y_train, **overrides),
+            params.num_boost_round,
+            params.early_stopping_rounds,
+        )
+        scores = booster.best_score["valid"]
+        trials.append(
+            {
+                "params": overrides,
+                "best_iteration": booster.best_iteration,
+                "valid_logloss": float(scores["binary_logloss"]),
+                "valid_auc": float(scores["auc"]),
+            }
+        )
+    best = min(trials, key=lambda t: t["valid_logloss"])
+    return dict(best["params"]), trials
+
+
+def _feature_spec(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
+    spec = []
+    for name in names:
+        dtype = frame[name].dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            spec.append(
+                {
+                    "name": name,
+                    "dtype": "category",
+                    "levels": [_plain(v) for v in dtype.categories.tolist()],
+                }
+            )
+        else:
+            spec.append({"name": name, "dtype": "float64", "levels": None})
+    return spec
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _model_frame(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """Training input: category columns kept, everything else float64 (nullable -> NaN)."""
+    columns: dict[str, Any] = {}
+    for name in names:
+        series = frame[name]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            columns[name] = series
+        elif pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            columns[name] = series.to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            columns[name] = series.astype("category")
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def _cutoffs(part: pd.DataFrame) -> list[str]:
+    return [pd.Timestamp(c).isoformat() for c in sorted(part["cutoff"].unique())]
+
+
+def train_target(
+    panel: pd.DataFrame,
+    target: str,
+    params: TrainParams,
+    labels: LabelsParams | None = None,
+    summary: Mapping[str, Any] | None = None,
+    feature_config: Mapping[str, Any] | None = None,
+) -> TrainResult:
+    """Fit, calibrate and evaluate the ``target`` model and its baselines on ``panel``."""
+    if target not in LABELS:
+        raise DataError(f"unknown target {target!r}; expected one of {sorted(LABELS)}")
+    label = LABELS[target]
+    if panel.empty:
+        raise DataError("no training rows: the feature panel is empty")
+    names = feature_columns(panel)
+    if not names:
+        raise DataError("the feature panel has no feature columns")
+    frame = pd.concat([panel[list(KEY_COLUMNS) + [label]], _model_frame(panel, names)], axis=1)
+    parts = split_panel(frame, label)
+    y = {name: part[label].to_numpy(dtype="int64") for name, part in parts.items()}
+
+    trials: list[dict[str, Any]] = []
+    overrides: dict[str, Any] = {}
+    if params.tuning.enabled:
+        overrides, trials = _tune(parts, names, label, params)
+    lgb_params = lgbm_params(params, y["train"], **overrides)
+    booster = fit_lgbm(
+        parts["train"][names],
+        y["train"],
+        parts["valid"][names],
+        y["valid"],
+        lgb_params,
+        params.num_boost_round,
+        params.early_stopping_rounds,
+    )
+    best_iteration = booster.best_iteration or booster.current_iteration()
+    model_text = booster.model_to_string(num_iteration=best_iteration)
+
+    labels = labels or LabelsParams()
+    features_meta = {
+        "target": target,
+        "label": label,
+        "features": _feature_spec(frame, names),
+        "cutoffs": {name: _cutoffs(part) for name, part in parts.items()},
+        "horizon_days": labels.churn_horizon_days
+        if target == "churn"
+        else labels.repurchase_horizon_days,
+        "windows_days": list((summary or {}).get("windows_days", []) or []),
+        "lightgbm_version": lgb.__version__,
+        "best_iteration": int(best_iteration),
+        "class_weight": params.class_weight,
+    }
+    # Calibrate on validation margins of the very model that is saved (rebuilt from its text).
+    uncalibrated = Predictor(model_text, {"method": "platt", "a": 1.0, "b": 0.0}, features_meta)
+    calibration = fit_calibration(
+        y["valid"], uncalibrated.raw_margin(parts["valid"]), params.calibration
+    )
+    predictor = Predictor(model_text, calibration, features_meta)
+
+    test = parts["test"]
+    margin = predictor.raw_margin(test)
+    prob = predictor.predict_proba(test)
+    evaluation = _evaluate(parts, y, names, label, target, prob, params, feature_config)
+    evaluation["best_iteration"] = int(best_iteration)
+    predictions = pd.DataFrame(
+        {
+            "customer_id": test["customer_id"].to_numpy(),
+            "cutoff": test["cutoff"].to_numpy(),
+            "label": y["test"].astype("int8"),
+            "raw_margin": margin,
+            "probability": prob,
+        }
+    )
+    return TrainResult(
+        target=target,
+        model_text=model_text,
+        calibration=calibration,
+        features=features_meta,
+        metrics=evaluation,
+        curves=metrics.curves(y["test"], prob),
+        test_predictions=predictions,
+        test_frame=test[names].reset_index(drop=True),
+        lgbm_params=lgb_params,
+        trials=trials,
+    )
+
+
+def _evaluate(
+    parts: dict[str, pd.DataFrame],
+    y: dict[str, np.ndarray],
+    names: list[str],
+    label: str,
+    target: str,
+    prob: np.ndarray,
+    params: TrainParams,
+    feature_config: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Model and baseline metrics on the test rows, plus row counts per split."""
+    test = parts["test"]
+    rfm = baselines.rfm_features(names, feature_config)
+    rfm_booster = fit_lgbm(
+        parts["train"][rfm],
+        y["train"],
+        parts["valid"][rfm],
+        y["valid"],
+        lgbm_params(params, y["train"]),
+        params.num_boost_round,
+        params.early_stopping_rounds,
+    )
+    rfm_valid = rfm_booster.predict(parts["valid"][rfm], raw_score=True)
+    rfm_calibration = fit_calibration(y["valid"], rfm_valid, params.calibration)
+    rfm_prob = apply_calibration(rfm_calibration, rfm_booster.predict(test[rfm], raw_score=True))
+    logistic = baselines.rfm_logistic_scores(parts["train"], y["train"], test, rfm, params.seed)
+    return {
+        "target": target,
+        "test_cutoff": _cutoffs(test)[-1],
+        "model": metrics.probability_metrics(y["test"], prob),
+        "baselines": {
+            "recency": metrics.ranking_metrics(y["test"], baselines.recency_score(test, target)),
+            "rfm_logistic": metrics.probability_metrics(y["test"], logistic),
+            "rfm_lgbm": metrics.probability_metrics(y["test"], rfm_prob),
+        },
+        "rows": {name: int(len(part)) for name, part in parts.items()},
+        "label_rate": {name: float(y[name].mean()) for name in SPLITS},
+        "n_features": len(names),
+        "n_rfm_features": len(rfm),
+    }
+
+
+def check_quality_gate(result_metrics: Mapping[str, Any], params: TrainParams) -> None:
+    """Raise :class:`QualityGateError` when the model loses to recency or looks leaky."""
+    auc = result_metrics["model"]["roc_auc"]
+    recency = result_metrics["baselines"]["recency"]["roc_auc"]
+    gate = params.quality_gate
+    target = result_metrics.get("target", "model")
+    if auc >= gate.max_auc:
+        raise QualityGateError(
+            f"{target}: test AUC {auc:.4f} >= {gate.max_auc} (quality_gate.max_auc): "
+            "suspiciously good, check the features for label leakage"
+        )
+    if auc < recency + gate.min_auc_margin_over_recency:
+        raise QualityGateError(
+            f"{target}: test AUC {auc:.4f} is below the recency rule's {recency:.4f}"
+            f" + margin {gate.min_auc_margin_over_recency}"
+        )

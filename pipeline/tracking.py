@@ -1,0 +1,356 @@
+"""MLflow tracking and registry: the only module that imports :mod:`mlflow`.
+
+One training run = one MLflow run named ``train`` (tag ``target``) with the flattened params,
+the model and baseline metrics, tags (git commit, data checksums from ``dvc.lock``, library
+versions), the curve data and feature list as artefacts, and the model logged as a pyfunc
+"from code" (:mod:`pipeline.modeling.pyfunc_entry`): its artefacts are ``model.txt``,
+``calibration.json`` and ``features.json``, so loading it never unpickles anything.
+
+Registry: every new version of ``loyalty-<target>`` gets the alias ``challenger``; it takes
+``champion`` only when there is no champion, or when it beats the champion's test ROC AUC on
+the same test cutoff (a champion evaluated on an older cutoff is re-scored on the new test
+rows first). Each alias is moved by one registry call, after everything else was logged, so a
+failure never leaves a half-moved alias.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+import sklearn
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
+
+from pipeline.config import MlflowParams
+from pipeline.errors import TrackingError
+from pipeline.modeling.artifacts import (
+    CALIBRATION_FILE,
+    FEATURES_FILE,
+    MODEL_FILE,
+    load_predictor_files,
+)
+from pipeline.modeling.metrics import ranking_metrics
+
+logger = logging.getLogger(__name__)
+
+PYFUNC_ENTRY = Path(__file__).parent / "modeling" / "pyfunc_entry.py"
+REACHABILITY_TIMEOUT_S = 3.0
+SQLITE_BUSY_TIMEOUT_S = 30.0
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+def registered_model_name(target: str) -> str:
+    """Registry name of a target's model: ``loyalty-churn``, ``loyalty-repurchase``."""
+    return f"loyalty-{target}"
+
+
+def resolve_tracking_uri(params: MlflowParams) -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else ``mlflow.tracking_uri`` from params."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
+
+
+def check_reachable(uri: str, timeout: float = REACHABILITY_TIMEOUT_S) -> None:
+    """Fail fast (seconds, not MLflow's retry loop) when the tracking store cannot be used.
+
+    HTTP(S): ``GET <uri>/health`` must answer 200. SQLite: the file is put in WAL mode so that
+    concurrent runs (the two ``train@`` stages) read while one writes; MLflow itself sets a
+    busy timeout on each session.
+    """
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as reply:
+                if reply.status != 200:
+                    raise TrackingError(f"tracking server unreachable: {uri}")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise TrackingError(f"tracking server unreachable: {uri}") from exc
+    elif uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as con:
+                con.execute("PRAGMA journal_mode=WAL")
+            con.close()
+        except sqlite3.Error as exc:
+            raise TrackingError(f"tracking server unreachable: {uri} ({exc})") from exc
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to ``a.b.c`` keys (lists become their string form)."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Return the numeric leaves of the metrics dict, flattened (``model.roc_auc``, ...)."""
+    return {
+        k: float(v)
+        for k, v in flatten(metrics).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def data_checksums(dvc_lock: Mapping[str, Any] | None) -> dict[str, str]:
+    """md5 of the feature panel (and other ``features`` outputs) recorded in ``dvc.lock``."""
+    if not dvc_lock:
+        return {}
+    stage = (dvc_lock.get("stages") or {}).get("features") or {}
+    return {
+        f"data.{out['path']}.md5": str(out["md5"])
+        for out in stage.get("outs", [])
+        if isinstance(out, Mapping) and "path" in out and "md5" in out
+    }
+
+
+def _git_commit() -> str:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def run_tags(target: str, test_cutoff: str, dvc_lock: Mapping[str, Any] | None) -> dict[str, str]:
+    """Tags of a training run: target, git commit, data checksums, library versions."""
+    return {
+        "target": target,
+        "test_cutoff": test_cutoff,
+        "git_commit": _git_commit(),
+        **data_checksums(dvc_lock),
+        "version.python": sys.version.split()[0],
+        "version.lightgbm": lgb.__version__,
+        "version.pandas": pd.__version__,
+        "version.numpy": np.__version__,
+        "version.scikit-learn": sklearn.__version__,
+        "version.mlflow": mlflow.__version__,
+    }
+
+
+def signature(features: Mapping[str, Any]) -> ModelSignature:
+    """Input: one column per feature; output: probability.
+
+    Numeric features are ``double``. Categorical ones are ``any``: MLflow has no category type
+    and refuses to cast a pandas ``category`` column to ``string``, while snapshot frames carry
+    categories; the predictor itself maps values to the stored levels.
+    """
+    inputs = Schema(
+        [
+            ColSpec(AnyType() if f["dtype"] == "category" else "double", f["name"])
+            for f in features["features"]
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", "probability")]))
+
+
+def input_example(frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """Return a few feature rows with categories as plain strings (JSON-serialisable)."""
+    head = frame.head(rows)
+    return pd.DataFrame(
+        {
+            c: head[c].astype(object).where(head[c].notna(), None)
+            if isinstance(head[c].dtype, pd.CategoricalDtype)
+            else head[c]
+            for c in head.columns
+        }
+    )
+
+
+class LoyaltyPyfunc(PythonModel):
+    """Pyfunc wrapper: calibrated probabilities from a DataFrame of snapshot features."""
+
+    def load_context(self, context: Any) -> None:
+        """Rebuild the predictor from the logged LightGBM text and JSON files (no pickle)."""
+        self._predictor = load_predictor_files(
+            context.artifacts[MODEL_FILE],
+            context.artifacts[CALIBRATION_FILE],
+            context.artifacts[FEATURES_FILE],
+        )
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        """Return a frame with one ``probability`` column, in input row order."""
+        return pd.DataFrame({"probability": self._predictor.predict_proba(model_input)})
+
+
+def set_pyfunc_model() -> None:
+    """Declare the pyfunc for MLflow's "models from code" (called by pyfunc_entry.py)."""
+    mlflow.models.set_model(LoyaltyPyfunc())
+
+
+def log_training(
+    *,
+    result: Any,
+    params: Mapping[str, Any],
+    mlflow_params: MlflowParams,
+    model_dir: Path,
+    plots_dir: Path | None,
+    dvc_lock: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Log one training result and register it; return run id, version and aliases.
+
+    Raises :class:`TrackingError` when the store cannot be used and ``mlflow.required`` is
+    true; otherwise warns and returns None. Local outputs must already be on disk.
+    """
+    uri = resolve_tracking_uri(mlflow_params)
+    try:
+        check_reachable(uri)
+        return _log(result, params, mlflow_params, uri, model_dir, plots_dir, dvc_lock)
+    except (TrackingError, MlflowException, OSError) as exc:
+        message = (
+            exc.message
+            if isinstance(exc, TrackingError)
+            else (f"MLflow failed at {uri}: {str(exc).splitlines()[0] if str(exc) else type(exc)}")
+        )
+        if mlflow_params.required:
+            raise TrackingError(message) from exc
+        logger.warning("%s; continuing without tracking (mlflow.required is false)", message)
+        return None
+
+
+def _log(
+    result: Any,
+    params: Mapping[str, Any],
+    mlflow_params: MlflowParams,
+    uri: str,
+    model_dir: Path,
+    plots_dir: Path | None,
+    dvc_lock: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    # A server that dies mid-run must not hang the stage in MLflow's long retry loop.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    started = time.perf_counter()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    mlflow.set_experiment(mlflow_params.experiment)
+    target = result.target
+    name = registered_model_name(target)
+    test_cutoff = result.metrics["test_cutoff"]
+    test_auc = float(result.metrics["model"]["roc_auc"])
+    with mlflow.start_run(run_name="train", tags=run_tags(target, test_cutoff, dvc_lock)) as run:
+        mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
+        mlflow.log_metrics(numeric_metrics(result.metrics))
+        for index, trial in enumerate(result.trials):
+            with mlflow.start_run(run_name=f"trial-{index}", nested=True):
+                mlflow.log_params(trial["params"])
+                mlflow.log_metrics({k: float(v) for k, v in trial.items() if k != "params"})
+        if plots_dir is not None and Path(plots_dir).is_dir():
+            mlflow.log_artifacts(str(plots_dir), artifact_path="plots")
+        mlflow.log_dict(result.features, "features.json")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_ENTRY),
+            artifacts={
+                f: str(Path(model_dir) / f) for f in (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE)
+            },
+            signature=signature(result.features),
+            input_example=input_example(result.test_frame),
+            pip_requirements=[
+                f"mlflow=={mlflow.__version__}",
+                f"lightgbm=={lgb.__version__}",
+                f"pandas=={pd.__version__}",
+                f"numpy=={np.__version__}",
+                f"scikit-learn=={sklearn.__version__}",
+            ],
+        )
+        version = mlflow.register_model(info.model_uri, name).version
+        client = MlflowClient()
+        client.set_model_version_tag(name, version, "test_cutoff", test_cutoff)
+        client.set_model_version_tag(name, version, "test_roc_auc", repr(test_auc))
+        aliases = _move_aliases(client, name, str(version), result, test_cutoff, test_auc)
+        mlflow.log_metric("mlflow_overhead_seconds", time.perf_counter() - started)
+        logger.info(
+            "logged run %s; %s version %s aliases %s", run.info.run_id, name, version, aliases
+        )
+        return {
+            "run_id": run.info.run_id,
+            "model": name,
+            "version": str(version),
+            "aliases": aliases,
+            "tracking_uri": uri,
+        }
+
+
+def _move_aliases(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    result: Any,
+    test_cutoff: str,
+    test_auc: float,
+) -> list[str]:
+    """Set ``challenger``; move ``champion`` only when the new version beats it."""
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        champion = None
+    if champion is not None:
+        champion_auc = _champion_auc(name, champion, result, test_cutoff)
+        if champion_auc is None or test_auc <= champion_auc:
+            logger.info(
+                "%s v%s (AUC %.4f) does not beat champion v%s (AUC %s) on %s",
+                name,
+                version,
+                test_auc,
+                champion.version,
+                champion_auc,
+                test_cutoff,
+            )
+            return [CHALLENGER]
+    client.set_registered_model_alias(name, CHAMPION, version)
+    return [CHALLENGER, CHAMPION]
+
+
+def _champion_auc(name: str, champion: Any, result: Any, test_cutoff: str) -> float | None:
+    """Champion's AUC on this test cutoff: its tag when the cutoff matches, else re-scored."""
+    tags = champion.tags or {}
+    if tags.get("test_cutoff") == test_cutoff and "test_roc_auc" in tags:
+        return float(tags["test_roc_auc"])
+    try:
+        model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+        prob = model.predict(result.test_frame)["probability"].to_numpy()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not comparable"
+        logger.warning(
+            "champion of %s cannot score the new test rows (%s); keeping it",
+            name,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+        return None
+    return float(ranking_metrics(result.test_predictions["label"].to_numpy(), prob)["roc_auc"])
+
+
+def load_registered(uri: str) -> Any:
+    """Load a registered pyfunc (``models:/loyalty-churn@champion``) with a one-line error."""
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except MlflowException as exc:
+        if uri.startswith("models:/") and "@" in uri:
+            model, alias = uri.removeprefix("models:/").split("@", 1)
+            raise TrackingError(f"no version of {model} has alias {alias}") from exc
+        raise TrackingError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from exc
