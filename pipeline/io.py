@@ -188,14 +188,17 @@ class PartWriters:
     """Append raw records to one scratch part file per partition (used by the partitioner).
 
     Not atomic: part files live in a scratch folder that the caller deletes on failure. Each
-    part file ``p`` gets a sidecar ``p.lines`` of int64 original line numbers, one per line.
+    part file gets a sidecar (``line_paths``) of int64 original line numbers, one per line.
     Writes are buffered so that the number of system calls does not grow with the records.
     """
 
-    def __init__(self, paths: list[Path], flush_bytes: int = 8 << 20) -> None:
+    def __init__(
+        self, paths: list[Path], line_paths: list[Path], flush_bytes: int = 8 << 20
+    ) -> None:
         import array
 
         self.paths = paths
+        self.line_paths = line_paths
         self.flush_bytes = flush_bytes
         self._buffers: list[list[bytes]] = [[] for _ in paths]
         self._numbers = [array.array("q") for _ in paths]
@@ -204,10 +207,11 @@ class PartWriters:
         self._line_handles: list[Any] = []
 
     def __enter__(self) -> PartWriters:
-        for path in self.paths:
+        for path, lines in zip(self.paths, self.line_paths, strict=True):
             path.parent.mkdir(parents=True, exist_ok=True)
+            lines.parent.mkdir(parents=True, exist_ok=True)
             self._handles.append(open(path, "wb"))  # noqa: SIM115 - closed in __exit__
-            self._line_handles.append(open(f"{path}.lines", "wb"))  # noqa: SIM115
+            self._line_handles.append(open(lines, "wb"))  # noqa: SIM115
         return self
 
     def write_header(self, header: bytes) -> None:
@@ -244,7 +248,60 @@ class PartWriters:
 
 
 def read_line_numbers(path: str | Path) -> Any:
-    """Read the int64 line-number sidecar written by :class:`PartWriters` for ``path``."""
+    """Read an int64 line-number sidecar written by :class:`PartWriters`."""
     import numpy as np
 
-    return np.fromfile(f"{path}.lines", dtype=np.int64)
+    return np.fromfile(path, dtype=np.int64)
+
+
+@contextlib.contextmanager
+def scratch_dir(near: str | Path) -> Iterator[Path]:
+    """Yield a fresh scratch folder next to ``near`` (same file system); removed afterwards."""
+    import shutil
+
+    parent = Path(near).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{Path(near).name}.work-", dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def concat_parquet_parts(path: str | Path, parts: list[Path], fmt: str = "parquet") -> int:
+    """Write the rows of Parquet ``parts`` (in order) to ``path`` atomically; return the rows.
+
+    One part at a time is in memory. ``fmt="csv"`` writes CSV with spreadsheet formulas
+    neutralised; ``"parquet"`` writes one row group per part.
+    """
+    import pyarrow.parquet as pq
+
+    if not parts:
+        raise ValueError("no parts to concatenate")
+    rows = 0
+    with atomic_path(path) as tmp:
+        writer: Any = None
+        try:
+            for index, part in enumerate(parts):
+                frame = read_parquet(part)
+                rows += len(frame)
+                if fmt == "csv":
+                    neutralise_formulas(frame).to_csv(
+                        tmp, index=False, mode="w" if index == 0 else "a", header=index == 0
+                    )
+                    continue
+                table = pa_table(frame)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows
+
+
+def pa_table(frame: pd.DataFrame) -> Any:
+    """Convert a frame to a pyarrow Table without its index."""
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)

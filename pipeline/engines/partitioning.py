@@ -33,16 +33,19 @@ logger = logging.getLogger(__name__)
 
 #: Records whose customer id cannot be read go to this partition; clean quarantines them there.
 NO_KEY_PARTITION = 0
-#: A quoted record may span at most this many physical lines before it is treated as malformed.
-MAX_RECORD_LINES = 64
 #: Flush the write buffers when they hold this many bytes.
 FLUSH_BYTES = 8 << 20
-_FLOAT_ID = re.compile(r"^(\d+)\.0+$")
+_FLOAT_ID = re.compile(r"^(\d+)\.0*$")
 
 
 def normalise_customer_id(raw: str) -> str:
-    """Normalise a customer id the way clean does: trim spaces, drop a ``.0`` float suffix."""
-    text = raw.strip().strip('"').strip()
+    """Normalise a customer id as clean does (``normalise_ids``): trim, ``17850.0`` -> ``17850``.
+
+    A scalar twin of :func:`pipeline.cleaning.parsing.normalise_ids` (that one is vectorised
+    over a column; this one runs once per distinct raw id while streaming); a unit test checks
+    that both agree.
+    """
+    text = raw.strip()
     match = _FLOAT_ID.match(text)
     return match.group(1) if match else text
 
@@ -69,9 +72,9 @@ def partition_series(customer_ids: pd.Series, n_partitions: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CsvLayout:
-    """How to find the customer id in a delimited export file."""
+    """How to find the customer id in a delimited export file (first name found wins)."""
 
-    key_column: str
+    key_column: str | tuple[str, ...]
     delimiter: str = ","
     quotechar: str = '"'
 
@@ -102,12 +105,18 @@ def part_dir(root: str | Path, partition: int) -> Path:
     return Path(root) / f"part-{partition:05d}"
 
 
+def lines_path(root: str | Path, partition: int, name: str) -> Path:
+    """Sidecar of original line numbers of part file ``name`` (outside the part folder)."""
+    return Path(root) / "lines" / f"part-{partition:05d}" / f"{name}.lines"
+
+
 def iter_records(lines: Iterable[bytes], quote: bytes = b'"') -> Iterator[tuple[int, bytes]]:
     """Group physical lines into records: ``(number of physical lines, raw bytes)``.
 
-    A line with an odd number of quote characters opens a quoted field that continues on the
-    next line; such a record ends when the quotes balance, or after ``MAX_RECORD_LINES`` lines
-    (an unbalanced quote then stays in one record, which clean quarantines as malformed).
+    The record rule of :mod:`pipeline.sources.reading`: a line with an odd number of quote
+    characters opens a quoted field that continues on the next line, and the record ends where
+    the quotes balance again (an unbalanced quote runs to the end of the file as one record,
+    which clean rejects as ``malformed_row``, exactly as on the unsplit file).
     """
     pending: list[bytes] = []
     quotes = 0
@@ -121,7 +130,7 @@ def iter_records(lines: Iterable[bytes], quote: bytes = b'"') -> Iterator[tuple[
             continue
         pending.append(line)
         quotes += line.count(quote)
-        if quotes % 2 == 0 or len(pending) >= MAX_RECORD_LINES:
+        if quotes % 2 == 0:
             yield len(pending), b"".join(pending)
             pending, quotes = [], 0
     if pending:
@@ -147,12 +156,14 @@ def _header_index(header: bytes, path: Path, layout: CsvLayout) -> int:
     text = header.decode("utf-8-sig", errors="replace").rstrip("\r\n")
     names = next(csv.reader([text], delimiter=layout.delimiter, quotechar=layout.quotechar), [])
     names = [name.strip() for name in names]
-    if layout.key_column not in names:
-        raise InputError(
-            f"{path}: customer id column {layout.key_column!r} not found in header "
-            f"(found: {', '.join(names)}; wrong delimiter?)"
-        )
-    return names.index(layout.key_column)
+    wanted = (layout.key_column,) if isinstance(layout.key_column, str) else layout.key_column
+    for candidate in wanted:
+        if candidate in names:
+            return names.index(candidate)
+    raise InputError(
+        f"{path}: customer id column {' or '.join(map(repr, wanted))} not found in header "
+        f"(found: {', '.join(names)}; wrong delimiter?)"
+    )
 
 
 def split_csv(
@@ -165,7 +176,7 @@ def split_csv(
     """Stream ``path`` into ``out_root/part-NNNNN/<out_name>`` by hash of customer id.
 
     Every partition gets the header line (so an empty partition is a header-only file) and a
-    ``<out_name>.lines`` sidecar of int64 original line numbers, one per physical line after
+    sidecar (:func:`lines_path`) of int64 original line numbers, one per physical line after
     the header. Bytes are copied verbatim: encodings, BOMs and bad rows are clean's business.
     """
     path = Path(path)
@@ -173,7 +184,8 @@ def split_csv(
     stats = PartitionStats(file=str(path), records=[0] * n_partitions, lines=[0] * n_partitions)
     quote = layout.quotechar.encode("ascii")
     with io.open_binary(path) as source, io.PartWriters(
-        [part_dir(out_root, p) / name for p in range(n_partitions)]
+        [part_dir(out_root, p) / name for p in range(n_partitions)],
+        [lines_path(out_root, p, name) for p in range(n_partitions)],
     ) as writers:
         header = source.readline()
         if not header:
@@ -198,3 +210,68 @@ def split_csv(
             line_no += n_lines
     logger.debug("split %s: %d records into %d partitions", path, sum(stats.records), n_partitions)
     return stats
+
+
+@dataclass
+class ExportSplit:
+    """Where the part files of a split export are, and what the split did."""
+
+    n_partitions: int
+    # per original input: (index, "dir" or "file", name of the lone file or "")
+    entries: list[tuple[int, str, str]]
+    files: list[PartitionStats]
+
+    def part_inputs(self, root: str | Path, partition: int) -> list[Path]:
+        """Return the adapter inputs of one partition, shaped like the ``--input`` list."""
+        folder = part_dir(root, partition)
+        return [
+            folder / f"in-{index}" / name if kind == "file" else folder / f"in-{index}"
+            for index, kind, name in self.entries
+        ]
+
+    def as_dict(self) -> dict[str, object]:
+        """Return a JSON-ready summary."""
+        return {"partitions": self.n_partitions, "files": [f.as_dict() for f in self.files]}
+
+
+def _stripped(name: str) -> str:
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def split_export(
+    source_config: str | Path, inputs: list[Path], out_root: str | Path, n_partitions: int
+) -> ExportSplit:
+    """Split every file of an export (files and/or folders) into ``n_partitions`` part folders.
+
+    Files are found exactly as the source adapter finds them (the config's globs; a lone file
+    is the transactions table), so each part folder reads like the original export.
+    """
+    from pipeline.sources.csv_mapping import _find_files, load_source_config
+    from pipeline.sources.reading import detect_format
+
+    config = load_source_config(source_config)
+    entries: list[tuple[int, str, str]] = []
+    jobs: list[tuple[Path, str, str]] = []  # (file, table, name inside in-<i>/)
+    for index, path in enumerate(inputs):
+        if path.is_dir():
+            entries.append((index, "dir", ""))
+            for table, spec in config.tables.items():
+                for file in _find_files(path, spec):
+                    relative = _stripped(file.relative_to(path).as_posix())
+                    jobs.append((file, table, f"in-{index}/{relative}"))
+        elif path.exists():
+            entries.append((index, "file", _stripped(path.name)))
+            jobs.append((path, "transactions", f"in-{index}/{_stripped(path.name)}"))
+        else:
+            raise InputError(f"{path}: input not found")
+    stats = []
+    for file, table, name in jobs:
+        if detect_format(file) != "csv":
+            raise InputError(
+                f"{file}: only delimited text (CSV, CSV.gz) is split for scoring; "
+                "convert Parquet/.xlsx exports to CSV first"
+            )
+        key = config.tables[table].columns.get("customer_id", "customer_id")  # type: ignore[index]
+        layout = CsvLayout(key, config.dialect.delimiter, config.dialect.quotechar)
+        stats.append(split_csv(file, out_root, layout, n_partitions, out_name=name))
+    return ExportSplit(n_partitions, entries, stats)
