@@ -55,7 +55,75 @@ def _params(path: Path) -> Params:
 
 
 # --- generate -----------------------------------------------------------------------------
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Output folder for the synthetic export.")],
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Simulate a retailer's raw export with known ground truth (params section `generate`).
+
+    Writes transactions.csv, feedback.csv, customers.csv, ground_truth.parquet and
+    generate_manifest.json; the same params give byte-identical files.
+
+    Example: loyalty generate --params params.yaml --out data/synthetic
+    """
+    from pipeline import io
+    from pipeline.sources import synthetic
+
+    result = synthetic.generate(_params(params).generate)
+    for name in ("transactions", "feedback", "customers"):
+        text = synthetic.to_csv_text(getattr(result, name))
+        io.write_bytes(out / synthetic.FILES[name], text.encode("utf-8"))
+    io.write_parquet(out / synthetic.FILES["ground_truth"], result.ground_truth)
+    io.write_json(out / synthetic.FILES["manifest"], result.manifest)
+    logger.info("generate: %s -> %s", result.manifest["rows"], out)
+
+
 # --- ingest / clean -----------------------------------------------------------------------
+@app.command()
+def clean(
+    out: Annotated[Path, typer.Option("--out", help="Output folder for the clean tables.")],
+    input_paths: Annotated[
+        list[Path] | None,
+        typer.Option("--input", help="Raw export file or folder (repeatable); default data.input."),
+    ] = None,
+    source_config: Annotated[
+        Path | None,
+        typer.Option("--source-config", help="Source config YAML; default from params `data`."),
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Read a raw export and write clean tables, rejects and a reconciled manifest.
+
+    Writes orders, returns, feedback and customers (when the source has them) and rejects as
+    Parquet, plus manifest.json (rows read per file = accepted + rejected).
+
+    Example: loyalty clean --params params.yaml --input data/synthetic --out data/clean
+    """
+    import pandas as pd
+
+    from pipeline import io
+    from pipeline.clean import OUTPUT_TABLES, clean_export, default_as_of
+    from pipeline.sources.csv_mapping import load_source_config
+
+    settings = _params(params)
+    inputs = list(input_paths or [Path(settings.data.input)])
+    out = io.resolve_output(out, inputs)
+    config = load_source_config(source_config or settings.data.source_config_path())
+    as_of = pd.Timestamp(settings.clean.as_of) if settings.clean.as_of else default_as_of()
+    result = clean_export(config, inputs, as_of, settings.clean.missing_customer_id_warn_rate)
+    for name in OUTPUT_TABLES:
+        if name in result.tables:
+            io.write_parquet(out / f"{name}.parquet", result.tables[name])
+        else:
+            (out / f"{name}.parquet").unlink(missing_ok=True)  # stale table of another source
+    io.write_parquet(out / "rejects.parquet", result.rejects)
+    io.write_json(out / "manifest.json", result.manifest)
+    manifest = result.manifest
+    logger.info("clean: %d rows read, %d accepted, %d rejected %s -> %s", manifest["rows_read"],
+                manifest["accepted"], manifest["rejected"], manifest["rejected_by_reason"], out)
+
+
 # --- features -----------------------------------------------------------------------------
 # --- train --------------------------------------------------------------------------------
 @app.command()

@@ -25,8 +25,13 @@ class DataParams(Section):
     """Which raw export the pipeline reads."""
 
     source: Literal["synthetic", "online_retail", "csv"] = "synthetic"
-    source_config: str = "configs/sources/synthetic.yaml"
+    # null = configs/sources/<source>.yaml; set it to use another mapping for the same source.
+    source_config: str | None = None
     input: str = "data/synthetic"
+
+    def source_config_path(self) -> Path:
+        """The source config file: ``source_config``, or ``configs/sources/<source>.yaml``."""
+        return Path(self.source_config or f"configs/sources/{self.source}.yaml")
 
 
 class DirtyRates(Section):
@@ -48,7 +53,7 @@ class GenerateParams(Section):
     """Size, span and seed of the embedded simulation."""
 
     seed: int = 42
-    n_customers: int = Field(20000, ge=1)
+    n_customers: int = Field(20000, ge=1, le=900_000)  # ids are drawn from 10000..999999
     start: dt.date = dt.date(2023, 1, 1)
     end: dt.date = dt.date(2024, 12, 31)
     dirty: DirtyRates = DirtyRates()
@@ -155,6 +160,13 @@ class ScoreParams(Section):
     partitions: int = Field(8, ge=1)
     workers: int = Field(2, ge=1)
     reasons_top_share: float = Field(0.2, ge=0, le=1)
+    format: Literal["parquet", "csv"] = "parquet"
+    # Churn risk bands: high >= risk_high, medium >= risk_medium, else low.
+    risk_high: float = Field(0.5, ge=0, le=1)
+    risk_medium: float = Field(0.2, ge=0, le=1)
+    # Expected 12-month spend used for value_at_risk (churn probability x this feature).
+    value_feature: str = "spend_sum_365d"
+    spark_master: str = "local[*]"
 
 
 class Params(Section):

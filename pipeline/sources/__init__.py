@@ -1,0 +1,1 @@
+"""Source adapters: a raw export (or the embedded simulation) -> canonical raw tables."""

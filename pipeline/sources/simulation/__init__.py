@@ -1,0 +1,1 @@
+"""The retailer simulation behind ``loyalty generate`` (see docs/simulation.md)."""

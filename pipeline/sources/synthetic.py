@@ -1,0 +1,91 @@
+"""The embedded synthetic data source: a seeded simulation of a retailer with known truth.
+
+:func:`generate` is pure (params in, tables out) and deterministic: the same params give the
+same tables, and :func:`to_csv_text` turns them into the same bytes. The mechanisms and their
+coefficients are in :mod:`pipeline.sources.simulation.mechanisms` and ``docs/simulation.md``;
+the export format is in ``docs/architecture.md`` ("Synthetic raw export").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import GenerateParams
+from pipeline.sources.simulation import dirty, dynamics, export
+from pipeline.sources.simulation.mechanisms import Effects
+
+logger = logging.getLogger(__name__)
+
+#: file name of each table in the output folder
+FILES = {
+    "transactions": "transactions.csv",
+    "feedback": "feedback.csv",
+    "customers": "customers.csv",
+    "ground_truth": "ground_truth.parquet",
+    "manifest": "generate_manifest.json",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticExport:
+    """The simulated export, the per-customer truth and a manifest of what was generated."""
+
+    transactions: pd.DataFrame
+    feedback: pd.DataFrame
+    customers: pd.DataFrame
+    ground_truth: pd.DataFrame
+    manifest: dict[str, Any]
+
+
+def generate(params: GenerateParams, effects: Effects | None = None) -> SyntheticExport:
+    """Simulate ``params.n_customers`` customers from ``params.start`` to ``params.end``."""
+    effects = effects or Effects()
+    n_days = (params.end - params.start).days + 1
+    if n_days < 1:
+        from pipeline.errors import ConfigError
+
+        raise ConfigError(f"generate: end {params.end} is before start {params.start}")
+    rng = np.random.default_rng(params.seed)
+    pop = dynamics.draw_population(params.n_customers, params.start, n_days, effects, rng)
+    hist = dynamics.simulate(pop, params.start, n_days, effects, rng)
+    lines = export.transactions(pop, hist, effects, rng)
+    lines, dirty_counts = dirty.inject(lines, params.dirty, params.end, rng)
+    tables = {
+        "transactions": lines,
+        "feedback": export.feedback(pop, hist, effects, rng),
+        "customers": export.customers(pop, params.start),
+        "ground_truth": export.ground_truth(pop, hist),
+    }
+    is_return = lines["invoice"].str.startswith("C")
+    manifest = {
+        "generator": "pipeline.sources.synthetic",
+        "params": params.model_dump(mode="json"),
+        "extract_end": f"{params.end.isoformat()} 23:59:59",
+        "rows": {name: len(frame) for name, frame in tables.items()},
+        "orders": len(hist.order_day),
+        "sale_invoices": int(lines.loc[~is_return, "invoice"].nunique()),
+        "return_invoices": int(lines.loc[is_return, "invoice"].nunique()),
+        "return_lines": int(is_return.sum()),
+        "dirty": dirty_counts,
+        "dropped_out": int((hist.dropout_day >= 0).sum()),
+        "effects": effects.as_dict(),
+    }
+    logger.info(
+        "simulated %d customers, %d orders, %d transaction lines",
+        params.n_customers, len(hist.order_day), len(lines),
+    )  # fmt: skip
+    return SyntheticExport(manifest=manifest, **tables)
+
+
+def to_csv_text(frame: pd.DataFrame) -> str:
+    """Render a table as the export's CSV text, verbatim (formula-like cells are NOT defused).
+
+    The raw export must carry the dirty cells as a real export would; the pipeline neutralises
+    formulas only in what it writes for people.
+    """
+    return frame.to_csv(index=False, lineterminator="\n", na_rep="")
