@@ -1,0 +1,1 @@
+"""Building blocks of the clean stage: reject reasons, value parsers, per-table cleaners."""

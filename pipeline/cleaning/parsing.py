@@ -1,0 +1,68 @@
+"""Vectorised, strict parsers of raw string columns: each returns values and a 'bad' mask."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "0")
+
+
+def blank(text: pd.Series) -> pd.Series:
+    """Mask of missing or whitespace-only cells."""
+    return text.isna() | (text.str.strip() == "")
+
+
+def normalise_ids(text: pd.Series, nulls: tuple[str, ...]) -> pd.Series:
+    """Normalise customer ids once: strip, ``17850.0`` -> ``17850``, null spellings -> <NA>."""
+    ids = text.astype("string").str.strip()
+    ids = ids.str.replace(r"^(\d+)\.0*$", r"\1", regex=True)
+    return ids.mask(ids.str.lower().isin(nulls) | ids.isna(), pd.NA)
+
+
+def parse_number(text: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.Series]:
+    """Parse plain numbers (no thousands separators, no units); return (float64, bad mask).
+
+    Blank cells are NaN and not bad: callers decide whether a value is required.
+    """
+    stripped = text.astype("string").str.strip()
+    empty = blank(stripped)
+    if decimal == ",":
+        has_dot = stripped.str.contains(".", regex=False).fillna(False)
+        candidate = stripped.str.replace(",", ".", regex=False).mask(has_dot, "x")
+    else:
+        candidate = stripped
+    valid = candidate.str.fullmatch(NUMBER).fillna(False)
+    values = pd.to_numeric(candidate.where(valid & ~empty), errors="coerce").astype("float64")
+    bad = (~valid & ~empty).astype(bool)
+    return values, bad
+
+
+def parse_timestamp(text: pd.Series, fmt: str, timezone: str) -> tuple[pd.Series, pd.Series]:
+    """Parse with an explicit format, localise to ``timezone`` by the DST rule, convert to UTC.
+
+    Returns (``datetime64[us, UTC]``, bad mask); blank cells are NaT and not bad.
+    """
+    stripped = text.astype("string").str.strip()
+    empty = blank(stripped)
+    parsed = pd.to_datetime(stripped.where(~empty), format=fmt, errors="coerce")
+    bad = (parsed.isna() & ~empty).astype(bool)
+    if parsed.dt.tz is None:
+        parsed = parsed.dt.tz_localize(
+            timezone, ambiguous=np.ones(len(parsed), dtype=bool), nonexistent="shift_forward"
+        )
+    return parsed.dt.tz_convert("UTC").dt.as_unit("us"), bad
+
+
+def parse_bool(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse true/false spellings; return (pandas ``boolean``, bad mask); blank is <NA>."""
+    lowered = text.astype("string").str.strip().str.lower()
+    empty = blank(lowered)
+    is_true = lowered.isin(TRUE_WORDS).fillna(False)
+    is_false = lowered.isin(FALSE_WORDS).fillna(False)
+    values = pd.Series(pd.NA, index=text.index, dtype="boolean")
+    values = values.mask(is_true, True).mask(is_false, False)
+    bad = (~is_true & ~is_false & ~empty).astype(bool)
+    return values, bad

@@ -1,0 +1,35 @@
+"""Per-source cleaning rules (the ``rules:`` block of a ``configs/sources/*.yaml`` file)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_ID_NULLS = ("", "nan", "none", "null", "na", "n/a", "<na>")
+
+
+class CleanRules(BaseModel):
+    """How a source writes its values, and what counts as a non-product or a cancellation."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    decimal: Literal[".", ","] = "."
+    # Local time zone of naive timestamps. DST rule: a time in the spring-forward gap is moved
+    # forward to the first valid instant; a time in the autumn overlap is read as the first
+    # (summer-time) occurrence. Never an AmbiguousTimeError.
+    timezone: str = "UTC"
+    # strptime format per canonical timestamp column (order_ts, promised_ts, delivered_ts,
+    # feedback_ts, signup_ts). Explicit on purpose: 03/09 and 14/09 must never swap silently.
+    date_formats: dict[str, str] = Field(default_factory=dict)
+    # An order id starting with this marks a cancellation/return (None: no cancellations).
+    cancellation_prefix: str | None = "C"
+    # What order_id a return refers to: none (unknown) or the return id minus the prefix.
+    return_order_id: Literal["none", "strip_prefix"] = "none"
+    # Stock codes that are not products (postage, manual, bank charges...), upper-case.
+    non_product_codes: tuple[str, ...] = ()
+    # Customer-id spellings that mean "no id" (compared lower-case after stripping).
+    id_nulls: tuple[str, ...] = DEFAULT_ID_NULLS
+    # Lines above these are kept but flagged (counted in the manifest).
+    extreme_quantity: float = Field(default=10_000, gt=0)
+    extreme_unit_price: float = Field(default=10_000, gt=0)

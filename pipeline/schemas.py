@@ -1,0 +1,113 @@
+"""Pandera schemas of the clean tables (docs/architecture.md, "Clean tables").
+
+Optional columns are declared ``required=False``: a source that lacks them leaves them out.
+``strict=True`` refuses columns the contract does not list.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pandas as pd
+
+with warnings.catch_warnings():
+    # pandera imports pyspark.pandas when pyspark is installed; its pandas-3 FutureWarning is
+    # about pyspark.pandas, which this project does not use (engines/spark.py uses plain Spark).
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support", category=FutureWarning
+    )
+    import pandera.pandas as pa
+    from pandera.errors import SchemaError, SchemaErrors
+
+from pipeline.errors import DataError
+
+UTC_TS = "datetime64[us, UTC]"
+ID = pa.Column("string", pa.Check.str_length(min_value=1), nullable=False)
+
+
+def _ts(*, nullable: bool = False, required: bool = True) -> pa.Column:
+    return pa.Column(UTC_TS, nullable=nullable, required=required)
+
+
+ORDERS = pa.DataFrameSchema(
+    {
+        "customer_id": ID,
+        "order_id": ID,
+        "order_ts": _ts(),
+        "gross_amount": pa.Column("float64", pa.Check.gt(0)),
+        "n_items": pa.Column("int64", pa.Check.ge(1)),
+        "n_distinct_products": pa.Column("int64", pa.Check.ge(1)),
+        "discount_amount": pa.Column("float64", pa.Check.ge(0), required=False),
+        "promised_ts": _ts(nullable=True, required=False),
+        "delivered_ts": _ts(nullable=True, required=False),
+        "channel": pa.Column("string", nullable=True, required=False),
+    },
+    strict=True,
+    name="orders",
+)
+
+RETURNS = pa.DataFrameSchema(
+    {
+        "customer_id": ID,
+        "order_id": pa.Column("string", nullable=True),
+        "return_id": ID,
+        "return_ts": _ts(),
+        "amount": pa.Column("float64", pa.Check.gt(0)),
+        "reason": pa.Column("string", nullable=True, required=False),
+    },
+    strict=True,
+    name="returns",
+)
+
+FEEDBACK = pa.DataFrameSchema(
+    {
+        "customer_id": ID,
+        "feedback_ts": _ts(),
+        "kind": pa.Column("string", pa.Check.isin(["review", "survey", "nps", "complaint"])),
+        "score": pa.Column("float64", pa.Check.in_range(0, 10), nullable=True, required=False),
+        "resolved": pa.Column("boolean", nullable=True, required=False),
+        "resolution_hours": pa.Column("float64", pa.Check.ge(0), nullable=True, required=False),
+    },
+    strict=True,
+    name="feedback",
+)
+
+CUSTOMERS = pa.DataFrameSchema(
+    {
+        "customer_id": pa.Column("string", pa.Check.str_length(min_value=1), unique=True),
+        "signup_ts": _ts(nullable=True, required=False),
+        "loyalty_member": pa.Column("boolean", nullable=True, required=False),
+        "region": pa.Column("string", nullable=True, required=False),
+    },
+    strict=True,
+    name="customers",
+)
+
+REJECTS = pa.DataFrameSchema(
+    {
+        "source_file": pa.Column("string"),
+        "line_number": pa.Column("int64", pa.Check.ge(1)),
+        "reason_code": pa.Column("string"),
+        "raw": pa.Column("string"),
+        "table": pa.Column("string"),
+    },
+    strict=True,
+    name="rejects",
+)
+
+SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    "orders": ORDERS,
+    "returns": RETURNS,
+    "feedback": FEEDBACK,
+    "customers": CUSTOMERS,
+    "rejects": REJECTS,
+}
+
+
+def validate(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Validate a clean table against its schema; a violation is a DataError naming the table."""
+    try:
+        return SCHEMAS[name].validate(frame, lazy=False)
+    except (SchemaError, SchemaErrors) as exc:
+        first = str(exc).splitlines()[0]
+        raise DataError(f"clean table {name} breaks its schema: {first}") from exc

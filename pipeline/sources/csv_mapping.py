@@ -1,0 +1,231 @@
+"""Generic source adapter: any CSV/Parquet/.xlsx export described by a column mapping.
+
+A source config (``configs/sources/<name>.yaml``) says which file holds which table, which of
+its columns is the customer, the order id, the timestamp (with an explicit format), the quantity
+and unit price (or an amount), and the optional columns. :func:`read_export` turns the export into
+canonical *raw* tables: one string column per mapped canonical name, plus ``source_file``,
+``line_number`` and ``raw``. Parsing and validation happen in :mod:`pipeline.clean`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline import io
+from pipeline.cleaning.rules import CleanRules
+from pipeline.errors import ConfigError, InputError
+from pipeline.sources.reading import REJECT_COLUMNS, Dialect, FileFrame, read_file
+
+logger = logging.getLogger(__name__)
+
+TableName = Literal["transactions", "feedback", "customers"]
+TABLES: tuple[TableName, ...] = ("transactions", "feedback", "customers")
+PROVENANCE = ("source_file", "line_number", "raw")
+
+# Canonical raw columns per table, and the ones a mapping must provide.
+CANONICAL: dict[str, tuple[str, ...]] = {
+    "transactions": (
+        "customer_id",
+        "order_id",
+        "order_ts",
+        "sku",
+        "description",
+        "quantity",
+        "unit_price",
+        "amount",
+        "discount",
+        "channel",
+        "promised_ts",
+        "delivered_ts",
+    ),
+    "feedback": ("customer_id", "feedback_ts", "kind", "score", "resolved", "resolution_hours"),
+    "customers": ("customer_id", "signup_ts", "loyalty_member", "region"),
+}
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "transactions": ("customer_id", "order_id", "order_ts"),
+    "feedback": ("customer_id", "feedback_ts", "kind"),
+    "customers": ("customer_id",),
+}
+DELIMITERS = (",", ";", "\t", "|")
+
+
+class TableSpec(BaseModel):
+    """Where one table lives in the export and how its columns are named."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Glob patterns tried in order inside an input folder; every match is read.
+    files: tuple[str, ...]
+    # canonical name -> source column name, or a list of alternative names (first found wins).
+    columns: dict[str, str | tuple[str, ...]]
+
+
+class SourceConfig(BaseModel):
+    """A ``configs/sources/*.yaml`` file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    dialect: Dialect = Dialect()
+    tables: dict[TableName, TableSpec]
+    rules: CleanRules = CleanRules()
+    # Workbooks whose sheets overlap (Online Retail II): rows of a later sheet whose order_id
+    # appears in an earlier sheet are rejected as `sheet_overlap`.
+    dedupe_sheet_overlap: bool = False
+    chunk_rows: int = Field(200_000, ge=1)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """Provenance of one input file (or sheet) for the manifest."""
+
+    source_file: str
+    table: str
+    rows_read: int
+    sha256: str
+    fallback_lines: int
+
+
+@dataclass(frozen=True)
+class RawTables:
+    """Canonical raw tables (all strings + provenance), read-level rejects and file facts."""
+
+    tables: dict[str, pd.DataFrame]
+    rejects: pd.DataFrame  # REJECT_COLUMNS + table
+    files: tuple[FileInfo, ...]
+    source: str
+
+
+def parse_source_config(raw: object, origin: str) -> SourceConfig:
+    """Validate a parsed source config; report the first problem on one line."""
+    try:
+        config = SourceConfig.model_validate(io.as_mapping(raw, origin))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{origin}: {where}: {first['msg']}") from exc
+    if "transactions" not in config.tables:
+        raise ConfigError(f"{origin}: tables.transactions is required")
+    for table, spec in config.tables.items():
+        unknown = sorted(set(spec.columns) - set(CANONICAL[table]))
+        if unknown:
+            raise ConfigError(
+                f"{origin}: tables.{table}.columns: unknown canonical names {unknown}"
+            )
+    return config
+
+
+def load_source_config(path: str | Path) -> SourceConfig:
+    """Read and validate a source config YAML (``yaml.safe_load`` only)."""
+    return parse_source_config(io.read_yaml(path), str(path))
+
+
+def map_columns(frame: FileFrame, spec: TableSpec, table: str) -> pd.DataFrame:
+    """Select and rename the mapped columns of one file; ERR when required ones are missing."""
+    rename: dict[str, str] = {}
+    wanted: dict[str, str] = {}
+    for canonical, names in spec.columns.items():
+        candidates = (names,) if isinstance(names, str) else names
+        wanted[canonical] = " or ".join(candidates)
+        found = next((name for name in candidates if name in frame.header), None)
+        if found is not None and found not in rename:
+            rename[found] = canonical
+    present = set(rename.values())
+    missing = [wanted[name] for name in spec.columns if name not in present]
+    required_missing = [wanted.get(name, name) for name in REQUIRED[table] if name not in present]
+    if (
+        table == "transactions"
+        and "amount" not in present
+        and not {"quantity", "unit_price"} <= present
+    ):
+        required_missing.append("quantity + unit_price, or amount")
+    if required_missing:
+        hint = ""
+        if len(frame.header) == 1 and any(d in frame.header[0] for d in DELIMITERS):
+            hint = " (wrong delimiter?)"
+        raise InputError(
+            f"{frame.source_file}:1: required columns missing{hint}: expected {required_missing}, "
+            f"found {list(frame.header)}"
+        )
+    optional_missing = [name for name in missing if name not in required_missing]
+    if optional_missing:
+        logger.info("%s: optional columns not in the file: %s", frame.source_file, optional_missing)
+    extra = [name for name in frame.header if name not in rename]
+    if extra:
+        logger.warning("%s: extra columns dropped: %s", frame.source_file, extra)
+    out = frame.rows[[*rename, "line_number", "raw"]].rename(columns=rename)
+    out.insert(0, "source_file", pd.Series(frame.source_file, index=out.index, dtype="string"))
+    return out
+
+
+def _find_files(root: Path, spec: TableSpec) -> list[Path]:
+    found: list[Path] = []
+    for pattern in spec.files:
+        for path in sorted(root.glob(pattern)):
+            if path.is_file() and path not in found:
+                found.append(path)
+    return found
+
+
+def _inputs(config: SourceConfig, paths: list[Path]) -> list[tuple[str, Path, str]]:
+    """Resolve input paths into (table, file, display name); a lone file is the transactions."""
+    resolved: list[tuple[str, Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            for table, spec in config.tables.items():
+                for file in _find_files(path, spec):
+                    resolved.append((table, file, file.relative_to(path).as_posix()))
+        elif path.exists():
+            resolved.append(("transactions", path, path.name))
+        else:
+            raise InputError(f"{path}: input not found")
+    if not any(table == "transactions" for table, _, _ in resolved):
+        patterns = list(config.tables["transactions"].files)
+        raise InputError(
+            f"{', '.join(map(str, paths))}: no transactions file (looked for {patterns})"
+        )
+    return resolved
+
+
+def read_export(config: SourceConfig, paths: list[Path]) -> RawTables:
+    """Read an export (files and/or folders) into canonical raw string tables."""
+    from pipeline.sources.online_retail import drop_sheet_overlap
+
+    pieces: dict[str, list[pd.DataFrame]] = {}
+    rejects: list[pd.DataFrame] = []
+    files: list[FileInfo] = []
+    for table, path, name in _inputs(config, paths):
+        frames = read_file(path, config.dialect, name, config.chunk_rows)
+        mapped = [map_columns(frame, config.tables[table], table) for frame in frames]  # type: ignore[index]
+        if config.dedupe_sheet_overlap and len(mapped) > 1:
+            mapped, overlap = drop_sheet_overlap(mapped)
+            rejects.append(overlap.assign(table=table))
+        pieces.setdefault(table, []).extend(mapped)
+        for frame in frames:
+            rejects.append(frame.rejects.assign(table=table))
+            files.append(
+                FileInfo(
+                    frame.source_file, table, frame.rows_read, frame.sha256, frame.fallback_lines
+                )
+            )
+    tables = {
+        table: pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        for table, parts in pieces.items()
+    }
+    all_rejects = pd.concat(rejects, ignore_index=True) if rejects else empty_rejects()
+    return RawTables(tables, all_rejects.astype({"table": "string"}), tuple(files), config.name)
+
+
+def empty_rejects() -> pd.DataFrame:
+    """Return an empty rejects frame with the contract's columns and dtypes."""
+    frame = pd.DataFrame(
+        {name: pd.array([], dtype="string") for name in (*REJECT_COLUMNS, "table")}
+    )
+    return frame.astype({"line_number": "int64"})

@@ -1,0 +1,343 @@
+"""Robust reading of raw export files into string tables with provenance.
+
+This is the reading edge of the source adapters: every file is read as text (no type guessing),
+each record keeps its 1-based physical start line (header = line 1) and its original text, and
+the records are counted a second time by :func:`count_csv_records`, a byte-level reader that
+shares no code with the parser, so that a record the parser merged or dropped is caught by the
+reconciliation in the manifest.
+
+Record rule (both readers): a record ends at a line break outside double quotes; quotes are
+balanced by counting them per physical line (``""`` inside a quoted field counts twice, so it
+never toggles). An unbalanced quote therefore makes one long record that ends where the quotes
+balance again; it is rejected as ``malformed_row`` with all its lines in ``raw``. Empty lines
+outside quotes are not records.
+
+Encodings: each physical line is decoded with ``dialect.encoding``; a line that fails is decoded
+with ``dialect.encoding_fallback`` (counted, with a warning), or, without a fallback, the record is
+rejected as ``encoding_error``. A UTF-8 byte-order mark is dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from pipeline import io
+from pipeline.cleaning.reasons import Reason
+from pipeline.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+FileFormat = Literal["csv", "parquet", "xlsx"]
+REJECT_COLUMNS = ("source_file", "line_number", "reason_code", "raw")
+CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".csv.gz", ".txt.gz", ".tsv.gz")
+BOM = b"\xef\xbb\xbf"
+SNIFF_BYTES = 8192
+
+
+class Dialect(BaseModel):
+    """How a delimited text export is written."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    encoding: str = "utf-8"
+    encoding_fallback: str | None = "cp1252"
+    delimiter: str = ","
+    quotechar: str = '"'
+    decimal: str = "."
+
+
+@dataclass(frozen=True)
+class FileFrame:
+    """One input file (or one sheet of a workbook) read as strings."""
+
+    source_file: str
+    header: tuple[str, ...]
+    rows: pd.DataFrame  # one string column per header name, plus line_number and raw
+    rejects: pd.DataFrame  # REJECT_COLUMNS: records that could not be split into fields
+    rows_read: int  # records counted independently of the parser (header excluded)
+    sha256: str
+    fallback_lines: int = 0
+
+
+def detect_format(path: Path) -> FileFormat:
+    """Tell CSV, Parquet and .xlsx apart; refuse empty, binary and unsupported files."""
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    name = path.name.lower()
+    with open(path, "rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if not head:
+        raise InputError(f"{path}: input file is empty")
+    if name.endswith((".parquet", ".pq")) or head.startswith(b"PAR1"):
+        return "parquet"
+    if name.endswith((".xlsx", ".xlsm")):
+        return "xlsx"
+    if name.endswith((".xls", ".ods", ".zip")) or head.startswith(
+        (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+    ):
+        raise InputError(f"{path}: unsupported format (expected CSV, CSV.gz, Parquet or .xlsx)")
+    if name.endswith(".gz"):
+        if not head.startswith(b"\x1f\x8b"):
+            raise InputError(f"{path}: named .gz but not gzip-compressed")
+        with io.open_binary(path) as handle:
+            head = handle.read(SNIFF_BYTES)
+        if not head:
+            raise InputError(f"{path}: input file is empty")
+    if b"\x00" in head:
+        raise InputError(f"{path}: binary file, not delimited text (unsupported format)")
+    return "csv"
+
+
+def _physical_lines(path: Path) -> Iterator[bytes]:
+    """Yield the physical lines of a (possibly gzipped) file without their line breaks."""
+    with io.open_binary(path) as handle:
+        first = True
+        for line in handle:
+            if first:
+                line = line.removeprefix(BOM)
+                first = False
+            yield line.rstrip(b"\r\n")
+
+
+def count_csv_records(path: Path, quotechar: str = '"') -> int:
+    """Count data records (header excluded) with the quote-parity rule, on raw bytes."""
+    quote = quotechar.encode("ascii")
+    records = 0
+    in_quotes = False
+    with io.open_binary(path) as handle:
+        for number, line in enumerate(handle):
+            if number == 0:
+                line = line.removeprefix(BOM)
+            if not in_quotes:
+                if not line.strip(b"\r\n"):
+                    continue
+                records += 1
+            if line.count(quote) % 2:
+                in_quotes = not in_quotes
+    return max(records - 1, 0)
+
+
+def _records(path: Path, dialect: Dialect) -> Iterator[tuple[int, str, bool, int]]:
+    """Yield (start line, record text, decoded cleanly, fallback-decoded lines) per record."""
+    quote = dialect.quotechar.encode("ascii")
+    parts: list[str] = []
+    start = 0
+    ok = True
+    fallbacks = 0
+    in_quotes = False
+    for number, line in enumerate(_physical_lines(path), start=1):
+        if not in_quotes:
+            if not line:
+                continue
+            parts, start, ok, fallbacks = [], number, True, 0
+        try:
+            text = line.decode(dialect.encoding)
+        except UnicodeDecodeError:
+            if dialect.encoding_fallback is None:
+                text, ok = line.decode(dialect.encoding, errors="replace"), False
+            else:
+                text = line.decode(dialect.encoding_fallback, errors="replace")
+                fallbacks += 1
+        parts.append(text)
+        if quote in line and line.count(quote) % 2:
+            in_quotes = not in_quotes
+        if not in_quotes:
+            yield start, "\n".join(parts), ok, fallbacks
+    if in_quotes:  # unbalanced quote running to the end of the file
+        yield start, "\n".join(parts), ok, fallbacks
+
+
+def _split(text: str, dialect: Dialect) -> list[str] | None:
+    """Split one record into fields; None when the csv module cannot parse it."""
+    if dialect.quotechar not in text and "\n" not in text:
+        return text.split(dialect.delimiter)
+    try:
+        rows = list(
+            csv.reader(
+                [text], delimiter=dialect.delimiter, quotechar=dialect.quotechar, strict=True
+            )
+        )
+    except csv.Error:
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def _rejects_frame(rows: list[tuple[str, int, str, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(REJECT_COLUMNS))
+    return frame.astype(
+        {"source_file": "string", "line_number": "int64", "reason_code": "string", "raw": "string"}
+    )
+
+
+def _strings_frame(
+    header: tuple[str, ...], rows: list[list[str]], lines: list[int], raws: list[str]
+) -> pd.DataFrame:
+    columns: dict[str, Any] = {}
+    transposed = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    for name, values in zip(header, transposed, strict=True):
+        columns[name] = pd.array(list(values), dtype="string")
+    columns["line_number"] = pd.array(lines, dtype="int64")
+    columns["raw"] = pd.array(raws, dtype="string")
+    return pd.DataFrame(columns)
+
+
+def check_header(header: list[str], source_file: str) -> tuple[str, ...]:
+    """Strip header names and refuse empty or duplicate names."""
+    names = tuple(name.strip() for name in header)
+    seen: set[str] = set()
+    duplicates = sorted({name for name in names if name in seen or seen.add(name)})  # type: ignore[func-returns-value]
+    if duplicates:
+        raise InputError(f"{source_file}:1: duplicate column names {duplicates}")
+    return names
+
+
+def read_csv_file(
+    path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 200_000
+) -> FileFrame:
+    """Read a delimited text file (optionally gzipped) into strings, record by record."""
+    records = _records(path, dialect)
+    first = next(records, None)
+    if first is None:
+        raise InputError(f"{source_file}: input file is empty")
+    fields = _split(first[1], dialect)
+    if fields is None:
+        raise InputError(f"{source_file}:1: unreadable header")
+    header = check_header(fields, source_file)
+    width = len(header)
+    chunks: list[pd.DataFrame] = []
+    rejects: list[tuple[str, int, str, str]] = []
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    raws: list[str] = []
+    fallback_lines = first[3]
+    for start, text, ok, fallbacks in records:
+        fallback_lines += fallbacks
+        if not ok:
+            rejects.append((source_file, start, Reason.ENCODING_ERROR.value, text))
+            continue
+        values = _split(text, dialect)
+        if values is None or len(values) != width:
+            rejects.append((source_file, start, Reason.MALFORMED_ROW.value, text))
+            continue
+        rows.append(values)
+        lines.append(start)
+        raws.append(text)
+        if len(rows) >= chunk_rows:
+            chunks.append(_strings_frame(header, rows, lines, raws))
+            rows, lines, raws = [], [], []
+    chunks.append(_strings_frame(header, rows, lines, raws))
+    if fallback_lines:
+        logger.warning(
+            "%s: %d line(s) were not valid %s and were decoded as %s",
+            source_file,
+            fallback_lines,
+            dialect.encoding,
+            dialect.encoding_fallback,
+        )
+    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    return FileFrame(
+        source_file=source_file,
+        header=header,
+        rows=frame,
+        rejects=_rejects_frame(rejects),
+        rows_read=count_csv_records(path, dialect.quotechar),
+        sha256=io.file_sha256(path),
+        fallback_lines=fallback_lines,
+    )
+
+
+def _cell_text(value: Any) -> str:
+    """Render a typed cell (Parquet, Excel) as the text a CSV export would hold."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, pd.Timestamp | dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.strftime("%Y-%m-%d")
+    return str(value)
+
+
+def read_parquet_file(path: Path, dialect: Dialect, source_file: str) -> FileFrame:
+    """Read a Parquet export as strings; ``line_number`` is the 1-based row plus one (header)."""
+    import pyarrow.parquet as pq
+
+    try:
+        rows_read = pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise InputError(f"{source_file}: not a readable Parquet file ({exc})") from exc
+    table = io.read_parquet(path)
+    header = check_header([str(name) for name in table.columns], source_file)
+    records = [
+        [_cell_text(value) for value in row] for row in table.itertuples(index=False, name=None)
+    ]
+    raws = [dialect.delimiter.join(values) for values in records]
+    frame = _strings_frame(header, records, list(range(2, len(records) + 2)), raws)
+    return FileFrame(
+        source_file, header, frame, _rejects_frame([]), rows_read, io.file_sha256(path)
+    )
+
+
+def read_xlsx_file(path: Path, dialect: Dialect, source_file: str) -> list[FileFrame]:
+    """Read every sheet of an .xlsx workbook; each sheet is one FileFrame named ``file[sheet]``."""
+    import openpyxl
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile/openpyxl raise many types for a bad workbook
+        raise InputError(f"{source_file}: not a readable .xlsx workbook ({exc})") from exc
+    digest = io.file_sha256(path)
+    frames = []
+    try:
+        for sheet in book.worksheets:
+            name = f"{source_file}[{sheet.title}]"
+            counted = sum(
+                1 for row in sheet.iter_rows(values_only=True) if any(v is not None for v in row)
+            )
+            rows_iter = sheet.iter_rows(values_only=True)
+            header_row = next(rows_iter, None)
+            if header_row is None:
+                continue
+            header = check_header([_cell_text(v) for v in header_row], name)
+            records, lines, raws = [], [], []
+            rejects = []
+            for number, row in enumerate(rows_iter, start=2):
+                if all(v is None for v in row):
+                    continue
+                values = [_cell_text(v) for v in row]
+                raw = dialect.delimiter.join(values)
+                if len(values) != len(header):
+                    rejects.append((name, number, Reason.MALFORMED_ROW.value, raw))
+                    continue
+                records.append(values)
+                lines.append(number)
+                raws.append(raw)
+            frame = _strings_frame(header, records, lines, raws)
+            frames.append(
+                FileFrame(name, header, frame, _rejects_frame(rejects), max(counted - 1, 0), digest)
+            )
+    finally:
+        book.close()
+    if not frames:
+        raise InputError(f"{source_file}: input file is empty (no sheet has a header)")
+    return frames
+
+
+def read_file(
+    path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 200_000
+) -> list[FileFrame]:
+    """Read any supported export file; a workbook gives one FileFrame per sheet."""
+    kind = detect_format(path)
+    if kind == "parquet":
+        return [read_parquet_file(path, dialect, source_file)]
+    if kind == "xlsx":
+        return read_xlsx_file(path, dialect, source_file)
+    return [read_csv_file(path, dialect, source_file, chunk_rows)]
