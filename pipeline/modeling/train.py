@@ -67,9 +67,6 @@ def feature_columns(panel: pd.DataFrame) -> list[str]:
 
 def split_panel(panel: pd.DataFrame, label: str) -> dict[str, pd.DataFrame]:
     """Split by the ``split`` column; check each split is non-empty and ordered in time."""
-    missing = [c for c in (*KEY_COLUMNS, label) if c not in panel.columns]
-    if missing:
-        raise DataError(f"feature panel lacks column(s): {', '.join(missing)}")
     parts = {name: panel.loc[panel["split"] == name] for name in SPLITS}
     for name, part in parts.items():
         if part.empty:
@@ -220,6 +217,9 @@ def train_target(
     label = LABELS[target]
     if panel.empty:
         raise DataError("no training rows: the feature panel is empty")
+    missing = [c for c in (*KEY_COLUMNS, label) if c not in panel.columns]
+    if missing:
+        raise DataError(f"feature panel lacks column(s): {', '.join(missing)}")
     names = feature_columns(panel)
     if not names:
         raise DataError("the feature panel has no feature columns")

@@ -1,0 +1,105 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.config import QualityGate, TrainParams, TuningParams
+from pipeline.errors import DataError, QualityGateError
+from pipeline.modeling.train import check_quality_gate, feature_columns, lgbm_params, train_target
+
+
+def test_same_inputs_give_the_same_model_bytes_and_metrics(small_panel, churn_result):
+    again = train_target(small_panel, "churn", TrainParams())
+    assert again.model_text == churn_result.model_text
+    assert again.metrics == churn_result.metrics
+    assert again.calibration == churn_result.calibration
+
+
+def test_metrics_cover_model_and_baselines_on_the_test_rows_only(small_panel, churn_result):
+    m = churn_result.metrics
+    n_test = int((small_panel["split"] == "test").sum())
+    assert m["rows"]["test"] == n_test == m["model"]["n_rows"]
+    for name in ("recency", "rfm_logistic", "rfm_lgbm"):
+        assert m["baselines"][name]["n_rows"] == n_test
+    assert {"roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top_decile",
+            "capture_top_decile", "base_rate"} <= set(m["model"])
+    assert m["test_cutoff"] == "2024-05-01T00:00:00+00:00"
+    assert len(churn_result.test_predictions) == n_test
+    assert list(churn_result.test_predictions.columns) == [
+        "customer_id", "cutoff", "label", "raw_margin", "probability"]
+
+
+def test_test_labels_never_touch_the_model_or_the_calibration(small_panel, churn_result):
+    flipped = small_panel.copy()
+    test = flipped["split"] == "test"
+    flipped.loc[test, "churned"] = (1 - flipped.loc[test, "churned"]).astype("int8")
+    other = train_target(flipped, "churn", TrainParams())
+    assert other.model_text == churn_result.model_text
+    assert other.calibration == churn_result.calibration
+    assert other.metrics["model"]["roc_auc"] != churn_result.metrics["model"]["roc_auc"]
+
+
+def test_features_json_records_the_contract(churn_result):
+    meta = churn_result.features
+    assert [f["name"] for f in meta["features"]] == feature_columns(
+        pd.DataFrame(columns=["customer_id", "cutoff", "split", "churned", "repurchased",
+                              *[f["name"] for f in meta["features"]]]))
+    channel = next(f for f in meta["features"] if f["name"] == "channel_main")
+    assert channel == {"name": "channel_main", "dtype": "category", "levels": ["app", "store", "web"]}
+    assert meta["cutoffs"]["test"] == ["2024-05-01T00:00:00+00:00"]
+    assert len(meta["cutoffs"]["train"]) == 3 and meta["horizon_days"] == 90
+    assert meta["lightgbm_version"].startswith("4.")
+
+
+def test_lgbm_params_are_deterministic_and_balanced_weighting_is_explicit():
+    y = np.array([0, 0, 0, 1])
+    plain = lgbm_params(TrainParams(), y)
+    assert plain["deterministic"] and plain["num_threads"] == 2 and plain["seed"] == 42
+    assert "scale_pos_weight" not in plain
+    assert lgbm_params(TrainParams(class_weight="balanced"), y)["scale_pos_weight"] == 3.0
+
+
+def test_platt_calibration_and_tuning_trials(small_panel):
+    params = TrainParams(calibration="platt", tuning=TuningParams(enabled=True, n_trials=2))
+    result = train_target(small_panel, "repurchase", params)
+    assert result.calibration["method"] == "platt"
+    assert len(result.trials) == 2
+    assert {"params", "best_iteration", "valid_logloss", "valid_auc"} <= set(result.trials[0])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p.iloc[0:0], "no training rows"),
+        (lambda p: p[p["split"] != "train"], "no training rows"),
+        (lambda p: p[p["split"] != "valid"], "no valid rows"),
+        (lambda p: p.drop(columns="split"), "lacks column"),
+        (lambda p: p.assign(split=p["split"].replace({"valid": "train"})), "no valid rows"),
+    ],
+)
+def test_unusable_panels_are_data_errors(small_panel, change, message):
+    with pytest.raises(DataError, match=message):
+        train_target(change(small_panel), "churn", TrainParams())
+
+
+def test_splits_that_overlap_in_time_are_refused(small_panel):
+    shuffled = small_panel.copy()
+    first = shuffled["cutoff"] == shuffled["cutoff"].min()
+    shuffled.loc[first, "split"] = "valid"  # a validation cutoff before the training ones
+    with pytest.raises(DataError, match="overlap in time"):
+        train_target(shuffled, "churn", TrainParams())
+
+
+def test_quality_gate_flags_leakage_and_losing_to_recency(churn_result):
+    check_quality_gate(churn_result.metrics, TrainParams())
+    with pytest.raises(QualityGateError, match="leakage"):
+        check_quality_gate(churn_result.metrics, TrainParams(quality_gate=QualityGate(max_auc=0.5)))
+    with pytest.raises(QualityGateError, match="below the recency rule"):
+        check_quality_gate(churn_result.metrics,
+                           TrainParams(quality_gate=QualityGate(min_auc_margin_over_recency=0.5)))
+
+
+def test_a_leaked_label_trips_the_gate(small_panel):
+    leaky = small_panel.assign(leak=small_panel["churned"].astype("float64"))
+    result = train_target(leaky, "churn", TrainParams())
+    with pytest.raises(QualityGateError, match="suspiciously good"):
+        check_quality_gate(result.metrics, TrainParams())
