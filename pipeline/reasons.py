@@ -207,7 +207,6 @@ def render_reason(
             continue
         missing |= np.array([_is_missing(v) for v in values], dtype=bool)
         columns.append([_fmt(v, spec or "") for v in values])
-    fallback = info.reason_missing or info.description
     pieces: list[list[str]] = []
     for (literal, _name, _spec, _conv), col in zip(parts, columns, strict=True):
         if literal:
@@ -215,7 +214,21 @@ def render_reason(
         if col is not None:
             pieces.append(col)
     joined = ["".join(items) for items in zip(*pieces, strict=True)] if pieces else [""] * n
-    return [fallback if miss else text for text, miss in zip(joined, missing, strict=True)]
+    if not missing.any():
+        return joined
+    # A field is empty for some rows: the `reason_missing` template (itself falling back to the
+    # description when its own fields are empty), e.g. "No order for 40 days" without a usual gap.
+    where = np.flatnonzero(missing)
+    if info.reason_missing:
+        plain = FeatureInfo(
+            info.name, info.description, info.concept, info.unit, info.reason_missing
+        )
+        fallback = render_reason(plain, rows.iloc[where], references)
+    else:
+        fallback = [info.description] * len(where)
+    for position, text in zip(where, fallback, strict=True):
+        joined[position] = text
+    return joined
 
 
 def _field_values(

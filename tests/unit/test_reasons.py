@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError
+from pipeline.io import read_yaml
 from pipeline.reasons import parse_dictionary, reason_codes, reference_values
 
 DICTIONARY = parse_dictionary(
@@ -176,3 +179,31 @@ def test_window_entries_match_every_window() -> None:
         top_k=1,
     )
     assert out.loc[0, "reason_1"] == "Only 1 orders in 90 days"
+
+
+def test_reason_missing_is_itself_a_template() -> None:
+    dictionary = parse_dictionary(
+        {
+            "features": [
+                {
+                    "name": "days_since_last_order",
+                    "description": "Days since the last order",
+                    "reason": "No order for {value:.0f} days; usually orders every {gap:.0f} days",
+                    "reason_missing": "No order for {value:.0f} days",
+                }
+            ]
+        }
+    )
+    # one-order customer: no usual gap yet; second row: no value at all -> the description
+    features = pd.DataFrame({"days_since_last_order": [40.0, np.nan], "gap": [np.nan, np.nan]})
+    out = reason_codes(features, pd.DataFrame({"days_since_last_order": [0.2, 0.1]}), dictionary, 1)
+    assert out["reason_1"].tolist() == ["No order for 40 days", "Days since the last order"]
+
+
+def test_the_project_dictionary_parses(repo_root: Path) -> None:
+    path = repo_root / "configs" / "features.yaml"
+    if not path.exists():
+        pytest.skip("configs/features.yaml not written yet")
+    dictionary = parse_dictionary(read_yaml(path), str(path))
+    assert dictionary.info("orders_count_90d").concept == "frequency"
+    assert dictionary.label("service") != "service"
