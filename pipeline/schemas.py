@@ -6,20 +6,32 @@ Optional columns are declared ``required=False``: a source that lacks them leave
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import pandas as pd
 
-with warnings.catch_warnings():
-    # pandera imports pyspark.pandas when pyspark is installed; its pandas-3 FutureWarning is
-    # about pyspark.pandas, which this project does not use (engines/spark.py uses plain Spark).
-    warnings.filterwarnings(
-        "ignore", message="PySpark does not yet fully support", category=FutureWarning
-    )
+from pipeline.errors import DataError
+
+
+@contextlib.contextmanager
+def _quiet_pyspark() -> Iterator[None]:
+    """Silence pyspark.pandas' pandas-3 FutureWarning, raised when pandera loads its backends.
+
+    pandera imports pyspark.pandas whenever pyspark is installed; this project never uses
+    pyspark.pandas (engines/spark.py uses plain Spark), so the warning is noise for users.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support", category=FutureWarning
+        )
+        yield
+
+
+with _quiet_pyspark():
     import pandera.pandas as pa
     from pandera.errors import SchemaError, SchemaErrors
-
-from pipeline.errors import DataError
 
 UTC_TS = "datetime64[us, UTC]"
 ID = pa.Column("string", pa.Check.str_length(min_value=1), nullable=False)
@@ -107,7 +119,8 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
 def validate(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Validate a clean table against its schema; a violation is a DataError naming the table."""
     try:
-        return SCHEMAS[name].validate(frame, lazy=False)
+        with _quiet_pyspark():
+            return SCHEMAS[name].validate(frame, lazy=False)
     except (SchemaError, SchemaErrors) as exc:
         first = str(exc).splitlines()[0]
         raise DataError(f"clean table {name} breaks its schema: {first}") from exc

@@ -1,0 +1,395 @@
+"""RELIABILITY.md "Files" and "Rows" cases, each through the real `loyalty clean` CLI.
+
+Most tests call ``pipeline.cli.main`` in-process (the console script's own entry point, with its
+error handling) to stay fast; ``test_error_in_a_subprocess_has_no_traceback`` runs the installed
+``loyalty`` executable once to prove the same outside pytest.
+
+Fixture files live in tests/fixtures/raw/; what each row is for is written next to the test that
+uses it. Online Retail fixtures are read with configs/sources/online_retail.yaml.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline import io
+from pipeline.cli import main
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+RAW = REPO / "tests" / "fixtures" / "raw"
+ONLINE_RETAIL = REPO / "configs" / "sources" / "online_retail.yaml"
+EU = REPO / "configs" / "sources" / "csv.yaml"
+AS_OF = "2011-12-31T00:00:00Z"
+
+
+@dataclass
+class Outcome:
+    code: int
+    err: str
+    out: Path
+
+    def table(self, name: str) -> pd.DataFrame:
+        return pd.read_parquet(self.out / f"{name}.parquet")
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.out / "manifest.json").read_text())
+
+    @property
+    def rejects(self) -> pd.DataFrame:
+        return self.table("rejects")
+
+    def reasons(self) -> dict[int, str]:
+        return dict(zip(self.rejects["line_number"], self.rejects["reason_code"], strict=True))
+
+
+@pytest.fixture
+def clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    def run(*inputs: Path, config: Path = ONLINE_RETAIL, as_of: str = AS_OF) -> Outcome:
+        params = tmp_path / "params.yaml"
+        params.write_text(yaml.safe_dump({"clean": {"as_of": as_of}}))
+        out = tmp_path / "clean"
+        args = ["clean", "--params", str(params), "--source-config", str(config), "--out", str(out)]
+        for path in inputs:
+            args += ["--input", str(path)]
+        capsys.readouterr()
+        code = main(args)
+        return Outcome(code, capsys.readouterr().err, out)
+
+    return run
+
+
+def assert_err(outcome: Outcome, *fragments: str) -> None:
+    """ERR: non-zero exit, one `error:` line naming the problem, no traceback, no output."""
+    assert outcome.code != 0
+    errors = [line for line in outcome.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, outcome.err
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    assert "Traceback" not in outcome.err
+    assert not outcome.out.exists() or not any(outcome.out.iterdir())
+
+
+def assert_recon(outcome: Outcome) -> None:
+    assert outcome.code == 0, outcome.err
+    manifest = outcome.manifest
+    assert manifest["reconciled"] is True
+    for item in manifest["inputs"]:
+        assert item["rows_read"] == item["accepted"] + item["rejected"], item
+
+
+# --- Files ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.reliability("files: 0-byte file")
+def test_empty_file_is_an_error(clean) -> None:
+    assert_err(clean(RAW / "empty.csv"), "empty.csv", "input file is empty")
+
+
+@pytest.mark.reliability("files: header only")
+def test_header_only_gives_zero_rows(clean) -> None:
+    outcome = clean(RAW / "header_only.csv")
+    assert_recon(outcome)
+    assert outcome.manifest["rows_read"] == 0
+    assert len(outcome.table("orders")) == 0
+    assert len(outcome.table("returns")) == 0
+
+
+@pytest.mark.reliability("files: UTF-8 with BOM")
+def test_bom_gives_the_same_tables(clean, tmp_path: Path) -> None:
+    plain = clean(RAW / "utf8.csv")
+    orders_plain = plain.table("orders")
+    with_bom = clean(RAW / "utf8_bom.csv")
+    assert_recon(with_bom)
+    pd.testing.assert_frame_equal(with_bom.table("orders"), orders_plain)
+    assert with_bom.manifest["rejected"] == 0
+
+
+@pytest.mark.reliability("files: cp1252 bytes decoded by the fallback")
+def test_cp1252_line_is_decoded_by_the_fallback(clean, caplog: pytest.LogCaptureFixture) -> None:
+    outcome = clean(RAW / "cp1252.csv")
+    assert_recon(outcome)
+    assert outcome.manifest["inputs"][0]["encoding_fallback_lines"] == 1
+    assert outcome.manifest["rejected"] == 0
+    assert "decoded as cp1252" in caplog.text
+
+
+@pytest.mark.reliability("files: invalid UTF-8 without fallback")
+def test_invalid_utf8_without_fallback_is_quarantined(clean, tmp_path: Path) -> None:
+    config = yaml.safe_load(ONLINE_RETAIL.read_text())
+    config["dialect"]["encoding_fallback"] = None
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump(config))
+    outcome = clean(RAW / "cp1252.csv", config=strict)
+    assert_recon(outcome)
+    assert outcome.reasons() == {2: "encoding_error"}  # line 3 is plain ASCII and accepted
+    assert "\ufffd" in outcome.rejects["raw"].iloc[0]  # kept, with the bad byte marked
+
+
+@pytest.mark.reliability("files: ; delimiter and decimal comma")
+def test_semicolon_and_decimal_comma_with_their_dialect(clean, tmp_path: Path) -> None:
+    # eu/orders.csv rows: 2 Sept 3 (dd/mm), 3 Sept 14 with a 1,5 discount, 4 09/14 = bad_date,
+    # 5 an `R` return of -7,00, 6 `1.234,50` = non_numeric_amount, 7 an integer total.
+    outcome = clean(RAW / "eu", config=EU, as_of="2025-01-01T00:00:00Z")
+    assert_recon(outcome)
+    assert outcome.reasons() == {4: "bad_date", 6: "non_numeric_amount"}
+    orders = outcome.table("orders")
+    assert orders["order_id"].tolist() == ["1", "2", "5"]
+    # Europe/Paris summer time is UTC+2: 10:00 local is 08:00 UTC; day first, never swapped.
+    assert orders["order_ts"].dt.strftime("%Y-%m-%d %H:%M").tolist() == [
+        "2024-09-03 08:00", "2024-09-14 08:00", "2024-09-16 08:00"
+    ]
+    assert orders["gross_amount"].tolist() == [12.5, 7.0, 20.0]
+    assert orders["discount_amount"].tolist() == [0.0, 1.5, 0.0]
+    assert outcome.table("returns")["amount"].tolist() == [7.0]
+
+
+@pytest.mark.reliability("files: wrong delimiter")
+def test_wrong_delimiter_is_an_error_naming_the_columns(clean) -> None:
+    assert_err(clean(RAW / "eu" / "orders.csv"), "orders.csv", "required columns missing", "wrong delimiter?")
+
+
+@pytest.mark.reliability("files: ragged rows, unbalanced quotes")
+def test_ragged_rows_and_unbalanced_quotes_are_quarantined(clean) -> None:
+    # ragged.csv: 2 ok; 3 one field short; 4 one field too many; 5-6 a quoted line break (ok);
+    # 7 opens a quote that never closes, so lines 7-9 are one record (the CSV rule) -> rejected.
+    outcome = clean(RAW / "ragged.csv")
+    assert_recon(outcome)
+    assert outcome.reasons() == {3: "malformed_row", 4: "malformed_row", 7: "malformed_row"}
+    assert outcome.manifest["inputs"][0]["rows_read"] == 5
+    swallowed = outcome.rejects.set_index("line_number").loc[7, "raw"]
+    assert swallowed.count("\n") == 2 and "489439" in swallowed
+    assert outcome.table("orders")["order_id"].tolist() == ["489434", "489437"]
+
+
+@pytest.mark.reliability("files: missing or renamed columns")
+def test_renamed_columns_are_an_error_listing_expected_and_found(clean) -> None:
+    assert_err(
+        clean(RAW / "renamed_columns.csv"),
+        "renamed_columns.csv:1", "Invoice or InvoiceNo", "Customer ID or CustomerID", "found ['Bill'",
+    )
+
+
+@pytest.mark.reliability("files: both Online Retail namings")
+def test_online_retail_v1_naming_is_mapped(clean) -> None:
+    outcome = clean(RAW / "online_retail_v1_naming.csv")
+    assert_recon(outcome)
+    orders = outcome.table("orders")
+    assert orders[["customer_id", "order_id", "n_items"]].values.tolist() == [["17850", "536365", 12]]
+
+
+@pytest.mark.reliability("files: extra columns")
+def test_extra_columns_are_dropped_with_a_warning(clean, caplog: pytest.LogCaptureFixture) -> None:
+    outcome = clean(RAW / "extra_columns.csv")
+    assert_recon(outcome)
+    assert "extra columns dropped: ['Country', 'Promo', 'Warehouse']" in caplog.text
+    assert len(outcome.table("orders")) == 1
+
+
+@pytest.mark.reliability("files: duplicate header names")
+def test_duplicate_header_names_are_an_error(clean) -> None:
+    assert_err(clean(RAW / "duplicate_header.csv"), "duplicate_header.csv:1", "duplicate column names ['Price']")
+
+
+@pytest.mark.reliability("files: .gz input")
+def test_gzip_is_read_transparently(clean, tmp_path: Path) -> None:
+    packed = tmp_path / "rows.csv.gz"
+    packed.write_bytes(gzip.compress((RAW / "online_retail_rows.csv").read_bytes(), mtime=0))
+    gz = clean(packed)
+    assert_recon(gz)
+    gz_orders, gz_reasons = gz.table("orders"), gz.reasons()
+    plain = clean(RAW / "online_retail_rows.csv")
+    pd.testing.assert_frame_equal(gz_orders, plain.table("orders"))
+    assert gz_reasons == plain.reasons()
+
+
+@pytest.mark.reliability("files: .xlsx")
+def test_xlsx_reads_every_sheet_and_drops_their_overlap(clean, tmp_path: Path) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    header = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
+    book = openpyxl.Workbook()
+    first = book.active
+    first.title = "Year 2009-2010"
+    first.append(header)
+    first.append([489434, "85048", "GLASS BALL", 12, pd.Timestamp("2010-12-01 07:45"), 6.95, 13085.0, "UK"])
+    second = book.create_sheet("Year 2010-2011")
+    second.append(header)
+    # the overlap: the same invoice in both sheets (the official workbook repeats 2010-12-01..09)
+    second.append([489434, "85048", "GLASS BALL", 12, pd.Timestamp("2010-12-01 07:45"), 6.95, 13085.0, "UK"])
+    second.append([539000, "85048", "GLASS BALL", 1, pd.Timestamp("2010-12-15 09:00"), 6.95, 17850.0, "UK"])
+    path = tmp_path / "online_retail_II.xlsx"
+    book.save(path)
+    outcome = clean(path)
+    assert_recon(outcome)
+    assert outcome.table("orders")["order_id"].tolist() == ["489434", "539000"]
+    rejects = outcome.rejects
+    assert rejects[["source_file", "line_number", "reason_code"]].values.tolist() == [
+        ["online_retail_II.xlsx[Year 2010-2011]", 2, "sheet_overlap"]
+    ]
+
+
+@pytest.mark.reliability("files: Parquet")
+def test_parquet_export_gives_the_same_tables(clean, tmp_path: Path) -> None:
+    source = pd.read_csv(RAW / "online_retail_v1_naming.csv", dtype={"CustomerID": "float64"})
+    path = tmp_path / "export.parquet"
+    source.to_parquet(path, index=False)
+    outcome = clean(path)
+    assert_recon(outcome)
+    assert outcome.table("orders")[["customer_id", "order_id"]].values.tolist() == [["17850", "536365"]]
+
+
+@pytest.mark.reliability("files: unsupported format")
+@pytest.mark.parametrize("name", ["export.xls", "export.zip"])
+def test_unsupported_format_is_an_error(clean, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 64)
+    assert_err(clean(path), name, "unsupported format")
+
+
+@pytest.mark.reliability("files: binary file")
+def test_binary_file_is_an_error(clean, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(bytes(range(256)) * 4)
+    assert_err(clean(path), "export.csv", "binary file")
+
+
+@pytest.mark.reliability("files: output never overwrites an input")
+def test_output_equal_to_input_is_refused(clean, tmp_path: Path) -> None:
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    shutil.copy(RAW / "utf8.csv", folder / "utf8.csv")
+    outcome = clean(folder)
+    assert outcome.code != 0 and "output path is also an input" in outcome.err
+
+
+def test_error_in_a_subprocess_has_no_traceback(tmp_path: Path) -> None:
+    loyalty = Path(sys.executable).parent / "loyalty"
+    out = tmp_path / "clean"
+    result = subprocess.run(
+        [str(loyalty), "clean", "--source-config", str(ONLINE_RETAIL), "--input", str(RAW / "empty.csv"),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: {RAW / 'empty.csv'}: input file is empty"
+    ]
+    assert not out.exists()
+
+
+# --- Rows ----------------------------------------------------------------------------------------
+# online_retail_rows.csv, line by line:
+#  2, 3  invoice 489434 of 13085: two product lines          -> one order, 24 items, 2 products
+#  4     exact duplicate of line 3                           -> duplicate_row
+#  5     POST on 489434                                      -> non-product: excluded, counted
+#  6     C489449, quantity -2                                -> a return of 13.90, never an order
+#  7     quantity -3 without the C marker                    -> non_positive_quantity
+#  8     price 0                                             -> non_positive_price
+#  9     no customer id                                      -> missing_customer_id
+# 10-12  ids "17850.0", " 17850", "17850"                    -> one customer 17850
+# 13     date 01/12/2009 09:00 (not the source's format)     -> bad_date
+# 14     2030, after the as-of                               -> future_date
+# 15     2010-03-28 01:30 London (DST gap)                   -> 01:00 UTC (moved forward)
+# 16     2010-10-31 01:30 London (DST overlap)               -> 00:30 UTC (first occurrence)
+# 17     quantity 80995 for 16446                            -> kept and flagged
+# 18-20  "12 pcs", "N/A", "1,234.50"                         -> non_numeric_quantity/unit_price
+# 21     description "=SUM(A1:A9)", price "abc"              -> rejected, raw kept verbatim
+# 22     description "@IMPORTANT FRAME" for 16446            -> accepted
+
+
+@pytest.fixture
+def rows(clean) -> Outcome:
+    outcome = clean(RAW / "online_retail_rows.csv")
+    assert_recon(outcome)
+    return outcome
+
+
+@pytest.mark.reliability("rows: every row accepted or rejected (RECON)")
+def test_rows_reconcile(rows: Outcome) -> None:
+    manifest = rows.manifest
+    assert manifest["rows_read"] == 21
+    assert manifest["accepted"] == 21 - len(rows.rejects)
+
+
+@pytest.mark.reliability("rows: reject reasons")
+def test_each_bad_row_has_its_own_reason(rows: Outcome) -> None:
+    assert rows.reasons() == {
+        4: "duplicate_row", 7: "non_positive_quantity", 8: "non_positive_price",
+        9: "missing_customer_id", 13: "bad_date", 14: "future_date",
+        18: "non_numeric_quantity", 19: "non_numeric_unit_price", 20: "non_numeric_unit_price",
+        21: "non_numeric_unit_price",
+    }
+
+
+@pytest.mark.reliability("rows: cancellation")
+def test_cancellation_is_a_return_never_an_order(rows: Outcome) -> None:
+    returns = rows.table("returns")
+    assert returns[["customer_id", "return_id", "amount"]].values.tolist() == [["13085", "C489449", 13.9]]
+    assert returns["order_id"].isna().all()
+    assert not rows.table("orders")["order_id"].str.startswith("C").any()
+
+
+@pytest.mark.reliability("rows: non-product codes")
+def test_non_product_lines_are_excluded_from_spend_and_counted(rows: Outcome) -> None:
+    order = rows.table("orders").set_index("order_id").loc["489434"]
+    assert order["gross_amount"] == pytest.approx(12 * 6.95 + 12 * 6.75)  # no 18.00 postage
+    assert (order["n_items"], order["n_distinct_products"]) == (24, 2)
+    assert rows.manifest["transactions"]["non_product_by_code"] == {"POST": 1}
+
+
+@pytest.mark.reliability("rows: missing customer id rate")
+def test_missing_customer_id_rate_is_in_the_manifest(rows: Outcome) -> None:
+    assert rows.manifest["transactions"]["missing_customer_id_rate"] == pytest.approx(1 / 21, abs=1e-6)
+
+
+@pytest.mark.reliability("rows: id spellings")
+def test_id_spellings_are_one_customer(rows: Outcome) -> None:
+    orders = rows.table("orders")
+    assert sorted(orders["customer_id"].unique()) == ["13085", "16446", "17850"]
+    assert orders.loc[orders["customer_id"] == "17850", "order_id"].tolist() == [
+        "489453", "489454", "489455", "489458", "489459"
+    ]
+
+
+@pytest.mark.reliability("rows: DST gap and overlap")
+def test_local_times_in_dst_gap_and_overlap_follow_the_rule(rows: Outcome) -> None:
+    orders = rows.table("orders").set_index("order_id")
+    assert str(orders.loc["489458", "order_ts"]) == "2010-03-28 01:00:00+00:00"
+    assert str(orders.loc["489459", "order_ts"]) == "2010-10-31 00:30:00+00:00"
+    assert str(orders.loc["489434", "order_ts"]) == "2009-12-01 07:45:00+00:00"  # GMT in winter
+
+
+@pytest.mark.reliability("rows: extreme quantity")
+def test_extreme_quantity_is_kept_and_flagged(rows: Outcome) -> None:
+    orders = rows.table("orders").set_index("order_id")
+    assert orders.loc["489460", "n_items"] == 80995
+    assert rows.manifest["transactions"]["extreme_lines_flagged"] == 1
+
+
+@pytest.mark.reliability("rows: formula text")
+def test_formula_text_is_stored_verbatim_and_neutralised_on_csv_export(rows: Outcome, tmp_path: Path) -> None:
+    raw = rows.rejects.set_index("line_number").loc[21, "raw"]
+    assert raw == "489464,22041,=SUM(A1:A9),3,2010-11-01 09:00:00,abc,17850,United Kingdom"
+    exported = tmp_path / "rejects.csv"
+    io.write_csv(exported, rows.rejects.assign(raw=["=SUM(A1:A9)"] * len(rows.rejects)))
+    assert "'=SUM(A1:A9)" in exported.read_text()
+
+
+def test_outputs_are_byte_identical_across_runs(clean, tmp_path: Path) -> None:
+    first = clean(RAW / "online_retail_rows.csv")
+    saved = {p.name: p.read_bytes() for p in first.out.iterdir()}
+    second = clean(RAW / "online_retail_rows.csv")
+    assert {p.name: p.read_bytes() for p in second.out.iterdir()} == saved
