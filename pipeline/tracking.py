@@ -45,6 +45,7 @@ from pipeline.modeling.artifacts import (
     CALIBRATION_FILE,
     FEATURES_FILE,
     MODEL_FILE,
+    Predictor,
     load_predictor_files,
 )
 from pipeline.modeling.metrics import ranking_metrics
@@ -345,12 +346,62 @@ def _champion_auc(name: str, champion: Any, result: Any, test_cutoff: str) -> fl
     return float(ranking_metrics(result.test_predictions["label"].to_numpy(), prob)["roc_auc"])
 
 
-def load_registered(uri: str) -> Any:
+def _parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """Split ``models:/name@alias`` or ``models:/name/version`` into its parts."""
+    body = uri.removeprefix("models:/")
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        return name, alias, None
+    name, _, version = body.partition("/")
+    return name, None, version or None
+
+
+def _use_store(mlflow_params: MlflowParams | None) -> str:
+    uri = resolve_tracking_uri(mlflow_params or MlflowParams())
+    check_reachable(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def load_registered(uri: str, mlflow_params: MlflowParams | None = None) -> Any:
     """Load a registered pyfunc (``models:/loyalty-churn@champion``) with a one-line error."""
+    _use_store(mlflow_params)
     try:
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
-        if uri.startswith("models:/") and "@" in uri:
-            model, alias = uri.removeprefix("models:/").split("@", 1)
-            raise TrackingError(f"no version of {model} has alias {alias}") from exc
+        name, alias, _ = _parse_model_uri(uri)
+        if alias is not None:
+            raise TrackingError(f"no version of {name} has alias {alias}") from exc
         raise TrackingError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from exc
+
+
+def load_registered_predictor(
+    uri: str, dst: Path, mlflow_params: MlflowParams | None = None
+) -> tuple[Predictor, str, str]:
+    """Download a registered model's artefacts into ``dst``; return (predictor, name, version).
+
+    Gives scoring and explain the full :class:`Predictor` API (contributions included) for a
+    ``models:/name@alias`` or ``models:/name/version`` URI; no pickle is involved.
+    """
+    _use_store(mlflow_params)
+    name, alias, version = _parse_model_uri(uri)
+    client = MlflowClient()
+    try:
+        found = (
+            client.get_model_version_by_alias(name, alias)
+            if alias is not None
+            else client.get_model_version(name, str(version))
+        )
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{found.version}", dst_path=str(dst)
+        )
+    except MlflowException as exc:
+        if alias is not None:
+            raise TrackingError(f"no version of {name} has alias {alias}") from exc
+        raise TrackingError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from exc
+    files = Path(local) / "artifacts"
+    predictor = load_predictor_files(
+        files / MODEL_FILE, files / CALIBRATION_FILE, files / FEATURES_FILE
+    )
+    return predictor, name, str(found.version)

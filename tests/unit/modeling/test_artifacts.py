@@ -2,7 +2,6 @@ import json
 import logging
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from pipeline import io

@@ -23,7 +23,10 @@ def behaviour():
 
 def test_churn_auc_clearly_above_the_recency_rule(behaviour):
     result, _, _ = behaviour
-    assert result.metrics["model"]["roc_auc"] > result.metrics["baselines"]["recency"]["roc_auc"] + 0.03
+    assert (
+        result.metrics["model"]["roc_auc"]
+        > result.metrics["baselines"]["recency"]["roc_auc"] + 0.03
+    )
 
 
 @pytest.mark.parametrize(

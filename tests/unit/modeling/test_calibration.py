@@ -18,7 +18,9 @@ def test_isotonic_json_round_trip_matches_sklearn():
     cal = json.loads(json.dumps(fit_calibration(LABEL, MARGIN, "isotonic")))
     iso = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(MARGIN, LABEL)
     probe = np.linspace(-5, 5, 101)  # includes points outside the fitted range (clipped)
-    np.testing.assert_allclose(apply_calibration(cal, probe), np.clip(iso.predict(probe), EPS, 1 - EPS))
+    np.testing.assert_allclose(
+        apply_calibration(cal, probe), np.clip(iso.predict(probe), EPS, 1 - EPS)
+    )
 
 
 def test_platt_recovers_the_slope_of_the_simulation():

@@ -57,6 +57,8 @@ def test_curves_have_the_columns_dvc_plots_declares():
     assert list(out["pr"].columns) == ["recall", "precision"]
     assert {"mean_predicted", "observed_rate"} <= set(out["calibration"].columns)
     assert {"share_contacted", "capture_rate"} <= set(out["lift"].columns)
-    assert len(out["roc"]) <= metrics.MAX_CURVE_POINTS and len(out["lift"]) <= metrics.MAX_CURVE_POINTS
+    assert (
+        len(out["roc"]) <= metrics.MAX_CURVE_POINTS and len(out["lift"]) <= metrics.MAX_CURVE_POINTS
+    )
     assert out["lift"]["capture_rate"].iloc[-1] == pytest.approx(1.0)
     assert out["calibration"]["n_rows"].sum() == 5000

@@ -20,12 +20,25 @@ def test_metrics_cover_model_and_baselines_on_the_test_rows_only(small_panel, ch
     assert m["rows"]["test"] == n_test == m["model"]["n_rows"]
     for name in ("recency", "rfm_logistic", "rfm_lgbm"):
         assert m["baselines"][name]["n_rows"] == n_test
-    assert {"roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top_decile",
-            "capture_top_decile", "base_rate"} <= set(m["model"])
+    assert {
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "log_loss",
+        "ece",
+        "lift_top_decile",
+        "capture_top_decile",
+        "base_rate",
+    } <= set(m["model"])
     assert m["test_cutoff"] == "2024-05-01T00:00:00+00:00"
     assert len(churn_result.test_predictions) == n_test
     assert list(churn_result.test_predictions.columns) == [
-        "customer_id", "cutoff", "label", "raw_margin", "probability"]
+        "customer_id",
+        "cutoff",
+        "label",
+        "raw_margin",
+        "probability",
+    ]
 
 
 def test_test_labels_never_touch_the_model_or_the_calibration(small_panel, churn_result):
@@ -41,10 +54,23 @@ def test_test_labels_never_touch_the_model_or_the_calibration(small_panel, churn
 def test_features_json_records_the_contract(churn_result):
     meta = churn_result.features
     assert [f["name"] for f in meta["features"]] == feature_columns(
-        pd.DataFrame(columns=["customer_id", "cutoff", "split", "churned", "repurchased",
-                              *[f["name"] for f in meta["features"]]]))
+        pd.DataFrame(
+            columns=[
+                "customer_id",
+                "cutoff",
+                "split",
+                "churned",
+                "repurchased",
+                *[f["name"] for f in meta["features"]],
+            ]
+        )
+    )
     channel = next(f for f in meta["features"] if f["name"] == "channel_main")
-    assert channel == {"name": "channel_main", "dtype": "category", "levels": ["app", "store", "web"]}
+    assert channel == {
+        "name": "channel_main",
+        "dtype": "category",
+        "levels": ["app", "store", "web"],
+    }
     assert meta["cutoffs"]["test"] == ["2024-05-01T00:00:00+00:00"]
     assert len(meta["cutoffs"]["train"]) == 3 and meta["horizon_days"] == 90
     assert meta["lightgbm_version"].startswith("4.")
@@ -94,8 +120,10 @@ def test_quality_gate_flags_leakage_and_losing_to_recency(churn_result):
     with pytest.raises(QualityGateError, match="leakage"):
         check_quality_gate(churn_result.metrics, TrainParams(quality_gate=QualityGate(max_auc=0.5)))
     with pytest.raises(QualityGateError, match="below the recency rule"):
-        check_quality_gate(churn_result.metrics,
-                           TrainParams(quality_gate=QualityGate(min_auc_margin_over_recency=0.5)))
+        check_quality_gate(
+            churn_result.metrics,
+            TrainParams(quality_gate=QualityGate(min_auc_margin_over_recency=0.5)),
+        )
 
 
 def test_a_leaked_label_trips_the_gate(small_panel):

@@ -1,0 +1,157 @@
+import dataclasses
+import logging
+import socket
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+
+from pipeline import io, tracking
+from pipeline.config import MlflowParams, TrainParams
+from pipeline.errors import TrackingError
+from pipeline.modeling.demo_panel import make_demo_panel
+from pipeline.modeling.train import train_target
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_flatten_and_numeric_metrics():
+    nested = {"model": {"roc_auc": 0.8, "n_rows": 10}, "test_cutoff": "2024-05-01", "ok": True}
+    assert tracking.flatten(nested) == {
+        "model.roc_auc": 0.8,
+        "model.n_rows": 10,
+        "test_cutoff": "2024-05-01",
+        "ok": True,
+    }
+    assert tracking.numeric_metrics(nested) == {"model.roc_auc": 0.8, "model.n_rows": 10.0}
+
+
+def test_data_checksums_come_from_the_features_stage_in_dvc_lock():
+    lock = {
+        "stages": {
+            "features": {"outs": [{"path": "data/features", "md5": "abc.dir"}]},
+            "clean": {"outs": [{"path": "data/clean", "md5": "zzz"}]},
+        }
+    }
+    assert tracking.data_checksums(lock) == {"data.data/features.md5": "abc.dir"}
+    assert tracking.data_checksums(None) == {}
+
+
+def test_env_overrides_the_tracking_uri(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example.invalid:5000")
+    assert tracking.resolve_tracking_uri(MlflowParams()) == "http://example.invalid:5000"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking.resolve_tracking_uri(MlflowParams()) == "sqlite:///mlflow.db"
+
+
+@pytest.mark.reliability("MLflow tracking server unreachable")
+def test_unreachable_server_fails_fast_with_one_line():
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    started = time.perf_counter()
+    with pytest.raises(TrackingError, match=f"^tracking server unreachable: {uri}$"):
+        tracking.check_reachable(uri)
+    assert time.perf_counter() - started < 5
+
+
+@pytest.mark.reliability("SQLite store busy")
+def test_sqlite_store_is_put_in_wal_mode(tmp_path):
+    db = tmp_path / "sub" / "mlflow.db"
+    tracking.check_reachable(f"sqlite:///{db}")
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def logged_result(tmp_path_factory):
+    panel = make_demo_panel(n_customers=600, n_cutoffs=4, seed=5)
+    result = train_target(panel, "churn", TrainParams())
+    folder = tmp_path_factory.mktemp("churn")
+    io.write_text(folder / "model.txt", result.model_text)
+    io.write_json(folder / "calibration.json", result.calibration)
+    io.write_json(folder / "features.json", result.features)
+    return result, folder
+
+
+@pytest.mark.slow
+def test_registry_aliases_move_only_when_the_champion_is_beaten(
+    tmp_path, monkeypatch, logged_result
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result, folder = logged_result
+    settings = MlflowParams(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+    def log(res):
+        return tracking.log_training(
+            result=res,
+            params={"target": "churn"},
+            mlflow_params=settings,
+            model_dir=folder,
+            plots_dir=None,
+        )
+
+    first = log(result)
+    assert first["version"] == "1" and first["aliases"] == ["challenger", "champion"]
+    same = log(result)  # equal AUC on the same cutoff does not beat the champion
+    assert same["version"] == "2" and same["aliases"] == ["challenger"]
+    better_metrics = {**result.metrics, "model": {**result.metrics["model"], "roc_auc": 0.999}}
+    better = log(dataclasses.replace(result, metrics=better_metrics))
+    assert better["aliases"] == ["challenger", "champion"]
+    # A champion from another test cutoff is re-scored on the new test rows before comparing:
+    # the same model scores the same AUC, which does not beat it.
+    other_cutoff = {**result.metrics, "test_cutoff": "2099-01-01T00:00:00+00:00"}
+    moved = log(dataclasses.replace(result, metrics=other_cutoff))
+    assert moved["aliases"] == ["challenger"]
+
+    champion = tracking.load_registered("models:/loyalty-churn@champion", settings)
+    prob = champion.predict(result.test_frame)["probability"].to_numpy()
+    np.testing.assert_array_equal(prob, result.test_predictions["probability"].to_numpy())
+    predictor, name, version = tracking.load_registered_predictor(
+        "models:/loyalty-churn@champion", tmp_path / "dl", settings
+    )
+    assert (name, version) == ("loyalty-churn", "3")
+    np.testing.assert_array_equal(predictor.predict_proba(result.test_frame), prob)
+
+
+@pytest.mark.reliability("alias `champion` missing")
+def test_missing_alias_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    empty = MlflowParams(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")
+    with pytest.raises(TrackingError, match="^no version of loyalty-churn has alias champion$"):
+        tracking.load_registered("models:/loyalty-churn@champion", empty)
+    with pytest.raises(TrackingError, match="^no version of loyalty-churn has alias champion$"):
+        tracking.load_registered_predictor("models:/loyalty-churn@champion", tmp_path, empty)
+
+
+@pytest.mark.reliability("MLflow tracking server unreachable")
+def test_unreachable_server_only_warns_when_tracking_is_optional(
+    logged_result, caplog, monkeypatch
+):
+    result, folder = logged_result
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with caplog.at_level(logging.WARNING):
+        out = tracking.log_training(
+            result=result,
+            params={},
+            model_dir=folder,
+            plots_dir=None,
+            mlflow_params=MlflowParams(required=False),
+        )
+    assert out is None
+    assert f"tracking server unreachable: {uri}" in caplog.text
+    with pytest.raises(TrackingError, match="unreachable"):
+        tracking.log_training(
+            result=result,
+            params={},
+            model_dir=folder,
+            plots_dir=None,
+            mlflow_params=MlflowParams(required=True),
+        )
