@@ -125,6 +125,56 @@ def clean(
 
 
 # --- features -----------------------------------------------------------------------------
+@app.command()
+def features(
+    clean_dir: Annotated[Path, typer.Option("--clean", help="Folder of clean tables (data/clean).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (data/features).")],
+    dictionary: Annotated[
+        Path, typer.Option("--dictionary", help="Feature dictionary (configs/features.yaml).")
+    ] = Path("configs/features.yaml"),
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Scoring snapshot date; default: last event date + 1 day."),
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Build the labelled feature panel, the scoring snapshot and summary.json.
+
+    Reads orders (required), returns, feedback and customers (when present) from --clean;
+    features whose inputs are absent are left out and listed in summary.json.
+
+    Example: loyalty features --params params.yaml --clean data/clean --out data/features
+    """
+    import pandas as pd
+
+    from pipeline import io
+    from pipeline.features.catalog import load_catalog
+    from pipeline.features.panel import build_features
+
+    settings = _params(params)
+    out = io.resolve_output(out, [clean_dir])
+    try:
+        when = pd.Timestamp(as_of) if as_of else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not a date: {as_of}", param_hint="--as-of") from exc
+    catalog = load_catalog(dictionary)
+    optional = {
+        name: io.read_parquet(path) if (path := clean_dir / f"{name}.parquet").exists() else None
+        for name in ("returns", "feedback", "customers")
+    }
+    orders = io.read_parquet(clean_dir / "orders.parquet")
+    result = build_features(orders, **optional, params=settings.features,
+                            label_params=settings.labels, catalog=catalog, as_of=when)
+    io.write_parquet(out / "panel.parquet", result.panel)
+    io.write_parquet(out / "scoring.parquet", result.scoring)
+    io.write_json(out / "summary.json", result.summary)
+    rows = result.summary["rows"]
+    logger.info("features: panel %d rows (train %d, valid %d, test %d), scoring %d rows, "
+                "%d features (%d absent) -> %s", rows["panel"], rows["train"], rows["valid"],
+                rows["test"], rows["scoring"], len(result.summary["features"]["present"]),
+                len(result.summary["features"]["absent"]), out)
+
+
 # --- train --------------------------------------------------------------------------------
 @app.command()
 def train(

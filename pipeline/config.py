@@ -72,6 +72,8 @@ class FeaturesParams(Section):
     first_cutoff: dt.date | None = None
     last_cutoff: dt.date | None = None
     step_months: int = Field(1, ge=1)
+    # End of the observed period (exclusive); null = last order date + 1 day.
+    data_end: dt.date | None = None
     min_history_days: int = Field(180, ge=0)
     active_within_days: int | None = Field(365, ge=1)
     windows_days: tuple[int, ...] = (30, 90, 180, 365)

@@ -1,0 +1,158 @@
+"""The feature dictionary (``configs/features.yaml``) as typed, validated objects.
+
+The dictionary is the single list of features: their order in the table, their plain-language
+description, concept group, unit, inputs, reason-code template and, for categoricals, the fixed
+level list that training and scoring both encode with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pipeline import io
+from pipeline.errors import ConfigError
+
+Concept = Literal[
+    "recency",
+    "frequency",
+    "monetary",
+    "satisfaction",
+    "service",
+    "product_quality",
+    "delivery",
+    "price",
+    "relationship",
+]
+
+WINDOW = "{window}"
+
+
+class FeatureSpec(BaseModel):
+    """One feature of the dictionary."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str
+    concept: Concept
+    unit: str
+    requires: tuple[str, ...] = Field(min_length=1)
+    reason: str
+    reason_missing: str | None = None
+    direction: Literal["higher_is_riskier", "lower_is_riskier"] | None = None
+    dtype: Literal["float64", "category"] = "float64"
+    levels: tuple[str, ...] | None = None
+    per_window: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> FeatureSpec:
+        if (self.dtype == "category") != (self.levels is not None):
+            raise ValueError(f"{self.name}: categorical features (and only they) need levels")
+        if self.levels is not None and list(self.levels) != sorted(set(self.levels)):
+            raise ValueError(f"{self.name}: levels must be sorted and unique")
+        if self.per_window != (WINDOW in self.name):
+            raise ValueError(f"{self.name}: per_window features must have {WINDOW} in their name")
+        for item in self.requires:
+            if item.count(".") != 1:
+                raise ValueError(f"{self.name}: requires entries are 'table.column', got {item!r}")
+        return self
+
+    def for_window(self, days: int) -> FeatureSpec:
+        """Return this windowed entry with ``{window}`` replaced by ``days``."""
+        text = str(days)
+        return self.model_copy(
+            update={
+                "name": self.name.replace(WINDOW, text),
+                "description": self.description.replace(WINDOW, text),
+                "reason": self.reason.replace(WINDOW, text),
+                "reason_missing": (self.reason_missing or "").replace(WINDOW, text) or None,
+                "per_window": False,
+            }
+        )
+
+
+class RfmSegmentRule(BaseModel):
+    """A named RFM segment: a box of recency and frequency scores (1-5, inclusive)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    r: tuple[int, int]
+    f: tuple[int, int]
+
+
+class Catalog(BaseModel):
+    """The whole feature dictionary."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int
+    concepts: dict[Concept, str] = Field(default_factory=dict)
+    features: tuple[FeatureSpec, ...]
+    rfm_segments: tuple[RfmSegmentRule, ...]
+
+    @model_validator(mode="after")
+    def _check(self) -> Catalog:
+        names = [spec.name for spec in self.features]
+        if len(names) != len(set(names)):
+            raise ValueError("feature names must be unique")
+        grid = [[0] * 5 for _ in range(5)]
+        for rule in self.rfm_segments:
+            for r in range(rule.r[0], rule.r[1] + 1):
+                for f in range(rule.f[0], rule.f[1] + 1):
+                    grid[r - 1][f - 1] += 1
+        if any(cell != 1 for row in grid for cell in row):
+            raise ValueError("rfm_segments must cover each (r, f) score pair exactly once")
+        segment = self.spec("rfm_segment") if "rfm_segment" in names else None
+        if segment is not None and segment.levels != tuple(
+            sorted(r.name for r in self.rfm_segments)
+        ):
+            raise ValueError("rfm_segment levels must be the sorted rfm_segments names")
+        return self
+
+    def spec(self, name: str) -> FeatureSpec:
+        """Return the entry called ``name`` (after window expansion)."""
+        for item in self.features:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+    def expand(self, windows: tuple[int, ...]) -> Catalog:
+        """Return the catalog with every ``per_window`` entry repeated for each window."""
+        out: list[FeatureSpec] = []
+        for item in self.features:
+            out.extend(item.for_window(w) for w in windows) if item.per_window else out.append(item)
+        return self.model_copy(update={"features": tuple(out)})
+
+    def segment_grid(self) -> list[list[str]]:
+        """Return the 5x5 grid of segment names indexed ``[r - 1][f - 1]``."""
+        grid = [[""] * 5 for _ in range(5)]
+        for rule in self.rfm_segments:
+            for r in range(rule.r[0], rule.r[1] + 1):
+                for f in range(rule.f[0], rule.f[1] + 1):
+                    grid[r - 1][f - 1] = rule.name
+        return grid
+
+
+def parse_catalog(raw: Any, origin: str = "configs/features.yaml") -> Catalog:
+    """Validate a parsed feature dictionary; report the first problem on one line."""
+    try:
+        return Catalog.model_validate(io.as_mapping(raw, origin))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{origin}: {where}: {first['msg']}") from exc
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read and validate the feature dictionary."""
+    return parse_catalog(io.read_yaml(path), str(path))
+
+
+def missing_inputs(spec: FeatureSpec, available: Mapping[str, bool]) -> list[str]:
+    """Return the ``table.column`` inputs of ``spec`` that the source does not provide."""
+    return [item for item in spec.requires if not available.get(item, False)]

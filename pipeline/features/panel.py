@@ -1,0 +1,307 @@
+"""The training panel and the scoring snapshot, computed by customer partition.
+
+The panel is the snapshot over a grid of cutoffs, with labels and a time split; both tables are
+computed partition by partition in a process pool and merged in customer-id order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import FeaturesParams, LabelsParams
+from pipeline.errors import DataError
+from pipeline.features import partition
+from pipeline.features.catalog import Catalog, FeatureSpec
+from pipeline.features.prepare import DAY_US, Prepared, prepare, split
+from pipeline.features.snapshot import (
+    LABELS,
+    Part,
+    assemble,
+    check_catalog,
+    cutoff_timestamp,
+    cutoff_us,
+    feature_plan,
+    region_levels,
+    snapshot_part,
+)
+
+logger = logging.getLogger(__name__)
+
+SPLIT_RULE = (
+    "test = the latest cutoff whose label window is complete; valid = the latest "
+    "validation_cutoffs cutoffs whose label windows end at or before the test cutoff; train = "
+    "the cutoffs whose label windows end at or before the first validation cutoff; the cutoffs "
+    "in between (embargo) are not in the panel. Label window = max(churn, repurchase) horizon."
+)
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which cutoffs are for training, validation and test, and which are left out."""
+
+    train: tuple[pd.Timestamp, ...]
+    valid: tuple[pd.Timestamp, ...]
+    test: pd.Timestamp
+    embargo: tuple[pd.Timestamp, ...]
+
+    def cutoffs(self) -> list[tuple[pd.Timestamp, str]]:
+        """Return the panel's cutoffs in time order with their split."""
+        pairs = [(c, "train") for c in self.train] + [(c, "valid") for c in self.valid]
+        return sorted(pairs + [(self.test, "test")])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description of the split."""
+        return {
+            "train": [c.isoformat() for c in self.train],
+            "valid": [c.isoformat() for c in self.valid],
+            "test": self.test.isoformat(),
+            "embargo": [c.isoformat() for c in self.embargo],
+            "rule": SPLIT_RULE,
+        }
+
+
+def _timestamp_us(value: int) -> pd.Timestamp:
+    return pd.Timestamp(value * 1000, tz="UTC").as_unit("us")
+
+
+QUIET_DAY_SHARE = 0.05
+STRAY_MAX_SHARE = 0.001
+
+
+def observed_end(order_ts: np.ndarray) -> tuple[pd.Timestamp, int]:
+    """Return the end of the observed period (last order date + 1 day) and the stray orders.
+
+    A few orders dated after the extract (a future-dated export error that cleaning let
+    through) would make label windows look complete while they are empty. So the period ends
+    after the last "busy" day (at least ``QUIET_DAY_SHARE`` of the median orders per day), when
+    the orders after it are fewer than ``STRAY_MAX_SHARE`` of all; those are reported.
+    """
+    days = order_ts // DAY_US
+    unique_days, counts = np.unique(days, return_counts=True)
+    last_busy = int(unique_days[counts >= QUIET_DAY_SHARE * np.median(counts)][-1])
+    after = int((days > last_busy).sum())
+    if 0 < after < STRAY_MAX_SHARE * days.size:
+        return _timestamp_us((last_busy + 1) * DAY_US), after
+    return _timestamp_us(int(unique_days[-1] + 1) * DAY_US), 0
+
+
+def data_bounds(
+    prepared: Prepared, params: FeaturesParams
+) -> tuple[pd.Timestamp, pd.Timestamp, int]:
+    """First order instant, end of the observed period, and the count of stray late orders.
+
+    The end is ``params.data_end`` when set, else the last order's date + 1 day (see
+    :func:`observed_end`). Labels are made of orders, so the end is measured on orders.
+    """
+    ts = prepared.orders["ts"]
+    if ts.size == 0:
+        raise DataError("orders: no orders, so no customer snapshot can be built")
+    first = _timestamp_us(int(ts.min()))
+    if params.data_end is not None:
+        end = cutoff_timestamp(params.data_end)
+        return first, end, int((ts >= cutoff_us(end)).sum())
+    end, stray = observed_end(ts)
+    if stray:
+        logger.warning(
+            "%d stray order(s) dated after %s (future-dated rows?) are outside the observed "
+            "period; set features.data_end to override",
+            stray,
+            end.date(),
+        )
+    return first, end, stray
+
+
+def label_horizon(params: LabelsParams) -> pd.Timedelta:
+    """Return the longest label window (a cutoff is usable once this much time is observed)."""
+    return pd.Timedelta(days=max(params.churn_horizon_days, params.repurchase_horizon_days))
+
+
+def cutoff_grid(
+    first_order: pd.Timestamp,
+    data_end: pd.Timestamp,
+    params: FeaturesParams,
+    label_params: LabelsParams,
+) -> list[pd.Timestamp]:
+    """Return the cutoffs of the panel: every ``step_months`` from the first to the last cutoff.
+
+    Defaults: the first cutoff is the first month start at least ``min_history_days`` after the
+    first order; the last is the latest cutoff whose longest label window ends by ``data_end``.
+    """
+    latest = data_end - label_horizon(label_params)
+    if params.first_cutoff is not None:
+        start = cutoff_timestamp(params.first_cutoff)
+    else:
+        earliest = first_order.floor("D") + pd.Timedelta(days=params.min_history_days)
+        start = earliest if earliest.day == 1 else (earliest + pd.offsets.MonthBegin(1)).floor("D")
+    end = latest
+    if params.last_cutoff is not None:
+        end = cutoff_timestamp(params.last_cutoff)
+        if end > latest:
+            logger.warning(
+                "last_cutoff %s has an incomplete label window; using %s", end.date(), latest
+            )
+            end = latest
+    grid = []
+    k = 0
+    while (c := start + pd.DateOffset(months=k * params.step_months)) <= end:
+        grid.append(cutoff_timestamp(c))
+        k += 1
+    return grid
+
+
+def plan_split(
+    cutoffs: list[pd.Timestamp], label_params: LabelsParams, validation_cutoffs: int
+) -> SplitPlan:
+    """Decide the train/valid/test cutoffs so that no label window reaches into a later split."""
+    if not cutoffs:
+        raise DataError("no cutoff has a complete label window; the data span is too short")
+    horizon = label_horizon(label_params)
+    test = cutoffs[-1]
+    valid = [c for c in cutoffs[:-1] if c + horizon <= test][-validation_cutoffs:]
+    if len(valid) < validation_cutoffs:
+        raise DataError(
+            f"only {len(valid)} cutoff(s) end their label window before the test cutoff "
+            f"{test.date()}; {validation_cutoffs} needed for validation"
+        )
+    train = [c for c in cutoffs if c + horizon <= valid[0]]
+    if not train:
+        raise DataError(
+            f"no training cutoff ends its label window before validation starts ({valid[0].date()})"
+        )
+    used = set(train) | set(valid) | {test}
+    embargo = [c for c in cutoffs if c not in used]
+    return SplitPlan(tuple(train), tuple(valid), test, tuple(embargo))
+
+
+def _partition_task(
+    part: Prepared, cutoffs: list[int], params: FeaturesParams, label_params: LabelsParams | None
+) -> list[Part]:
+    return [snapshot_part(part, c, params, label_params) for c in cutoffs]
+
+
+def _run(
+    prepared: Prepared,
+    ids: pd.Index,
+    cutoffs: list[int],
+    params: FeaturesParams,
+    label_params: LabelsParams | None,
+) -> list[list[Part]]:
+    """Per cutoff, the parts of every partition (computed partition by partition)."""
+    n_parts = params.partitions
+    parts = (
+        split(prepared, partition.partition_of(ids, n_parts), n_parts)
+        if n_parts > 1
+        else [prepared]
+    )
+    tasks = [(p, cutoffs, params, label_params) for p in parts]
+    by_partition = partition.run_partitions(_partition_task, tasks, params.workers)
+    return [[result[i] for result in by_partition] for i in range(len(cutoffs))]
+
+
+def _label_rates(frame: pd.DataFrame) -> dict[str, float]:
+    return {name: round(float(frame[name].mean()), 6) if len(frame) else 0.0 for name in LABELS}
+
+
+@dataclass(frozen=True)
+class FeatureTables:
+    """Outputs of the features stage."""
+
+    panel: pd.DataFrame
+    scoring: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def _plan(
+    catalog: Catalog, params: FeaturesParams, prepared: Prepared
+) -> tuple[Catalog, list[FeatureSpec], dict[str, str]]:
+    expanded = catalog.expand(params.windows_days)
+    present, absent = feature_plan(expanded, prepared.available)
+    return expanded, present, absent
+
+
+def build_features(
+    orders: pd.DataFrame,
+    returns: pd.DataFrame | None,
+    feedback: pd.DataFrame | None,
+    customers: pd.DataFrame | None,
+    params: FeaturesParams,
+    label_params: LabelsParams,
+    catalog: Catalog,
+    as_of: dt.date | dt.datetime | str | pd.Timestamp | None = None,
+) -> FeatureTables:
+    """Build the panel (labelled snapshots at the split's cutoffs), scoring snapshot and summary."""
+    check_catalog(catalog)
+    prepared, ids = prepare(orders, returns, feedback, customers, region_levels(catalog))
+    expanded, present, absent = _plan(catalog, params, prepared)
+    first_order, data_end, stray = data_bounds(prepared, params)
+    plan = plan_split(
+        cutoff_grid(first_order, data_end, params, label_params),
+        label_params,
+        params.validation_cutoffs,
+    )
+    pairs = plan.cutoffs()
+    scoring_at = data_end if as_of is None else cutoff_timestamp(as_of)
+    stamps = [c for c, _ in pairs] + [scoring_at]
+    results = _run(prepared, ids, [cutoff_us(c) for c in stamps], params, label_params)
+    frames = []
+    for (cutoff, name), parts in zip(pairs, results[:-1], strict=True):
+        frame = assemble(parts, ids, cutoff, present, expanded, with_labels=True)
+        frame.insert(2, "split", pd.array([name] * len(frame), dtype="string"))
+        frames.append(frame)
+    panel = pd.concat(frames, ignore_index=True)
+    scoring = assemble(results[-1], ids, scoring_at, present, expanded)
+    summary = {
+        "data": {
+            "first_order": first_order.isoformat(),
+            "data_end": data_end.isoformat(),
+            "orders_after_data_end": stray,
+        },
+        "labels": {
+            "churn_horizon_days": label_params.churn_horizon_days,
+            "repurchase_horizon_days": label_params.repurchase_horizon_days,
+        },
+        "population": {"active_within_days": params.active_within_days},
+        "windows_days": list(params.windows_days),
+        "cutoffs": plan.to_dict(),
+        "rows": {
+            "panel": len(panel),
+            **{s: int((panel["split"] == s).sum()) for s in ("train", "valid", "test")},
+            "scoring": len(scoring),
+        },
+        "customers": {"with_orders": len(ids), "in_panel": int(panel["customer_id"].nunique())},
+        "label_rates": {
+            s: _label_rates(panel[panel["split"] == s]) for s in ("train", "valid", "test")
+        },
+        "scoring": {"as_of": scoring_at.isoformat(), "rows": len(scoring)},
+        "features": {"present": [s.name for s in present], "absent": absent},
+        "unseen_categories": dict(prepared.unseen),
+    }
+    return FeatureTables(panel, scoring, summary)
+
+
+def build_scoring_snapshot(
+    orders: pd.DataFrame,
+    returns: pd.DataFrame | None,
+    feedback: pd.DataFrame | None,
+    customers: pd.DataFrame | None,
+    as_of: dt.date | dt.datetime | str | pd.Timestamp | None,
+    params: FeaturesParams,
+    catalog: Catalog,
+) -> pd.DataFrame:
+    """Build the scorer's snapshot: the ``build_snapshot`` table at ``as_of``.
+
+    ``as_of`` defaults to the last event date + 1 day. Computed by customer partition in a
+    process pool (``params.partitions``/``workers``); equal to ``build_snapshot``'s output.
+    """
+    check_catalog(catalog)
+    prepared, ids = prepare(orders, returns, feedback, customers, region_levels(catalog))
+    expanded, present, _ = _plan(catalog, params, prepared)
+    when = data_bounds(prepared, params)[1] if as_of is None else cutoff_timestamp(as_of)
+    (parts,) = _run(prepared, ids, [cutoff_us(when)], params, None)
+    return assemble(parts, ids, when, present, expanded)

@@ -1,0 +1,27 @@
+"""Fixtures of the feature tests (the tables themselves are in feature_tables.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import FeaturesParams, LabelsParams
+from pipeline.features.catalog import Catalog, load_catalog
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog(REPO_ROOT / "configs" / "features.yaml")
+
+
+@pytest.fixture
+def fparams() -> FeaturesParams:
+    return FeaturesParams(partitions=1, workers=1)
+
+
+@pytest.fixture
+def lparams() -> LabelsParams:
+    return LabelsParams()
