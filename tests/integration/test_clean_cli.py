@@ -149,7 +149,9 @@ def test_semicolon_and_decimal_comma_with_their_dialect(clean, tmp_path: Path) -
     assert orders["order_id"].tolist() == ["1", "2", "5"]
     # Europe/Paris summer time is UTC+2: 10:00 local is 08:00 UTC; day first, never swapped.
     assert orders["order_ts"].dt.strftime("%Y-%m-%d %H:%M").tolist() == [
-        "2024-09-03 08:00", "2024-09-14 08:00", "2024-09-16 08:00"
+        "2024-09-03 08:00",
+        "2024-09-14 08:00",
+        "2024-09-16 08:00",
     ]
     assert orders["gross_amount"].tolist() == [12.5, 7.0, 20.0]
     assert orders["discount_amount"].tolist() == [0.0, 1.5, 0.0]
@@ -158,7 +160,12 @@ def test_semicolon_and_decimal_comma_with_their_dialect(clean, tmp_path: Path) -
 
 @pytest.mark.reliability("files: wrong delimiter")
 def test_wrong_delimiter_is_an_error_naming_the_columns(clean) -> None:
-    assert_err(clean(RAW / "eu" / "orders.csv"), "orders.csv", "required columns missing", "wrong delimiter?")
+    assert_err(
+        clean(RAW / "eu" / "orders.csv"),
+        "orders.csv",
+        "required columns missing",
+        "wrong delimiter?",
+    )
 
 
 @pytest.mark.reliability("files: ragged rows, unbalanced quotes")
@@ -178,7 +185,10 @@ def test_ragged_rows_and_unbalanced_quotes_are_quarantined(clean) -> None:
 def test_renamed_columns_are_an_error_listing_expected_and_found(clean) -> None:
     assert_err(
         clean(RAW / "renamed_columns.csv"),
-        "renamed_columns.csv:1", "Invoice or InvoiceNo", "Customer ID or CustomerID", "found ['Bill'",
+        "renamed_columns.csv:1",
+        "Invoice or InvoiceNo",
+        "Customer ID or CustomerID",
+        "found ['Bill'",
     )
 
 
@@ -187,7 +197,9 @@ def test_online_retail_v1_naming_is_mapped(clean) -> None:
     outcome = clean(RAW / "online_retail_v1_naming.csv")
     assert_recon(outcome)
     orders = outcome.table("orders")
-    assert orders[["customer_id", "order_id", "n_items"]].values.tolist() == [["17850", "536365", 12]]
+    assert orders[["customer_id", "order_id", "n_items"]].values.tolist() == [
+        ["17850", "536365", 12]
+    ]
 
 
 @pytest.mark.reliability("files: extra columns")
@@ -200,7 +212,11 @@ def test_extra_columns_are_dropped_with_a_warning(clean, caplog: pytest.LogCaptu
 
 @pytest.mark.reliability("files: duplicate header names")
 def test_duplicate_header_names_are_an_error(clean) -> None:
-    assert_err(clean(RAW / "duplicate_header.csv"), "duplicate_header.csv:1", "duplicate column names ['Price']")
+    assert_err(
+        clean(RAW / "duplicate_header.csv"),
+        "duplicate_header.csv:1",
+        "duplicate column names ['Price']",
+    )
 
 
 @pytest.mark.reliability("files: .gz input")
@@ -218,17 +234,32 @@ def test_gzip_is_read_transparently(clean, tmp_path: Path) -> None:
 @pytest.mark.reliability("files: .xlsx")
 def test_xlsx_reads_every_sheet_and_drops_their_overlap(clean, tmp_path: Path) -> None:
     openpyxl = pytest.importorskip("openpyxl")
-    header = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
+    header = [
+        "Invoice",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "Price",
+        "Customer ID",
+        "Country",
+    ]
     book = openpyxl.Workbook()
     first = book.active
     first.title = "Year 2009-2010"
     first.append(header)
-    first.append([489434, "85048", "GLASS BALL", 12, pd.Timestamp("2010-12-01 07:45"), 6.95, 13085.0, "UK"])
+    first.append(
+        [489434, "85048", "GLASS BALL", 12, pd.Timestamp("2010-12-01 07:45"), 6.95, 13085.0, "UK"]
+    )
     second = book.create_sheet("Year 2010-2011")
     second.append(header)
     # the overlap: the same invoice in both sheets (the official workbook repeats 2010-12-01..09)
-    second.append([489434, "85048", "GLASS BALL", 12, pd.Timestamp("2010-12-01 07:45"), 6.95, 13085.0, "UK"])
-    second.append([539000, "85048", "GLASS BALL", 1, pd.Timestamp("2010-12-15 09:00"), 6.95, 17850.0, "UK"])
+    second.append(
+        [489434, "85048", "GLASS BALL", 12, pd.Timestamp("2010-12-01 07:45"), 6.95, 13085.0, "UK"]
+    )
+    second.append(
+        [539000, "85048", "GLASS BALL", 1, pd.Timestamp("2010-12-15 09:00"), 6.95, 17850.0, "UK"]
+    )
     path = tmp_path / "online_retail_II.xlsx"
     book.save(path)
     outcome = clean(path)
@@ -247,7 +278,9 @@ def test_parquet_export_gives_the_same_tables(clean, tmp_path: Path) -> None:
     source.to_parquet(path, index=False)
     outcome = clean(path)
     assert_recon(outcome)
-    assert outcome.table("orders")[["customer_id", "order_id"]].values.tolist() == [["17850", "536365"]]
+    assert outcome.table("orders")[["customer_id", "order_id"]].values.tolist() == [
+        ["17850", "536365"]
+    ]
 
 
 @pytest.mark.reliability("files: unsupported format")
@@ -278,9 +311,20 @@ def test_error_in_a_subprocess_has_no_traceback(tmp_path: Path) -> None:
     loyalty = Path(sys.executable).parent / "loyalty"
     out = tmp_path / "clean"
     result = subprocess.run(
-        [str(loyalty), "clean", "--source-config", str(ONLINE_RETAIL), "--input", str(RAW / "empty.csv"),
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            str(loyalty),
+            "clean",
+            "--source-config",
+            str(ONLINE_RETAIL),
+            "--input",
+            str(RAW / "empty.csv"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -327,9 +371,15 @@ def test_rows_reconcile(rows: Outcome) -> None:
 @pytest.mark.reliability("rows: reject reasons")
 def test_each_bad_row_has_its_own_reason(rows: Outcome) -> None:
     assert rows.reasons() == {
-        4: "duplicate_row", 7: "non_positive_quantity", 8: "non_positive_price",
-        9: "missing_customer_id", 13: "bad_date", 14: "future_date",
-        18: "non_numeric_quantity", 19: "non_numeric_unit_price", 20: "non_numeric_unit_price",
+        4: "duplicate_row",
+        7: "non_positive_quantity",
+        8: "non_positive_price",
+        9: "missing_customer_id",
+        13: "bad_date",
+        14: "future_date",
+        18: "non_numeric_quantity",
+        19: "non_numeric_unit_price",
+        20: "non_numeric_unit_price",
         21: "non_numeric_unit_price",
     }
 
@@ -337,7 +387,9 @@ def test_each_bad_row_has_its_own_reason(rows: Outcome) -> None:
 @pytest.mark.reliability("rows: cancellation")
 def test_cancellation_is_a_return_never_an_order(rows: Outcome) -> None:
     returns = rows.table("returns")
-    assert returns[["customer_id", "return_id", "amount"]].values.tolist() == [["13085", "C489449", 13.9]]
+    assert returns[["customer_id", "return_id", "amount"]].values.tolist() == [
+        ["13085", "C489449", 13.9]
+    ]
     assert returns["order_id"].isna().all()
     assert not rows.table("orders")["order_id"].str.startswith("C").any()
 
@@ -352,7 +404,9 @@ def test_non_product_lines_are_excluded_from_spend_and_counted(rows: Outcome) ->
 
 @pytest.mark.reliability("rows: missing customer id rate")
 def test_missing_customer_id_rate_is_in_the_manifest(rows: Outcome) -> None:
-    assert rows.manifest["transactions"]["missing_customer_id_rate"] == pytest.approx(1 / 21, abs=1e-6)
+    assert rows.manifest["transactions"]["missing_customer_id_rate"] == pytest.approx(
+        1 / 21, abs=1e-6
+    )
 
 
 @pytest.mark.reliability("rows: id spellings")
@@ -360,7 +414,11 @@ def test_id_spellings_are_one_customer(rows: Outcome) -> None:
     orders = rows.table("orders")
     assert sorted(orders["customer_id"].unique()) == ["13085", "16446", "17850"]
     assert orders.loc[orders["customer_id"] == "17850", "order_id"].tolist() == [
-        "489453", "489454", "489455", "489458", "489459"
+        "489453",
+        "489454",
+        "489455",
+        "489458",
+        "489459",
     ]
 
 
@@ -380,7 +438,9 @@ def test_extreme_quantity_is_kept_and_flagged(rows: Outcome) -> None:
 
 
 @pytest.mark.reliability("rows: formula text")
-def test_formula_text_is_stored_verbatim_and_neutralised_on_csv_export(rows: Outcome, tmp_path: Path) -> None:
+def test_formula_text_is_stored_verbatim_and_neutralised_on_csv_export(
+    rows: Outcome, tmp_path: Path
+) -> None:
     raw = rows.rejects.set_index("line_number").loc[21, "raw"]
     assert raw == "489464,22041,=SUM(A1:A9),3,2010-11-01 09:00:00,abc,17850,United Kingdom"
     exported = tmp_path / "rejects.csv"
