@@ -278,6 +278,88 @@ def explain(
 
 
 # --- report -------------------------------------------------------------------------------
+@app.command()
+def report(
+    models: Annotated[Path, typer.Option("--models", help="Folder of model folders (models/).")],
+    explain_dir: Annotated[
+        Path, typer.Option("--explain", help="Folder of explain outputs (reports/explain/).")
+    ],
+    features: Annotated[Path, typer.Option("--features", help="Feature folder (data/features).")],
+    metrics: Annotated[Path, typer.Option("--metrics", help="Metrics folder (reports/metrics).")],
+    out: Annotated[Path, typer.Option("--out", help="Site folder (reports/site).")],
+    clean: Annotated[
+        Path | None, typer.Option("--clean", help="Clean folder, for manifest.json (data/clean).")
+    ] = None,
+    dictionary: Annotated[
+        Path, typer.Option("--dictionary", help="Feature dictionary (configs/features.yaml).")
+    ] = Path("configs/features.yaml"),
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="Log the report to the MLflow run.")
+    ] = True,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Write the self-contained HTML report: index.html plus one page per target.
+
+    Example: loyalty report --models models --explain reports/explain --features data/features
+    --metrics reports/metrics --clean data/clean --out reports/site
+    """
+    from collections.abc import Callable
+    from typing import Any
+
+    from pipeline import io
+    from pipeline.errors import InputError
+    from pipeline.reasons import parse_dictionary
+    from pipeline.report.build import ReportInputs, TargetInputs, align_explained, build_site
+
+    settings = _params(params)
+    out = io.resolve_output(out, [models, explain_dir, features, metrics])
+
+    def optional(path: Path, reader: Callable[[Path], Any]) -> Any:
+        return reader(path) if path.exists() else None
+
+    panel = io.read_parquet(features / "panel.parquet")
+    test_rows = panel.loc[panel["split"] == "test"]
+    targets = {}
+    for target in settings.train.targets:
+        folder = explain_dir / target
+        if not folder.is_dir():
+            logger.warning("report: no explain output for %s in %s; skipped", target, folder)
+            continue
+        shap_values = io.read_parquet(folder / "shap.parquet")
+        metrics_file = metrics / f"{target}.json"
+        targets[target] = TargetInputs(
+            target=target,
+            metrics=optional(metrics_file, io.read_json) or {},
+            shap=shap_values,
+            explained=align_explained(shap_values, test_rows),
+            concepts=io.read_parquet(folder / "concepts.parquet"),
+            features=io.read_parquet(folder / "features.parquet"),
+            test_predictions=optional(
+                models / target / "test_predictions.parquet", io.read_parquet
+            ),
+            current=optional(folder / "current.parquet", io.read_parquet),
+            model_features=optional(models / target / "features.json", io.read_json) or {},
+        )
+    if not targets:
+        raise InputError(f"{explain_dir}: no explain output for any target; run `loyalty explain`")
+    inputs = ReportInputs(
+        targets=targets,
+        dictionary=parse_dictionary(io.read_yaml(dictionary), str(dictionary)),
+        snapshot=optional(features / "scoring.parquet", io.read_parquet),
+        manifest=optional(clean / "manifest.json", io.read_json) if clean else None,
+        feature_summary=optional(features / "summary.json", io.read_json),
+        source=settings.data.source,
+    )
+    site = build_site(inputs, settings.report)
+    for name, html in site.items():
+        io.write_text(out / name, html)
+    logger.info("report: %s", out / "index.html")
+    if track:
+        from pipeline.tracking import log_report
+
+        log_report(out, list(targets), settings.mlflow)
+
+
 # --- score --------------------------------------------------------------------------------
 
 

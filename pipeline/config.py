@@ -149,10 +149,17 @@ class ExplainParams(Section):
 
 
 class ReportParams(Section):
-    """HTML report options."""
+    """HTML report options (definitions in docs/explanations.md)."""
 
     high_value_quantile: float = Field(0.8, gt=0, lt=1)
     top_customers: int = Field(20, ge=1)
+    # Predicted churner: calibrated churn probability >= this (the scorer's high band).
+    churn_threshold: float = Field(0.5, gt=0, lt=1)
+    # Expected 12-month spend (value at risk = churn probability x this) and the RFM segment.
+    value_feature: str = "spend_sum_365d"
+    segment_feature: str = "rfm_segment"
+    top_features: int = Field(12, ge=1)
+    dependence_plots: int = Field(4, ge=0)
 
 
 class ScoreParams(Section):

@@ -405,3 +405,48 @@ def load_registered_predictor(
         files / MODEL_FILE, files / CALIBRATION_FILE, files / FEATURES_FILE
     )
     return predictor, name, str(found.version)
+
+
+# --- report (owned by the explain/report stage) --------------------------------------------------
+
+
+def log_report(site_dir: Path, targets: list[str], mlflow_params: MlflowParams) -> list[str] | None:
+    """Attach the HTML report to the latest training run of each target (artifact ``report/``).
+
+    A target without a training run in the experiment gets the report in a run named
+    ``report``. Returns the run ids used; unreachable store: :class:`TrackingError` when
+    ``mlflow.required``, else a warning and None.
+    """
+    uri = resolve_tracking_uri(mlflow_params)
+    try:
+        check_reachable(uri)
+        mlflow.set_tracking_uri(uri)
+        experiment = mlflow.set_experiment(mlflow_params.experiment)
+        client = MlflowClient()
+        run_ids: list[str] = []
+        for target in targets:
+            runs = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.target = '{target}' and attributes.run_name = 'train'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if runs:
+                run_id = runs[0].info.run_id
+            else:
+                run_id = client.create_run(
+                    experiment.experiment_id, run_name="report", tags={"target": target}
+                ).info.run_id
+                client.set_terminated(run_id)
+            client.log_artifacts(run_id, str(site_dir), artifact_path="report")
+            run_ids.append(run_id)
+        logger.info("report logged to MLflow run(s) %s", run_ids)
+        return run_ids
+    except (TrackingError, MlflowException, OSError) as exc:
+        message = (
+            exc.message if isinstance(exc, TrackingError) else f"MLflow failed at {uri}: {exc}"
+        )
+        if mlflow_params.required:
+            raise TrackingError(message) from exc
+        logger.warning("%s; report not logged (mlflow.required is false)", message)
+        return None

@@ -1,0 +1,189 @@
+"""Charts of the report as embedded PNG data URIs (matplotlib and the ``shap`` plots).
+
+Every function takes plain frames and returns a ``data:image/png;base64,...`` string, so the
+HTML needs no server and no internet. Figures are closed after rendering (no global state
+left behind in pyplot).
+"""
+
+from __future__ import annotations
+
+import base64
+import io as _bytes_io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pipeline.reasons import FeatureDictionary
+
+RISK = "#c0392b"
+SAFE = "#2471a3"
+GREY = "#7f8c8d"
+DPI = 110
+
+
+def to_data_uri(fig: Figure) -> str:
+    """Render ``fig`` to PNG, close it, and return it as a base64 data URI."""
+    buffer = _bytes_io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _style(ax: Any) -> None:
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def concept_bar(concepts: pd.DataFrame, labels: Mapping[str, str], outcome: str) -> str:
+    """Horizontal bars: mean |SHAP| per concept group; colour = average direction."""
+    data = concepts.sort_values("mean_abs_shap")
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(data) + 1.2))
+    colors = [RISK if v > 0 else SAFE for v in data["mean_shap"]]
+    ax.barh([labels.get(c, c) for c in data["concept"]], data["mean_abs_shap"], color=colors)
+    ax.set_xlabel(f"average strength of effect on {outcome} (mean |SHAP|, log-odds)")
+    ax.set_title(f"What drives {outcome}, by business concept", loc="left", fontsize=11)
+    _style(ax)
+    return to_data_uri(fig)
+
+
+def beeswarm(
+    shap_values: pd.DataFrame, feature_values: pd.DataFrame, names: Sequence[str], max_display: int
+) -> str:
+    """Draw the ``shap`` beeswarm of per-customer contributions (one dot per customer)."""
+    import shap
+
+    data = feature_values[list(names)].apply(_as_numeric)
+    explanation = shap.Explanation(
+        values=shap_values[list(names)].to_numpy(dtype="float64"),
+        base_values=shap_values["base_value"].to_numpy(dtype="float64"),
+        data=data.to_numpy(dtype="float64"),
+        feature_names=list(names),
+    )
+    fig = plt.figure(figsize=(8, 0.4 * max_display + 1.5))
+    ax = fig.add_subplot(1, 1, 1)
+    shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None)
+    ax.set_xlabel("contribution to the model score (SHAP value, log-odds)")
+    return to_data_uri(fig)
+
+
+def _as_numeric(series: pd.Series) -> pd.Series:
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return pd.Series(series.cat.codes.replace(-1, np.nan), index=series.index, dtype="float64")
+    return pd.to_numeric(series, errors="coerce").astype("float64")
+
+
+def _sigmoid(x: Any) -> Any:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype="float64")))
+
+
+def dependence(
+    values: pd.Series,
+    contributions: pd.Series,
+    base_value: float,
+    dictionary: FeatureDictionary,
+    outcome: str,
+) -> str:
+    """Feature value (business unit) against its effect on the probability, in points.
+
+    The effect is ``sigmoid(base + shap) - sigmoid(base)``: how many percentage points this
+    feature moves an otherwise average customer's (uncalibrated) probability.
+    """
+    info = dictionary.info(str(values.name))
+    effect = 100 * (_sigmoid(base_value + contributions.to_numpy()) - _sigmoid(base_value))
+    fig, ax = plt.subplots(figsize=(6.2, 3.6))
+    if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values):
+        frame = pd.DataFrame({"level": values.astype("string").fillna("missing"), "e": effect})
+        means = frame.groupby("level", sort=True)["e"].mean()
+        ax.bar(
+            means.index.tolist(), means.to_numpy(), color=[RISK if v > 0 else SAFE for v in means]
+        )
+        ax.set_xlabel(info.description)
+    else:
+        x = values.to_numpy(dtype="float64", na_value=np.nan)
+        known = ~np.isnan(x)
+        ax.scatter(x[known], effect[known], s=6, alpha=0.25, color=GREY, linewidths=0)
+        line = _binned_mean(x[known], effect[known])
+        if len(line):
+            ax.plot(line["x"], line["y"], color=RISK, linewidth=2, label="average effect")
+            ax.legend(frameon=False, loc="best", fontsize=8)
+        unit = f" ({info.unit})" if info.unit else ""
+        ax.set_xlabel(f"{info.description}{unit}")
+        if (~known).any():
+            ax.set_title(
+                f"{int((~known).sum())} customers with no value: average effect "
+                f"{np.mean(effect[~known]):+.1f} points",
+                loc="left",
+                fontsize=8,
+                color=GREY,
+            )
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_ylabel(f"effect on {outcome} probability\n(percentage points)")
+    ax.spines[["top", "right"]].set_visible(False)
+    return to_data_uri(fig)
+
+
+def _binned_mean(x: np.ndarray, y: np.ndarray, bins: int = 20) -> pd.DataFrame:
+    if len(x) == 0:
+        return pd.DataFrame({"x": [], "y": []})
+    distinct = np.unique(x)
+    if len(distinct) <= bins:
+        frame = pd.DataFrame({"x": x, "y": y}).groupby("x", sort=True)["y"].mean().reset_index()
+        return frame
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
+    index = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+    frame = pd.DataFrame({"b": index, "x": x, "y": y}).groupby("b", sort=True)[["x", "y"]].mean()
+    return frame.reset_index(drop=True)
+
+
+def calibration(curve: pd.DataFrame, outcome: str) -> str:
+    """Predicted against observed rate per probability bin, with the diagonal."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.plot([0, 1], [0, 1], color=GREY, linestyle="--", linewidth=1, label="perfect calibration")
+    ax.plot(curve["mean_predicted"], curve["observed_rate"], marker="o", color=RISK, label="model")
+    ax.set_xlabel(f"predicted {outcome} probability")
+    ax.set_ylabel(f"observed {outcome} rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False, loc="upper left", fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return to_data_uri(fig)
+
+
+def lift(curve: pd.DataFrame, baselines: Mapping[str, float], model_lift: float) -> str:
+    """Cumulative capture curve against random targeting, with top-decile lift of baselines."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6), width_ratios=[1.3, 1])
+    left.plot(
+        100 * curve["share_contacted"], 100 * curve["capture_rate"], color=RISK, label="model"
+    )
+    left.plot([0, 100], [0, 100], color=GREY, linestyle="--", linewidth=1, label="random")
+    left.set_xlabel("customers contacted, riskiest first (%)")
+    left.set_ylabel("positives reached (%)")
+    left.legend(frameon=False, fontsize=8)
+    left.spines[["top", "right"]].set_visible(False)
+    names = ["model", *baselines]
+    heights = [model_lift, *baselines.values()]
+    right.bar(names, heights, color=[RISK, *[GREY] * len(baselines)])
+    right.axhline(1, color="black", linewidth=0.6)
+    right.set_ylabel("lift in the top 10%")
+    right.tick_params(axis="x", labelrotation=20)
+    right.spines[["top", "right"]].set_visible(False)
+    return to_data_uri(fig)
+
+
+def segment_bars(table: pd.DataFrame, title: str) -> str:
+    """Value at risk per group, with the mean churn probability written on each bar."""
+    data = table.sort_values("value_at_risk")
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(data) + 1.2))
+    ax.barh(data["group"].astype(str), data["value_at_risk"], color=RISK)
+    for y, (v, p) in enumerate(
+        zip(data["value_at_risk"], data["mean_churn_probability"], strict=True)
+    ):
+        ax.text(v, y, f"  {p:.0%} avg churn", va="center", fontsize=8)
+    ax.set_xlabel("value at risk (expected 12-month spend x churn probability)")
+    ax.set_title(title, loc="left", fontsize=11)
+    _style(ax)
+    return to_data_uri(fig)

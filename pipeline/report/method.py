@@ -1,0 +1,113 @@
+"""Model-quality sentences and the data-and-method section, from metrics and manifests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+BASELINE_NAMES = {
+    "recency": "recency rule (days since last order)",
+    "rfm_logistic": "RFM logistic regression",
+    "rfm_lgbm": "RFM-only LightGBM",
+}
+METRICS = ("roc_auc", "pr_auc", "lift_top_decile", "capture_top_decile", "brier", "ece")
+
+
+def quality_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per model (ours first, then the baselines) with the headline metrics."""
+    rows = [{"name": "this model", "is_model": True, **_pick(metrics.get("model", {}))}]
+    for key, values in (metrics.get("baselines") or {}).items():
+        rows.append({"name": BASELINE_NAMES.get(key, key), "is_model": False, **_pick(values)})
+    return rows
+
+
+def _pick(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {m: values.get(m) for m in METRICS}
+
+
+def quality_sentences(metrics: Mapping[str, Any], outcome: str) -> dict[str, str]:
+    """One plain sentence each on AUC, calibration, lift and what satisfaction adds."""
+    model = metrics.get("model") or {}
+    base = metrics.get("baselines") or {}
+    out: dict[str, str] = {}
+    auc = model.get("roc_auc")
+    if auc is not None:
+        text = (
+            f"AUC {auc:.3f}: given one customer who went on to {outcome} and one who did not, the "
+            f"model ranks the first as riskier {100 * auc:.0f}% of the time (50% is a coin toss)."
+        )
+        if "recency" in base:
+            text += f" The recency rule alone reaches {base['recency']['roc_auc']:.3f}."
+        out["auc"] = text
+    ece = model.get("ece")
+    if ece is not None:
+        out["calibration"] = (
+            f"Calibration error {100 * ece:.1f} points: when the model says 30%, about "
+            f"{30 - 100 * ece:.0f}-{30 + 100 * ece:.0f} in 100 such customers {outcome}; "
+            "the probabilities can be read as they are."
+        )
+    lift = model.get("lift_top_decile")
+    if lift is not None:
+        text = (
+            f"Lift {lift:.1f}: the riskiest 10% of customers hold {lift:.1f} times as many "
+            f"{outcome} cases as a random 10%"
+        )
+        if "recency" in base and "lift_top_decile" in base["recency"]:
+            text += f" (recency rule: {base['recency']['lift_top_decile']:.1f})"
+        out["lift"] = text + "."
+    rfm = (base.get("rfm_lgbm") or {}).get("roc_auc")
+    if auc is not None and rfm is not None:
+        gain = auc - rfm
+        verb = "adds" if gain > 0.005 else "adds little"
+        out["satisfaction"] = (
+            f"Satisfaction, service, delivery, product and price features {verb} over recency, "
+            f"frequency and spend alone: AUC {rfm:.3f} with RFM features only, {auc:.3f} with "
+            f"all features ({gain:+.3f})."
+        )
+    return out
+
+
+def data_and_method(
+    manifest: Mapping[str, Any] | None,
+    summary: Mapping[str, Any] | None,
+    metrics: Mapping[str, Mapping[str, Any]],
+    model_features: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """Source, windows, cutoffs, cleaning counts and absent features, for section 5."""
+    manifest = manifest or {}
+    summary = summary or {}
+    reasons = manifest.get("rejected_by_reason") or {}
+    absent = (summary.get("features") or {}).get("absent") or {}
+    if isinstance(absent, list):
+        absent = {name: "" for name in absent}
+    cutoffs: dict[str, Any] = {}
+    for target, meta in model_features.items():
+        for split, values in (meta.get("cutoffs") or {}).items():
+            if values:
+                cutoffs.setdefault(split, [values[0], values[-1], len(values)])
+        if target in metrics and metrics[target].get("test_cutoff"):
+            cutoffs["test"] = [metrics[target]["test_cutoff"]] * 2 + [1]
+    horizons = {
+        t: m.get("horizon_days") for t, m in model_features.items() if m.get("horizon_days")
+    }
+    windows = next(
+        (m.get("windows_days") for m in model_features.values() if m.get("windows_days")), None
+    )
+    return {
+        "source": manifest.get("source"),
+        "as_of": manifest.get("as_of"),
+        "data": summary.get("data") or {},
+        "inputs": [
+            {k: item.get(k) for k in ("source_file", "table", "rows_read", "accepted", "rejected")}
+            for item in manifest.get("inputs") or []
+        ],
+        "totals": {k: manifest.get(k) for k in ("rows_read", "accepted", "rejected")},
+        "rejected_by_reason": sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])),
+        "provided": manifest.get("provided") or {},
+        "absent": sorted(absent.items()),
+        "cutoffs": {s: cutoffs[s] for s in ("train", "valid", "test") if s in cutoffs},
+        "horizons": horizons,
+        "windows": windows,
+        "scoring_as_of": (summary.get("scoring") or {}).get("as_of"),
+        "rows": summary.get("rows") or {},
+    }

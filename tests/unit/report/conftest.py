@@ -1,0 +1,202 @@
+"""A tiny, hand-made report input: one LightGBM churn model on 300 customers.
+
+The data are generated so the drivers are known (recency and unresolved complaints raise churn,
+a good review lowers it, region is noise), and one customer id carries a `<script>` tag to test
+escaping.
+"""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.explain import concept_importance, feature_importance, shap_table
+from pipeline.reasons import parse_dictionary
+from pipeline.report.build import ReportInputs, TargetInputs
+
+EVIL_ID = "<script>alert('x')</script>"
+FEATURES = [
+    "days_since_last_order",
+    "complaints_unresolved_365d",
+    "review_score_mean_365d",
+    "spend_sum_365d",
+    "region",
+]
+DICTIONARY = {
+    "concepts": {
+        "recency": "Recency",
+        "service": "Complaints and service",
+        "satisfaction": "Satisfaction",
+        "monetary": "Spend",
+        "relationship": "Relationship",
+    },
+    "features": [
+        {
+            "name": "days_since_last_order",
+            "concept": "recency",
+            "unit": "days",
+            "description": "Days since the last order",
+            "reason": "No order for {value:.0f} days",
+        },
+        {
+            "name": "complaints_unresolved_365d",
+            "concept": "service",
+            "unit": "count",
+            "description": "Unresolved complaints",
+            "reason": "{value:.0f} complaints <b>unresolved</b>",
+        },
+        {
+            "name": "review_score_mean_365d",
+            "concept": "satisfaction",
+            "unit": "score",
+            "description": "Average review score",
+            "reason": "Average review {value:.1f} of 5",
+        },
+        {
+            "name": "spend_sum_365d",
+            "concept": "monetary",
+            "unit": "currency",
+            "description": "Spend in the last 365 days",
+            "reason": "Spent {value:,.0f}",
+        },
+        {
+            "name": "region",
+            "concept": "relationship",
+            "unit": "category",
+            "description": "Region",
+            "reason": "Lives in {value}",
+        },
+    ],
+}
+METRICS = {
+    "target": "churn",
+    "test_cutoff": "2024-06-01T00:00:00+00:00",
+    "model": {
+        "roc_auc": 0.8123,
+        "pr_auc": 0.7,
+        "lift_top_decile": 1.9,
+        "capture_top_decile": 0.19,
+        "brier": 0.18,
+        "ece": 0.021,
+    },
+    "baselines": {
+        "recency": {"roc_auc": 0.7011, "pr_auc": 0.6, "lift_top_decile": 1.5},
+        "rfm_logistic": {"roc_auc": 0.7222, "pr_auc": 0.6, "lift_top_decile": 1.6, "ece": 0.03},
+        "rfm_lgbm": {"roc_auc": 0.7333, "pr_auc": 0.6, "lift_top_decile": 1.7, "ece": 0.03},
+    },
+}
+
+
+def _frame(n: int, seed: int, cutoff: str) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ids = [f"c{i:03d}" for i in range(n)]
+    ids[0] = EVIL_ID
+    frame = pd.DataFrame(
+        {
+            "customer_id": pd.array(ids, dtype="string"),
+            "cutoff": pd.Timestamp(cutoff, tz="UTC"),
+            "days_since_last_order": rng.integers(1, 300, n).astype(float),
+            "complaints_unresolved_365d": rng.poisson(0.5, n).astype(float),
+            "review_score_mean_365d": np.round(rng.uniform(1, 5, n), 1),
+            "spend_sum_365d": np.round(rng.gamma(2.0, 200.0, n), 2),
+            "region": pd.Categorical(
+                rng.choice(["north", "south"], n), categories=["north", "south"]
+            ),
+            "rfm_segment": pd.Categorical(rng.choice(["At risk", "Champions", "Lost"], n)),
+        }
+    )
+    logit = (
+        0.015 * (frame["days_since_last_order"] - 150)
+        + 0.9 * frame["complaints_unresolved_365d"]
+        - 0.6 * (frame["review_score_mean_365d"] - 3)
+    )
+    frame["churned"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")
+    return frame
+
+
+@pytest.fixture(scope="session")
+def report_inputs() -> ReportInputs:
+    test = _frame(300, 1, "2024-06-01")
+    current = _frame(120, 2, "2024-09-01").drop(columns="churned")
+    params = {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 10, "verbose": -1}
+    booster = lgb.train(params, lgb.Dataset(test[FEATURES], test["churned"]), num_boost_round=25)
+    dictionary = parse_dictionary(DICTIONARY)
+    table = shap_table(
+        test[["customer_id", "cutoff"]],
+        booster.predict(test[FEATURES], pred_contrib=True),
+        FEATURES,
+    )
+    concepts = dictionary.concepts(FEATURES)
+    margin = booster.predict(current[FEATURES], raw_score=True)
+    churn_current = pd.DataFrame(
+        {
+            "customer_id": current["customer_id"],
+            "cutoff": current["cutoff"],
+            "probability": 1 / (1 + np.exp(-margin)),
+            "reason_1": pd.array(
+                ["No order for 200 days <img src=x onerror=alert(1)>"] + [None] * 119,
+                dtype="string",
+            ),
+        }
+    )
+    repurchase_current = churn_current.assign(
+        probability=1 - churn_current["probability"], reason_1=pd.NA
+    )
+    probability = 1 / (1 + np.exp(-booster.predict(test[FEATURES], raw_score=True)))
+    churn = TargetInputs(
+        target="churn",
+        metrics=METRICS,
+        shap=table,
+        explained=test[["customer_id", "cutoff", *FEATURES]],
+        concepts=concept_importance(table, concepts),
+        features=feature_importance(table, concepts),
+        test_predictions=pd.DataFrame({"label": test["churned"], "probability": probability}),
+        current=churn_current,
+        model_features={
+            "cutoffs": {"train": ["2024-01-01", "2024-03-01"], "valid": ["2024-04-01"]},
+            "horizon_days": 90,
+            "windows_days": [30, 90, 365],
+        },
+    )
+    repurchase = TargetInputs(
+        target="repurchase",
+        metrics={**METRICS, "target": "repurchase"},
+        shap=table,
+        explained=churn.explained,
+        concepts=churn.concepts,
+        features=churn.features,
+        test_predictions=churn.test_predictions.assign(
+            label=1 - test["churned"], probability=1 - probability
+        ),
+        current=repurchase_current,
+    )
+    manifest = {
+        "source": "synthetic",
+        "inputs": [
+            {
+                "source_file": "transactions.csv",
+                "table": "transactions",
+                "rows_read": 1000,
+                "accepted": 990,
+                "rejected": 10,
+            }
+        ],
+        "rows_read": 1000,
+        "accepted": 990,
+        "rejected": 10,
+        "rejected_by_reason": {"duplicate_row": 7, "bad_date": 3},
+    }
+    summary = {
+        "features": {"absent": {"late_delivery_share": "source lacks orders.delivered_ts"}},
+        "scoring": {"as_of": "2024-09-01T00:00:00+00:00"},
+    }
+    return ReportInputs(
+        targets={"churn": churn, "repurchase": repurchase},
+        dictionary=dictionary,
+        snapshot=current,
+        manifest=manifest,
+        feature_summary=summary,
+        source="synthetic",
+    )

@@ -1,0 +1,78 @@
+"""The rendered pages: sections in order, numbers consistent with the inputs, escaping."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pipeline.config import ReportParams
+from pipeline.report.build import ReportInputs, build_site
+from pipeline.report.customers import customer_table, headline
+
+EVIL_ID = "<script>alert('x')</script>"  # the id conftest gives customer 0
+
+
+@pytest.fixture(scope="module")
+def site(report_inputs: ReportInputs) -> dict[str, str]:
+    return build_site(report_inputs, ReportParams(top_customers=200))
+
+
+def test_pages_and_section_order(site: dict[str, str]) -> None:
+    assert set(site) == {"index.html", "churn.html", "repurchase.html"}
+    index = site["index.html"]
+    positions = [
+        index.index(f"<h2>{n}. {title}")
+        for n, title in [
+            (1, "Summary"),
+            (2, "Drivers"),
+            (3, "Segments"),
+            (4, "Model quality"),
+            (5, "Data and method"),
+        ]
+    ]
+    assert positions == sorted(positions)
+    churn = site["churn.html"]
+    assert churn.index("<h2>2. Drivers") < churn.index("<h2>4. Model quality")
+
+
+def test_every_data_string_is_escaped(site: dict[str, str]) -> None:
+    for html in site.values():
+        assert "<script>" not in html and "onerror=alert(1)>" not in html
+        assert "<b>unresolved" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in site["index.html"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in site["index.html"]
+    assert EVIL_ID not in site["index.html"]
+
+
+def test_images_are_embedded_and_nothing_is_fetched(site: dict[str, str]) -> None:
+    for html in site.values():
+        sources = re.findall(r'<img src="([^"]*)"', html)
+        assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+        assert "http://" not in html and "https://" not in html
+    # churn page: concept bars, beeswarm, >= 4 dependence plots, calibration, lift
+    assert site["churn.html"].count("data:image/png;base64,") >= 8
+
+
+def test_numbers_match_the_inputs(site: dict[str, str], report_inputs: ReportInputs) -> None:
+    index = site["index.html"]
+    assert "0.812" in index and "0.701" in index and "0.733" in index  # AUCs of metrics.json
+    assert "(+0.079)" in index  # what satisfaction adds over RFM alone
+    settings = ReportParams()
+    customers = customer_table(
+        {t: ti.current for t, ti in report_inputs.targets.items() if ti.current is not None},
+        report_inputs.snapshot,
+        settings.value_feature,
+        settings.segment_feature,
+        settings.high_value_quantile,
+    )
+    numbers = headline(customers, settings.churn_threshold)
+    assert f"<strong>{numbers['customers']}</strong>" in index
+    assert f"<strong>{numbers['predicted_churners']}</strong>" in index
+    assert f"<strong>{numbers['value_at_risk']:,.0f}</strong>" in index
+    assert "duplicate_row" in index and "late_delivery_share" in index
+    assert "Recency" in index  # a top driver, in words
+
+
+def test_satisfaction_curve_is_drawn(site: dict[str, str]) -> None:
+    assert "the satisfaction curve" in site["churn.html"]
