@@ -73,6 +73,7 @@ def generate(params: GenerateParams, effects: Effects | None = None) -> Syntheti
         "return_lines": int(is_return.sum()),
         "dirty": dirty_counts,
         "dropped_out": int((hist.dropout_day >= 0).sum()),
+        "base_rates": base_rates(hist, params.n_customers),
         "effects": effects.as_dict(),
     }
     logger.info(
@@ -80,6 +81,30 @@ def generate(params: GenerateParams, effects: Effects | None = None) -> Syntheti
         params.n_customers, len(hist.order_day), len(lines),
     )  # fmt: skip
     return SyntheticExport(manifest=manifest, **tables)
+
+
+def base_rates(hist: dynamics.History, n_customers: int) -> dict[str, dict[str, float]]:
+    """Churn (no order in 90 days) and repurchase (an order in 30 days) shares at quarterly cutoffs.
+
+    Computed on the true orders (before dirty rows), over customers with an order in the 365
+    days before the cutoff: the label base rates a model trained on this export should see.
+    """
+    out: dict[str, dict[str, float]] = {}
+    start = pd.Timestamp(hist.start)
+    cutoff = start + pd.DateOffset(years=1)
+    while (day := (cutoff - start).days) + 90 <= hist.n_days:
+        active, within_90, within_30 = (np.zeros(n_customers, dtype=bool) for _ in range(3))
+        active[hist.order_customer[(hist.order_day >= day - 365) & (hist.order_day < day)]] = True
+        within_90[hist.order_customer[(hist.order_day >= day) & (hist.order_day < day + 90)]] = True
+        within_30[hist.order_customer[(hist.order_day >= day) & (hist.order_day < day + 30)]] = True
+        n_active = max(int(active.sum()), 1)
+        out[cutoff.date().isoformat()] = {
+            "active_customers": int(active.sum()),
+            "churn_90d": round(1 - float((active & within_90).sum()) / n_active, 4),
+            "repurchase_30d": round(float((active & within_30).sum()) / n_active, 4),
+        }
+        cutoff += pd.DateOffset(months=3)
+    return out
 
 
 def to_csv_text(frame: pd.DataFrame) -> str:

@@ -52,6 +52,8 @@ def catalog(rng: np.random.Generator) -> pd.DataFrame:
 def timestamps(start: dt.date, seconds: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
     """``YYYY-MM-DD HH:MM:SS`` strings for seconds since the extract start (UTC)."""
     instants = np.datetime64(start, "s") + seconds.astype("timedelta64[s]")
+    if len(instants) == 0:  # np.strings.replace fails on empty input (numpy 2.4)
+        return np.array([], dtype="<U19")
     return np.strings.replace(np.datetime_as_string(instants, unit="s"), "T", " ")
 
 
