@@ -72,8 +72,8 @@ def generate(
 
     result = synthetic.generate(_params(params).generate)
     for name in ("transactions", "feedback", "customers"):
-        text = synthetic.to_csv_text(getattr(result, name))
-        io.write_bytes(out / synthetic.FILES[name], text.encode("utf-8"))
+        chunks = synthetic.csv_chunks(getattr(result, name))
+        io.write_text_chunks(out / synthetic.FILES[name], chunks)
     io.write_parquet(out / synthetic.FILES["ground_truth"], result.ground_truth)
     io.write_json(out / synthetic.FILES["manifest"], result.manifest)
     logger.info("generate: %s -> %s", result.manifest["rows"], out)
@@ -361,6 +361,109 @@ def report(
 
 
 # --- score --------------------------------------------------------------------------------
+@app.command()
+def score(
+    out: Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")],
+    model: Annotated[
+        list[str],
+        typer.Option("--model", help="Model folder or models:/name@alias (repeat for both)."),
+    ],
+    input_paths: Annotated[
+        list[Path] | None,
+        typer.Option("--input", help="Raw export file or folder (repeatable); default data.input."),
+    ] = None,
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="Snapshot date (YYYY-MM-DD), or 'latest' (data end).")
+    ] = "latest",
+    source: Annotated[
+        Path | None,
+        typer.Option("--source", help="Source config YAML; default from params `data`."),
+    ] = None,
+    features_config: Annotated[
+        Path, typer.Option("--features-config", help="Feature dictionary (catalog, reasons).")
+    ] = Path("configs/features.yaml"),
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="parquet or csv; default score.format.")
+    ] = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", help="local or spark; default score.engine.")
+    ] = None,
+    partitions: Annotated[
+        int | None, typer.Option("--partitions", min=1, help="Hash partitions of customers.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Worker processes (local engine).")
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option("--spark-master", help="Spark master URL; default SPARK_MASTER or params."),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="Run manifest JSON; default <out>.manifest.json."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Score customers of a raw export: probabilities, loyalty tier, risk band, reasons.
+
+    The export goes through the same clean rules and the same build_snapshot as training;
+    work is split by a hash of customer_id into partitions scored in a process pool
+    (--engine local) or by PySpark (--engine spark).
+
+    Example: loyalty score --input data/synthetic --as-of 2024-12-01 --model models/churn
+    --model models/repurchase --out data/scores/scores.parquet
+    """
+    import os
+
+    import pandas as pd
+
+    from pipeline import io
+    from pipeline.clean import default_as_of
+    from pipeline.engines.work import ScoreJob, resolve_models
+    from pipeline.errors import ConfigError
+    from pipeline.features.snapshot import cutoff_timestamp
+    from pipeline.scoring import ScoringRules
+
+    settings = _params(params)
+    options = settings.score
+    inputs = list(input_paths or [Path(settings.data.input)])
+    fmt = fmt or options.format
+    engine = engine or options.engine
+    if fmt not in ("parquet", "csv") or engine not in ("local", "spark"):
+        raise ConfigError(f"--format must be parquet|csv and --engine local|spark: {fmt}, {engine}")
+    guarded = [*inputs, *(Path(m) for m in model if not m.startswith("models:/")), params]
+    out = io.resolve_output(out, guarded)
+    manifest = io.resolve_output(manifest or out.with_name(out.name + ".manifest.json"), guarded)
+    when = None if as_of == "latest" else cutoff_timestamp(as_of)
+    rules = ScoringRules(options.risk_high, options.risk_medium, options.value_feature,
+                         options.reasons_top_share)
+    with io.scratch_dir(out) as work:
+        job = ScoreJob(
+            source_config=str(source or settings.data.source_config_path()),
+            features_config=str(features_config),
+            as_of=when,
+            clean_as_of=pd.Timestamp(settings.clean.as_of, tz="UTC")
+            if settings.clean.as_of else default_as_of(),
+            models=resolve_models(model, work / "models", settings.mlflow),
+            params=settings,
+            rules=rules,
+        )
+        n_parts = partitions or options.partitions
+        if engine == "spark":
+            from pipeline.engines.spark import run_spark
+
+            master = spark_master or os.environ.get("SPARK_MASTER") or options.spark_master
+            result = run_spark(job, inputs, out, fmt, n_parts, master, work)
+        else:
+            from pipeline.engines.local import run_local
+
+            result = run_local(job, inputs, out, fmt, n_parts, workers or options.workers, work,
+                               progress)
+    io.write_json(manifest, result)
+    logger.info("score: %d rows read, %d customers scored, %d rejected -> %s",
+                result["rows_in"], result["customers_scored"], result["rows_rejected"], out)
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,15 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 def write_text(path: str | Path, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+def write_text_chunks(path: str | Path, chunks: Iterable[str]) -> Path:
+    """Write UTF-8 text produced piece by piece (bounded memory) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+    return Path(path)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

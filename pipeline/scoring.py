@@ -174,3 +174,51 @@ def add_reasons(
         column.loc[chosen] = reasons[f"reason_{i}"].to_numpy()
         out[f"reason_{i}"] = column
     return out
+
+
+# --- population-relative features ---------------------------------------------------------
+
+RFM_BASES = ("days_since_last_order", "lifetime_orders", "lifetime_spend")
+RFM_COLUMNS = ("rfm_r_score", "rfm_f_score", "rfm_m_score", "rfm_segment")
+
+
+def population_rfm(
+    bases: pd.DataFrame, grid: list[list[str]], levels: tuple[str, ...]
+) -> pd.DataFrame:
+    """RFM quintile scores and segment over the *whole* scoring population.
+
+    RFM scores rank a customer among all customers of the snapshot, so a partition alone
+    cannot compute them. The engines gather ``customer_id`` and the three base columns of
+    every partition (three floats per customer) and call this once; it is
+    :func:`pipeline.features.rfm.rfm_scores`, the function training used.
+    """
+    from pipeline.features.rfm import rfm_scores
+
+    ordered = bases.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    scores = rfm_scores(*(ordered[name] for name in RFM_BASES), grid, levels)
+    return pd.DataFrame({"customer_id": ordered["customer_id"].astype("string"), **scores})
+
+
+def with_population_rfm(snapshot: pd.DataFrame, rfm: pd.DataFrame) -> pd.DataFrame:
+    """Replace a partition snapshot's RFM columns by the population ones (matched by id)."""
+    present = [name for name in RFM_COLUMNS if name in snapshot.columns]
+    if not present:
+        return snapshot
+    lookup = rfm.set_index(rfm["customer_id"].astype("string"))
+    ids = snapshot["customer_id"].astype("string")
+    missing = ids[~ids.isin(lookup.index)]
+    if len(missing):
+        raise DataError(
+            f"{len(missing)} customer(s) have no population RFM scores, e.g. {missing.iloc[0]}"
+        )
+    rows = lookup.loc[ids.to_numpy()]
+    out = snapshot.copy()
+    for name in present:
+        values = rows[name]
+        if isinstance(out[name].dtype, pd.CategoricalDtype):
+            out[name] = pd.Categorical(
+                values.astype(object).to_numpy(), categories=out[name].cat.categories
+            )
+        else:
+            out[name] = values.to_numpy(dtype="float64")
+    return out

@@ -1,0 +1,292 @@
+"""What scoring does to one partition, shared by the local and the Spark engine.
+
+A :class:`ScoreJob` carries everything a worker needs (paths, as-of, params, model folders);
+the passes below are the per-partition steps, each a call of the stage's own function:
+
+- :func:`clean_pass`: ``pipeline.clean.clean_export`` on the partition's raw part files;
+- :func:`snapshot_pass`: ``pipeline.features.snapshot.build_snapshot`` at ``as_of``;
+- :func:`population_rfm_of` (once, over all partitions): RFM quintiles rank a customer among
+  *all* customers, so they are recomputed by ``pipeline.features.rfm.rfm_scores`` from three
+  columns per customer and merged back (:func:`pipeline.scoring.with_population_rfm`);
+- :func:`score_pass`: both models' probabilities, tiers, bands, value at risk;
+- :func:`reasons_pass`: reason codes for customers above the run-wide threshold.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline import io
+from pipeline.config import MlflowParams, Params
+from pipeline.errors import DataError, ModelError
+from pipeline.reasons import FeatureDictionary, parse_dictionary
+from pipeline.scoring import (
+    RFM_BASES,
+    RFM_COLUMNS,
+    TARGETS,
+    ScoringModel,
+    ScoringRules,
+    add_reasons,
+    population_rfm,
+    score_snapshot,
+    with_population_rfm,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model folder (``model.txt``, ``calibration.json``, ``features.json``) and its labels."""
+
+    target: str
+    path: str
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """Everything a worker needs to score one partition (picklable, no open handles)."""
+
+    source_config: str
+    features_config: str
+    as_of: pd.Timestamp | None  # None: the end of the observed data ("latest")
+    clean_as_of: pd.Timestamp
+    models: tuple[ModelRef, ...]
+    params: Params
+    rules: ScoringRules
+
+
+def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
+    """Turn ``--model`` (a model folder or ``models:/name@alias``) into a local model folder.
+
+    A registry model is loaded through :mod:`pipeline.tracking` and its three artefacts are
+    written to ``scratch`` (LightGBM text + JSON, never a pickle), so that every worker, and
+    every Spark executor, loads the same files with ``load_predictor``. The target comes from
+    the model's ``features.json``.
+    """
+    from pipeline.modeling.artifacts import (
+        CALIBRATION_FILE,
+        FEATURES_FILE,
+        MODEL_FILE,
+        load_predictor,
+    )
+
+    if not uri.startswith("models:/"):
+        folder = Path(uri)
+        io.refuse_pickle(folder)
+        predictor = load_predictor(folder)
+        target = str(predictor.features.get("target", ""))
+        text = folder / MODEL_FILE if folder.is_dir() else folder
+        version = "sha256:" + io.file_sha256(text)[:12]
+        return _checked(ModelRef(target, str(folder if folder.is_dir() else folder.parent),
+                                 str(folder), version))
+    from pipeline import tracking
+
+    os.environ["MLFLOW_TRACKING_URI"] = tracking.resolve_tracking_uri(mlflow)
+    loaded = tracking.load_registered(uri)
+    predictor = loaded.unwrap_python_model()._predictor
+    target = str(predictor.features.get("target", ""))
+    folder = scratch / f"registry-{target}"
+    io.write_text(folder / MODEL_FILE, predictor.booster.model_to_string())
+    io.write_json(folder / CALIBRATION_FILE, predictor.calibration)
+    io.write_json(folder / FEATURES_FILE, predictor.features)
+    run_id = getattr(loaded.metadata, "run_id", None) or "unknown"
+    name = uri.removeprefix("models:/").split("@", 1)[0].split("/", 1)[0]
+    return _checked(ModelRef(target, str(folder), name, f"{uri} (run {run_id})"))
+
+
+def _checked(ref: ModelRef) -> ModelRef:
+    if ref.target not in TARGETS:
+        raise ModelError(f"{ref.name}: features.json names target {ref.target!r}, expected one "
+                         f"of {list(TARGETS)}")
+    return ref
+
+
+def resolve_models(uris: list[str], scratch: Path, mlflow: MlflowParams) -> tuple[ModelRef, ...]:
+    """Resolve every ``--model``; at most one model per target."""
+    refs = tuple(resolve_model(uri, scratch, mlflow) for uri in uris)
+    targets = [ref.target for ref in refs]
+    if len(set(targets)) != len(targets):
+        raise ModelError(f"two models for the same target: {targets}")
+    if not refs:
+        raise ModelError("no --model given")
+    return refs
+
+
+# --- per-partition work (shared with the Spark engine) ------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _predictor(path: str) -> Any:
+    """Load a model once per process (workers score many partitions with it)."""
+    from pipeline.modeling.artifacts import load_predictor
+
+    return load_predictor(path)
+
+
+@functools.lru_cache(maxsize=2)
+def _dictionary(path: str) -> FeatureDictionary:
+    return parse_dictionary(io.read_yaml(path), path)
+
+
+@functools.lru_cache(maxsize=2)
+def _catalog(path: str) -> Any:
+    from pipeline.features.catalog import load_catalog
+
+    return load_catalog(path)
+
+
+def scoring_models(job: ScoreJob) -> dict[str, ScoringModel]:
+    """Load the job's models (cached per process)."""
+    return {
+        ref.target: ScoringModel(ref.target, ref.name, ref.version, _predictor(ref.path))
+        for ref in job.models
+    }
+
+
+def reason_columns(job: ScoreJob) -> list[str]:
+    """Snapshot columns kept for the reasons pass: churn model features and the value feature."""
+    names: list[str] = []
+    churn = scoring_models(job).get("churn")
+    if churn is not None:
+        names.extend(churn.predictor.feature_names)
+    if job.rules.value_feature not in names:
+        names.append(job.rules.value_feature)
+    return names
+
+
+def reason_inputs(snapshot: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Keep ``customer_id`` and ``columns``; categories as strings (the same in Parquet/Spark)."""
+    out: dict[str, Any] = {"customer_id": snapshot["customer_id"].astype("string")}
+    for name in columns:
+        if name not in snapshot.columns:
+            out[name] = pd.Series(np.nan, index=snapshot.index, dtype="float64")
+            continue
+        series = snapshot[name]
+        if isinstance(series.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(
+            series
+        ):
+            out[name] = series.astype("string")
+        else:
+            out[name] = series.astype("float64")
+    return pd.DataFrame(out).sort_values("customer_id", kind="stable").reset_index(drop=True)
+
+
+def clean_pass(job: ScoreJob, inputs: list[Path]) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Read one partition's raw files and clean them with the ``clean`` stage's own function.
+
+    Returns the clean tables and the partition's counts (rows read, accepted, rejected).
+    """
+    from pipeline.clean import clean_export
+    from pipeline.sources.csv_mapping import load_source_config
+
+    started = time.perf_counter()
+    config = load_source_config(job.source_config)
+    # A partition holds all rows without a customer id: the rate is judged on the whole run.
+    cleaned = clean_export(config, inputs, job.clean_as_of, missing_customer_id_warn_rate=1.0)
+    if "orders" not in cleaned.tables:
+        raise DataError("clean produced no orders table")
+    manifest = cleaned.manifest
+    stats = {
+        "rows_read": int(manifest["rows_read"]),
+        "rows_accepted": int(manifest["accepted"]),
+        "rejected_by_reason": dict(manifest["rejected_by_reason"]),
+        "missing_customer_id_lines": int(
+            manifest.get("transactions", {}).get("missing_customer_id_lines", 0)
+        ),
+        "seconds_clean": round(time.perf_counter() - started, 3),
+    }
+    return cleaned.tables, stats
+
+
+def order_days(tables: dict[str, pd.DataFrame]) -> dict[int, int]:
+    """Orders per UTC day of one partition (for the run-wide end of the observed data)."""
+    from pipeline.features.prepare import DAY_US, timestamps_us
+
+    days = timestamps_us(tables["orders"]["order_ts"]) // DAY_US
+    unique, counts = np.unique(days, return_counts=True)
+    return {int(d): int(c) for d, c in zip(unique, counts, strict=True)}
+
+
+def latest_as_of(job: ScoreJob, per_partition: list[dict[int, int]]) -> pd.Timestamp:
+    """Return the end of the observed data over all partitions (``--as-of latest``).
+
+    ``features.data_end`` when set; else :func:`pipeline.features.panel.observed_end` on the
+    run's orders, rebuilt at day resolution (all it looks at) from the partitions' day counts.
+    """
+    from pipeline.features.panel import observed_end
+    from pipeline.features.prepare import DAY_US
+    from pipeline.features.snapshot import cutoff_timestamp
+
+    if job.params.features.data_end is not None:
+        return cutoff_timestamp(job.params.features.data_end)
+    total: dict[int, int] = {}
+    for counts in per_partition:
+        for day, n in counts.items():
+            total[int(day)] = total.get(int(day), 0) + int(n)
+    if not total:
+        raise DataError("orders: no orders, so no customer snapshot can be built")
+    days = np.array(sorted(total), dtype=np.int64)
+    stamps = np.repeat(days * DAY_US, [total[d] for d in days.tolist()])
+    end, stray = observed_end(stamps)
+    if stray:
+        logger.warning("%d stray order(s) after %s are outside the observed period", stray,
+                       end.date())
+    return end
+
+
+def snapshot_pass(job: ScoreJob, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Build one partition's snapshot at ``job.as_of`` with the features stage's function."""
+    from pipeline.features.snapshot import build_snapshot
+
+    if job.as_of is None:
+        raise ValueError("snapshot_pass needs job.as_of")
+    return build_snapshot(
+        tables["orders"], tables.get("returns"), tables.get("feedback"), tables.get("customers"),
+        job.as_of, job.params.features, _catalog(job.features_config),
+    )
+
+
+def population_rfm_of(job: ScoreJob, bases: pd.DataFrame) -> pd.DataFrame | None:
+    """Return population RFM of all customers (None when the catalog has no RFM feature)."""
+    if not set(RFM_BASES) <= set(bases.columns):
+        return None
+    catalog = _catalog(job.features_config)
+    names = {spec.name for spec in catalog.features}
+    if not names & set(RFM_COLUMNS):
+        return None
+    levels = tuple(catalog.spec("rfm_segment").levels or ()) if "rfm_segment" in names else ()
+    return population_rfm(bases, catalog.segment_grid(), levels)
+
+
+def score_pass(
+    job: ScoreJob, snapshot: pd.DataFrame, rfm: pd.DataFrame | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score one partition's snapshot; return the scores and the reason-pass inputs."""
+    if rfm is not None:
+        snapshot = with_population_rfm(snapshot, rfm)
+    scored = score_snapshot(snapshot, job.as_of, scoring_models(job), job.rules)
+    return scored, reason_inputs(snapshot, reason_columns(job))
+
+
+def reasons_pass(
+    job: ScoreJob, scored: pd.DataFrame, kept: pd.DataFrame, threshold: float
+) -> pd.DataFrame:
+    """Add reason codes to one partition's scores."""
+    return add_reasons(
+        scored, kept, scoring_models(job).get("churn"), _dictionary(job.features_config),
+        threshold,
+    )
+
+
