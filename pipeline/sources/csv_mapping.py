@@ -79,7 +79,7 @@ class SourceConfig(BaseModel):
     # Workbooks whose sheets overlap (Online Retail II): rows of a later sheet whose order_id
     # appears in an earlier sheet are rejected as `sheet_overlap`.
     dedupe_sheet_overlap: bool = False
-    chunk_rows: int = Field(200_000, ge=1)
+    chunk_rows: int = Field(50_000, ge=1)
 
 
 @dataclass(frozen=True)

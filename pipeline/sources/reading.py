@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from pipeline import io
@@ -178,16 +179,20 @@ def _rejects_frame(rows: list[tuple[str, int, str, str]]) -> pd.DataFrame:
     )
 
 
-def _strings_frame(
+def _strings_table(
     header: tuple[str, ...], rows: list[list[str]], lines: list[int], raws: list[str]
-) -> pd.DataFrame:
-    columns: dict[str, Any] = {}
+) -> pa.Table:
+    """Turn one chunk of split records into an Arrow table (compact; the lists can go)."""
     transposed = list(zip(*rows, strict=True)) if rows else [() for _ in header]
-    for name, values in zip(header, transposed, strict=True):
-        columns[name] = pd.array(list(values), dtype="string")
-    columns["line_number"] = pd.array(lines, dtype="int64")
-    columns["raw"] = pd.array(raws, dtype="string")
-    return pd.DataFrame(columns)
+    arrays = [pa.array(values, type=pa.string()) for values in transposed]
+    arrays += [pa.array(lines, type=pa.int64()), pa.array(raws, type=pa.string())]
+    return pa.Table.from_arrays(arrays, names=[*header, "line_number", "raw"])
+
+
+def _strings_frame(chunks: list[pa.Table]) -> pd.DataFrame:
+    """Join chunks without copying the strings: pandas ``string`` columns backed by Arrow."""
+    table = pa.concat_tables(chunks)
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
 def check_header(header: list[str], source_file: str) -> tuple[str, ...]:
@@ -201,7 +206,7 @@ def check_header(header: list[str], source_file: str) -> tuple[str, ...]:
 
 
 def read_csv_file(
-    path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 200_000
+    path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 50_000
 ) -> FileFrame:
     """Read a delimited text file (optionally gzipped) into strings, record by record."""
     records = _records(path, dialect)
@@ -213,7 +218,7 @@ def read_csv_file(
         raise InputError(f"{source_file}:1: unreadable header")
     header = check_header(fields, source_file)
     width = len(header)
-    chunks: list[pd.DataFrame] = []
+    chunks: list[pa.Table] = []
     rejects: list[tuple[str, int, str, str]] = []
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -232,9 +237,9 @@ def read_csv_file(
         lines.append(start)
         raws.append(text)
         if len(rows) >= chunk_rows:
-            chunks.append(_strings_frame(header, rows, lines, raws))
+            chunks.append(_strings_table(header, rows, lines, raws))
             rows, lines, raws = [], [], []
-    chunks.append(_strings_frame(header, rows, lines, raws))
+    chunks.append(_strings_table(header, rows, lines, raws))
     if fallback_lines:
         logger.warning(
             "%s: %d line(s) were not valid %s and were decoded as %s",
@@ -243,7 +248,7 @@ def read_csv_file(
             dialect.encoding,
             dialect.encoding_fallback,
         )
-    frame = pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
+    frame = _strings_frame(chunks)
     return FileFrame(
         source_file=source_file,
         header=header,
@@ -280,7 +285,9 @@ def read_parquet_file(path: Path, dialect: Dialect, source_file: str) -> FileFra
         [_cell_text(value) for value in row] for row in table.itertuples(index=False, name=None)
     ]
     raws = [dialect.delimiter.join(values) for values in records]
-    frame = _strings_frame(header, records, list(range(2, len(records) + 2)), raws)
+    frame = _strings_frame(
+        [_strings_table(header, records, list(range(2, len(records) + 2)), raws)]
+    )
     return FileFrame(
         source_file, header, frame, _rejects_frame([]), rows_read, io.file_sha256(path)
     )
@@ -320,7 +327,7 @@ def read_xlsx_file(path: Path, dialect: Dialect, source_file: str) -> list[FileF
                 records.append(values)
                 lines.append(number)
                 raws.append(raw)
-            frame = _strings_frame(header, records, lines, raws)
+            frame = _strings_frame([_strings_table(header, records, lines, raws)])
             frames.append(
                 FileFrame(name, header, frame, _rejects_frame(rejects), max(counted - 1, 0), digest)
             )
