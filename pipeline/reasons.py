@@ -13,8 +13,8 @@ use :meth:`str.format` fields:
 - ``{typical}``: a reference value of the feature (e.g. the training median), if given.
 
 A feature without a template gets ``"<description>: <value> <unit>"``. When a field is
-missing for a row (no reviews yet, say), the feature's ``reason_missing`` sentence is used,
-else the description.
+missing for a row (no reviews yet, say), the feature's ``reason_missing`` template is used,
+else "<description> (no data yet)".
 """
 
 from __future__ import annotations
@@ -186,6 +186,11 @@ def _template_parts(info: FeatureInfo) -> list[tuple[str, str | None, str, str |
     return [(f"{info.description}: ", "value", "", None), (unit, None, "", None)]
 
 
+def missing_sentence(info: FeatureInfo) -> str:
+    """Sentence for a feature whose value (or a compared value) is unknown for the customer."""
+    return f"{info.description.rstrip('. ')} (no data yet)"
+
+
 def render_reason(
     info: FeatureInfo,
     rows: pd.DataFrame,
@@ -225,7 +230,7 @@ def render_reason(
         )
         fallback = render_reason(plain, rows.iloc[where], references)
     else:
-        fallback = [info.description] * len(where)
+        fallback = [missing_sentence(info)] * len(where)
     for position, text in zip(where, fallback, strict=True):
         joined[position] = text
     return joined

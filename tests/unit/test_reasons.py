@@ -197,7 +197,8 @@ def test_reason_missing_is_itself_a_template() -> None:
     # one-order customer: no usual gap yet; second row: no value at all -> the description
     features = pd.DataFrame({"days_since_last_order": [40.0, np.nan], "gap": [np.nan, np.nan]})
     out = reason_codes(features, pd.DataFrame({"days_since_last_order": [0.2, 0.1]}), dictionary, 1)
-    assert out["reason_1"].tolist() == ["No order for 40 days", "Days since the last order"]
+    expected = ["No order for 40 days", "Days since the last order (no data yet)"]
+    assert out["reason_1"].tolist() == expected
 
 
 def test_the_project_dictionary_parses(repo_root: Path) -> None:
