@@ -123,7 +123,7 @@ class TrainParams(Section):
     targets: tuple[Literal["churn", "repurchase"], ...] = ("churn", "repurchase")
     seed: int = 42
     # Fixed thread count: with deterministic=true the same inputs give the same model bytes.
-    num_threads: int = Field(2, ge=1)
+    num_threads: int = Field(1, ge=1)
     calibration: Literal["isotonic", "platt"] = "isotonic"
     class_weight: Literal["none", "balanced"] = "none"
     num_boost_round: int = Field(2000, ge=1)

@@ -1,0 +1,124 @@
+"""The real `loyalty train` command on a small synthetic panel, in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from pipeline import io
+from pipeline.cli import main
+from pipeline.modeling.demo_panel import make_demo_panel
+
+pytestmark = pytest.mark.integration
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    io.write_parquet(
+        tmp_path / "features" / "panel.parquet",
+        make_demo_panel(n_customers=600, n_cutoffs=4, seed=7),
+    )
+    return tmp_path
+
+
+def _train(target: str = "churn", out: str = "models/churn", *extra: str) -> int:
+    return main(
+        [
+            "train",
+            "--params",
+            "params.yaml",
+            "--target",
+            target,
+            "--features",
+            "features",
+            "--out",
+            out,
+            "--metrics",
+            f"reports/metrics/{target}.json",
+            "--plots",
+            f"reports/plots/{target}",
+            *extra,
+        ]
+    )
+
+
+def test_train_writes_every_artefact_and_is_reproducible(workdir: Path):
+    assert _train() == 0
+    model = workdir / "models" / "churn"
+    assert sorted(p.name for p in model.iterdir()) == [
+        "calibration.json",
+        "features.json",
+        "metrics.json",
+        "model.txt",
+        "test_predictions.parquet",
+    ]
+    assert sorted(p.name for p in (workdir / "reports/plots/churn").iterdir()) == [
+        "calibration.csv",
+        "lift.csv",
+        "pr.csv",
+        "roc.csv",
+    ]
+    metrics = json.loads((workdir / "reports/metrics/churn.json").read_text())
+    assert metrics["model"]["roc_auc"] > metrics["baselines"]["recency"]["roc_auc"]
+    assert _train("churn", "models/again") == 0
+    assert (workdir / "models/again/model.txt").read_bytes() == (model / "model.txt").read_bytes()
+    assert json.loads((workdir / "models/again/metrics.json").read_text()) == metrics
+
+
+@pytest.mark.reliability("MLflow tracking server unreachable")
+def test_unreachable_server_fails_fast_after_writing_local_outputs(workdir, monkeypatch, capsys):
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert _train() == 7
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"error: tracking server unreachable: {uri}"
+    assert "Traceback" not in "\n".join(err)
+    assert (workdir / "models/churn/model.txt").exists()
+    assert (workdir / "reports/metrics/churn.json").exists()
+
+
+@pytest.mark.reliability("MLflow tracking server unreachable")
+def test_unreachable_server_only_warns_when_not_required(workdir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_closed_port()}")
+    (workdir / "params.yaml").write_text("mlflow:\n  required: false\n")
+    assert _train() == 0
+
+
+def test_quality_gate_failure_is_one_line_and_saves_no_model(workdir, capsys):
+    panel = io.read_parquet(workdir / "features/panel.parquet")
+    io.write_parquet(
+        workdir / "features/panel.parquet", panel.assign(leak=panel["churned"].astype("float64"))
+    )
+    # A perfect feature never stops early: cap the rounds to keep the test fast.
+    (workdir / "params.yaml").write_text("train:\n  num_boost_round: 40\n")
+    assert _train() == 6
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: churn: test AUC") and "leakage" in err[-1]
+    assert not (workdir / "models/churn/model.txt").exists()
+    assert (workdir / "reports/metrics/churn.json").exists()  # kept to show why
+
+
+@pytest.mark.reliability("0-byte file; header only")
+def test_header_only_panel_says_no_training_rows(workdir, capsys):
+    panel = io.read_parquet(workdir / "features/panel.parquet")
+    io.write_parquet(workdir / "features/panel.parquet", panel.iloc[0:0])
+    assert _train() == 4
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: no training rows: the feature panel is empty"
+    )
+
+
+def test_missing_panel_is_one_line(workdir, capsys):
+    assert _train("churn", "models/churn", "--features", "nowhere") in (2, 4)
+    assert "nowhere/panel.parquet: file not found" in capsys.readouterr().err
