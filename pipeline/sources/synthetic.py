@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -107,10 +108,48 @@ def base_rates(hist: dynamics.History, n_customers: int) -> dict[str, dict[str, 
     return out
 
 
-def to_csv_text(frame: pd.DataFrame) -> str:
-    """Render a table as the export's CSV text, verbatim (formula-like cells are NOT defused).
+def csv_chunks(frame: pd.DataFrame, rows: int = 200_000) -> Iterator[str]:
+    """Render a table as the export's CSV text, a block of rows at a time (header first).
 
-    The raw export must carry the dirty cells as a real export would; the pipeline neutralises
-    formulas only in what it writes for people.
+    Same bytes as ``DataFrame.to_csv(index=False)`` (minimal quoting, ``repr`` floats, empty
+    missing values), about twice as fast: each distinct text or number is formatted once.
+    Cells are written verbatim: formula-like text is NOT defused, because the raw export must
+    carry the dirty cells a real export would; the pipeline neutralises formulas only in what it
+    writes for people.
     """
-    return frame.to_csv(index=False, lineterminator="\n", na_rep="")
+    yield ",".join(_quote(str(name)) for name in frame.columns) + "\n"
+    columns = [_prepare(frame[name]) for name in frame.columns]
+    for begin in range(0, len(frame), rows):
+        block = [render(slice(begin, begin + rows)) for render in columns]
+        yield "".join([",".join(cells) + "\n" for cells in zip(*block, strict=True)])
+
+
+def _quote(text: str) -> str:
+    if any(char in text for char in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _prepare(series: pd.Series) -> Callable[[slice], np.ndarray]:
+    """Return a function giving the cell texts of ``series[rows]`` as an object array."""
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series):
+        integer = pd.api.types.is_integer_dtype(series.dtype)
+        missing = series.isna().to_numpy()
+        values = series.to_numpy(dtype=np.int64 if integer else np.float64, na_value=0)
+
+        def numbers(rows: slice) -> np.ndarray:
+            distinct, inverse = np.unique(values[rows], return_inverse=True)
+            texts = np.array([str(v) if integer else repr(v) for v in distinct.tolist()], object)
+            cells = texts[inverse]
+            cells[missing[rows]] = ""
+            return cells
+
+        return numbers
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        categorical = series.array
+    else:
+        categorical = pd.Categorical(series.astype(object).where(series.notna(), ""))
+    # code -1 (missing) picks the appended empty text
+    texts = np.array([_quote(str(v)) for v in categorical.categories] + [""], dtype=object)
+    codes = categorical.codes
+    return lambda rows: texts[codes[rows]]

@@ -55,51 +55,57 @@ def inject(
         counts[kind] = count
         cursor += count
 
-    ids = out["customer_id"].to_numpy(dtype=object)
-    ids[picked["missing_customer_id"]] = ""
-    ids[picked["float_id"]] = [f"{x}.0" for x in ids[picked["float_id"]]]
-    pad = picked["padded_id"]
-    ids[pad] = np.where(
-        rng.random(len(pad)) < 0.5, [f" {x}" for x in ids[pad]], [f"{x}  " for x in ids[pad]]
+    ids = out["customer_id"]
+    _replace(
+        out, "customer_id", picked["missing_customer_id"], [""] * counts["missing_customer_id"]
     )
-    out["customer_id"] = pd.array(ids.astype(str), dtype="string")
+    _replace(
+        out, "customer_id", picked["float_id"], [f"{x}.0" for x in ids.iloc[picked["float_id"]]]
+    )
+    pad = picked["padded_id"]
+    front = (rng.random(len(pad)) < 0.5).tolist()
+    padded = [f" {x}" if f else f"{x}  " for x, f in zip(ids.iloc[pad], front, strict=True)]
+    _replace(out, "customer_id", pad, padded)
 
-    ts = out["invoice_ts"].to_numpy(dtype=object)
     bad = picked["bad_date"]
-    variant = rng.integers(0, 4, len(bad))
-    ts[bad] = [
-        t[:5] + "13" + t[7:]
-        if v == 0
-        else t[:8] + "32" + t[10:]
-        if v == 1
-        else t[:11] + "25" + t[13:]
-        if v == 2
-        else "N/A"
-        for t, v in zip(ts[bad], variant.tolist(), strict=True)
-    ]  # month 13, day 32, hour 25, or not a date at all
+    variant = rng.integers(0, 4, len(bad)).tolist()
+    broken = [
+        t[:5] + "13" + t[7:] if v == 0 else t[:8] + "32" + t[10:] if v == 1
+        else t[:11] + "25" + t[13:] if v == 2 else "N/A"
+        for t, v in zip(out["invoice_ts"].iloc[bad], variant, strict=True)
+    ]  # month 13, day 32, hour 25, or not a date at all  # fmt: skip
+    _replace(out, "invoice_ts", bad, broken)
     future = picked["future_date"]
     days_after = (end - dt.date(2000, 1, 1)).days + rng.integers(1, 366, len(future))
-    ts[future] = timestamps(
-        dt.date(2000, 1, 1), days_after * 86_400 + rng.integers(28_800, 72_000, len(future))
-    )
-    out["invoice_ts"] = pd.array(ts.astype(str), dtype="string")
+    seconds = days_after * 86_400 + rng.integers(28_800, 72_000, len(future))
+    _replace(out, "invoice_ts", future, timestamps(dt.date(2000, 1, 1), seconds).tolist())
 
+    outliers = rng.integers(10_000, 80_001, len(picked["outlier_quantity"]))
     quantity = out["quantity"].to_numpy().copy()
     quantity[picked["negative_quantity"]] *= -1
-    quantity[picked["outlier_quantity"]] = rng.integers(
-        10_000, 80_001, len(picked["outlier_quantity"])
-    )
+    quantity[picked["outlier_quantity"]] = outliers
     out["quantity"] = quantity
     price = out["unit_price"].to_numpy().copy()
     price[picked["zero_price"]] = 0.0
     out["unit_price"] = price
-    text = out["description"].to_numpy(dtype=object)
-    text[picked["formula_text"]] = rng.choice(
-        np.asarray(FORMULAS, dtype=object), len(picked["formula_text"])
-    )
-    out["description"] = pd.array(text.astype(str), dtype="string")
+    formulas = rng.choice(np.asarray(FORMULAS, dtype=object), len(picked["formula_text"]))
+    _replace(out, "description", picked["formula_text"], formulas.tolist())
 
     repeat = np.ones(len(out), dtype=np.int64)
     repeat[picked["duplicate"]] = 2
     out = out.iloc[np.repeat(np.arange(len(out)), repeat)].reset_index(drop=True)
     return out, counts
+
+
+def _replace(frame: pd.DataFrame, column: str, rows: np.ndarray, values: list[str]) -> None:
+    """Set ``frame[column]`` at positions ``rows`` (a categorical column gains the new values)."""
+    if len(rows) == 0:
+        return
+    series = frame[column]
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        known = series.cat.categories
+        new = sorted(set(values).difference(known))
+        series = series.cat.add_categories(pd.Index(new, dtype=object))
+    series = series.copy()
+    series.iloc[rows] = values
+    frame[column] = series

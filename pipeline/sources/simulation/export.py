@@ -131,27 +131,36 @@ def transactions(
     )
     is_sale = sign > 0
 
-    event_ts = timestamps(start, event_s)
-    promised = dates(start, hist.order_day + hist.promised_days)
-    delivered = np.where(
-        delivered_day < n_days, dates(start, np.minimum(delivered_day, n_days)), ""
-    )
+    seconds, event_second = np.unique(event_s, return_inverse=True)
+    calendar = np.append(dates(start, np.arange(n_days + 32)), "")  # "" = no date (code -1)
+    promised_day = hist.order_day + hist.promised_days
+    delivered_code = np.where(delivered_day < n_days, delivered_day, -1)
     return pd.DataFrame(
         {
-            "invoice": invoice[event],
-            "sku": products["sku"].to_numpy()[sku[src]],
-            "description": products["description"].to_numpy()[sku[src]],
+            "invoice": _categorical(invoice, event),
+            "sku": _categorical(products["sku"].to_numpy(), sku[src]),
+            "description": _categorical(products["description"].to_numpy(), sku[src]),
             "quantity": sign * quantity[src],
             "unit_price": price[src],
-            "invoice_ts": event_ts[event],
-            "customer_id": pop.customer_id[cust[order_of_line]].astype(str),
-            "channel": np.asarray(CHANNELS)[channel[order_of_line]],
+            "invoice_ts": _categorical(timestamps(start, seconds), event_second[event]),
+            "customer_id": _categorical(pop.customer_id.astype(str), cust[order_of_line]),
+            "channel": _categorical(np.asarray(CHANNELS), channel[order_of_line]),
             "discount": np.where(is_sale, discount[src], 0.0),
-            "promised_date": np.where(is_sale, promised[order_of_line], ""),
-            "delivered_date": np.where(is_sale, delivered[order_of_line], ""),
+            "promised_date": _categorical(
+                calendar, np.where(is_sale, promised_day[order_of_line], -1)
+            ),
+            "delivered_date": _categorical(
+                calendar, np.where(is_sale, delivered_code[order_of_line], -1)
+            ),
         },
         columns=list(TRANSACTION_COLUMNS),
     )
+
+
+def _categorical(values: npt.NDArray[np.str_], codes: npt.NDArray[np.int64]) -> pd.Categorical:
+    """``values[codes]`` stored once per distinct value (millions of lines, few distinct texts)."""
+    categories, inverse = np.unique(values, return_inverse=True)
+    return pd.Categorical.from_codes(inverse[codes], categories=pd.Index(categories, dtype=object))
 
 
 def feedback(
