@@ -21,7 +21,7 @@ def _share(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def service_features(prepared: Prepared, cutoff: int) -> Columns:
-    """Complaints in 90/365 days, complaints unresolved at the cutoff, mean resolution hours."""
+    """Count complaints in 90/365 days and those unresolved at the cutoff; mean resolution hours."""
     if prepared.feedback is None:
         return {}
     c, n = prepared.feedback["complaint"], prepared.n
@@ -32,6 +32,9 @@ def service_features(prepared: Prepared, cutoff: int) -> Columns:
         "complaints_count_90d": _count(code, n, before & (ts >= cutoff - 90 * DAY_US)),
         "complaints_count_365d": _count(code, n, before & (ts >= cutoff - 365 * DAY_US)),
         "complaints_unresolved": _count(code, n, before & (c["resolved_at"] >= cutoff)),
+        "complaints_unresolved_90d": _count(
+            code, n, before & (ts >= cutoff - 90 * DAY_US) & (c["resolved_at"] >= cutoff)
+        ),
         "complaint_resolution_hours_mean": _share(
             _count(code, n, resolved, c["hours"]), _count(code, n, resolved)
         ),

@@ -41,6 +41,12 @@ SPLIT_RULE = (
 )
 
 
+SHORT_DATA_HINT = (
+    "the data span is too short for the split: lower features.min_history_days or "
+    "features.validation_cutoffs, or the label horizons"
+)
+
+
 @dataclass(frozen=True)
 class SplitPlan:
     """Which cutoffs are for training, validation and test, and which are left out."""
@@ -167,12 +173,13 @@ def plan_split(
     if len(valid) < validation_cutoffs:
         raise DataError(
             f"only {len(valid)} cutoff(s) end their label window before the test cutoff "
-            f"{test.date()}; {validation_cutoffs} needed for validation"
+            f"{test.date()}; {validation_cutoffs} needed for validation ({SHORT_DATA_HINT})"
         )
     train = [c for c in cutoffs if c + horizon <= valid[0]]
     if not train:
         raise DataError(
-            f"no training cutoff ends its label window before validation starts ({valid[0].date()})"
+            f"no training cutoff ends its label window before validation starts "
+            f"({valid[0].date()}; {SHORT_DATA_HINT})"
         )
     used = set(train) | set(valid) | {test}
     embargo = [c for c in cutoffs if c not in used]

@@ -37,8 +37,9 @@ def run_partitions(
     """Run ``func(*task)`` for each task (in a process pool when ``workers > 1``), in order."""
     if workers <= 1 or len(tasks) <= 1:
         return [func(*task) for task in tasks]
-    # forkserver: no fork of a process that may hold Arrow/BLAS thread locks.
-    context = multiprocessing.get_context("forkserver")
+    # fork: workers start in milliseconds (forkserver/spawn re-import pandas, seconds on a busy
+    # machine) and only run numpy on the arrays they are given, never Arrow or BLAS threads.
+    context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
         futures = [pool.submit(func, *task) for task in tasks]
         return [future.result() for future in futures]

@@ -48,6 +48,14 @@ def cutoff_us(value: pd.Timestamp) -> int:
     return int(cutoff_timestamp(value).value // 1000)
 
 
+def _why_absent(missing: list[str], available: Mapping[str, bool]) -> str:
+    tables = sorted({item.split(".")[0] for item in missing})
+    without = [t for t in tables if not available.get(f"{t}.customer_id", False)]
+    if without:
+        return "the source has no " + " or ".join(f"{t} table" for t in without)
+    return "the source lacks " + ", ".join(missing)
+
+
 def feature_plan(
     catalog: Catalog, available: Mapping[str, bool]
 ) -> tuple[list[FeatureSpec], dict[str, str]]:
@@ -57,7 +65,7 @@ def feature_plan(
     for spec in catalog.features:
         missing = missing_inputs(spec, available)
         if missing:
-            absent[spec.name] = "source lacks " + ", ".join(missing)
+            absent[spec.name] = _why_absent(missing, available)
         else:
             present.append(spec)
     return present, absent

@@ -1,0 +1,159 @@
+"""Cutoff grid, time split (no training label window reaches validation or test), panel build."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from feature_tables import make_history
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.config import FeaturesParams, LabelsParams
+from pipeline.errors import DataError
+from pipeline.features.catalog import Catalog
+from pipeline.features.panel import (
+    build_features,
+    cutoff_grid,
+    label_horizon,
+    observed_end,
+    plan_split,
+)
+from pipeline.features.snapshot import build_snapshot
+
+UTC = "UTC"
+
+
+def test_default_grid_is_monthly_from_min_history_to_last_complete_window() -> None:
+    first = pd.Timestamp("2023-01-01 07:15", tz=UTC)
+    end = pd.Timestamp("2025-01-01", tz=UTC)
+    grid = cutoff_grid(first, end, FeaturesParams(), LabelsParams())
+    assert grid[0] == pd.Timestamp(
+        "2023-07-01", tz=UTC
+    )  # first order + 180 days -> next month start
+    assert grid[-1] == pd.Timestamp("2024-10-01", tz=UTC)  # 2024-10-01 + 90 days <= 2025-01-01
+    assert all(b - a <= pd.Timedelta(days=31) for a, b in zip(grid, grid[1:], strict=False))
+
+
+def test_explicit_grid_is_capped_at_the_last_complete_window() -> None:
+    params = FeaturesParams(first_cutoff="2024-01-15", last_cutoff="2030-01-01", step_months=2)
+    grid = cutoff_grid(
+        pd.Timestamp("2023-01-01", tz=UTC),
+        pd.Timestamp("2025-01-01", tz=UTC),
+        params,
+        LabelsParams(),
+    )
+    assert [c.strftime("%Y-%m-%d") for c in grid] == [
+        "2024-01-15",
+        "2024-03-15",
+        "2024-05-15",
+        "2024-07-15",
+        "2024-09-15",
+    ]
+
+
+def test_split_of_the_default_synthetic_span() -> None:
+    grid = cutoff_grid(
+        pd.Timestamp("2023-01-01", tz=UTC),
+        pd.Timestamp("2025-01-01", tz=UTC),
+        FeaturesParams(),
+        LabelsParams(),
+    )
+    plan = plan_split(grid, LabelsParams(), validation_cutoffs=2)
+    assert plan.test == pd.Timestamp("2024-10-01", tz=UTC)
+    assert plan.valid == (pd.Timestamp("2024-06-01", tz=UTC), pd.Timestamp("2024-07-01", tz=UTC))
+    assert plan.train[-1] == pd.Timestamp("2024-03-01", tz=UTC)
+    assert [c.month for c in plan.embargo] == [4, 5, 8, 9]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    months=st.integers(1, 40),
+    step=st.integers(1, 3),
+    churn=st.integers(1, 200),
+    repurchase=st.integers(1, 200),
+    n_valid=st.integers(1, 4),
+)
+def test_no_label_window_reaches_a_later_split(
+    months: int, step: int, churn: int, repurchase: int, n_valid: int
+) -> None:
+    start = pd.Timestamp("2022-01-01", tz=UTC)
+    grid = [start + pd.DateOffset(months=k * step) for k in range(months)]
+    labels = LabelsParams(churn_horizon_days=churn, repurchase_horizon_days=repurchase)
+    try:
+        plan = plan_split(grid, labels, n_valid)
+    except DataError:
+        return  # too few cutoffs for the horizons: refused, never a leaky split
+    horizon = label_horizon(labels)
+    assert len(plan.valid) == n_valid
+    assert all(c + horizon <= plan.valid[0] for c in plan.train)  # train windows end before valid
+    assert all(c + horizon <= plan.test for c in plan.valid)  # valid windows end before test
+    assert max(plan.train) < min(plan.valid) and max(plan.valid) < plan.test
+    assert sorted(plan.train + plan.valid + plan.embargo + (plan.test,)) == sorted(grid)
+
+
+def test_too_short_data_is_a_clear_error() -> None:
+    grid = [pd.Timestamp("2024-01-01", tz=UTC), pd.Timestamp("2024-02-01", tz=UTC)]
+    with pytest.raises(DataError, match="needed for validation"):
+        plan_split(grid, LabelsParams(), validation_cutoffs=1)
+
+
+def test_stray_future_dated_orders_do_not_extend_the_observed_period() -> None:
+    day = 86_400_000_000
+    busy = np.repeat(np.arange(19_000, 19_700) * day, 50)  # 700 days, 50 orders a day
+    stray = np.array([19_800, 19_950, 20_100]) * day  # three orders long after the extract
+    end, n_stray = observed_end(np.concatenate([busy, stray]))
+    assert end == pd.Timestamp(19_700 * day * 1000, tz=UTC)
+    assert n_stray == 3
+    assert observed_end(busy) == (end, 0)
+
+
+@pytest.fixture(scope="module")
+def built(catalog: Catalog) -> tuple[dict[str, pd.DataFrame], object]:
+    tables = make_history(n_customers=40)
+    params = FeaturesParams(partitions=3, workers=1, validation_cutoffs=1)
+    return tables, build_features(
+        **tables, params=params, label_params=LabelsParams(), catalog=catalog
+    )
+
+
+def test_panel_layout_and_summary(built: tuple[dict[str, pd.DataFrame], object]) -> None:
+    _, result = built
+    panel, summary = result.panel, result.summary
+    assert list(panel.columns[:5]) == ["customer_id", "cutoff", "split", "churned", "repurchased"]
+    assert panel["churned"].dtype == np.int8 and panel["repurchased"].dtype == np.int8
+    assert not panel.duplicated(["customer_id", "cutoff"]).any()
+    assert panel.equals(panel.sort_values(["cutoff", "customer_id"], ignore_index=True))
+    assert set(panel["split"]) == {"train", "valid", "test"}
+    assert summary["rows"]["panel"] == len(panel)
+    assert summary["features"]["absent"] == {}
+    assert list(result.scoring.columns) == [
+        "customer_id",
+        "cutoff",
+        *summary["features"]["present"],
+    ]
+
+
+def test_panel_rows_equal_build_snapshot_at_each_cutoff(
+    catalog: Catalog, built: tuple[dict[str, pd.DataFrame], object]
+) -> None:
+    tables, result = built
+    params = FeaturesParams(partitions=1, workers=1)
+    for cutoff, rows in result.panel.groupby("cutoff"):
+        expected = build_snapshot(**tables, cutoff=cutoff, params=params, catalog=catalog)
+        got = rows.drop(columns=["split", "churned", "repurchased"]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected)
+
+
+def _ordered_within(orders: pd.Series, cutoff: pd.Timestamp, days: int) -> int:
+    return int(((orders >= cutoff) & (orders < cutoff + pd.Timedelta(days=days))).any())
+
+
+def test_labels_match_a_brute_force_count(built: tuple[dict[str, pd.DataFrame], object]) -> None:
+    tables, result = built
+    orders = tables["orders"]
+    sample = result.panel.iloc[:: max(len(result.panel) // 25, 1)]
+    for row in sample.itertuples():
+        mine = orders.loc[orders["customer_id"] == row.customer_id, "order_ts"]
+        assert row.churned == 1 - _ordered_within(mine, row.cutoff, 90)
+        assert row.repurchased == _ordered_within(mine, row.cutoff, 30)
