@@ -57,9 +57,11 @@ class Outcome:
 
 @pytest.fixture
 def clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    def run(*inputs: Path, config: Path = ONLINE_RETAIL, as_of: str = AS_OF) -> Outcome:
+    def run(
+        *inputs: Path, config: Path = ONLINE_RETAIL, as_of: str = AS_OF, **clean_params
+    ) -> Outcome:
         params = tmp_path / "params.yaml"
-        params.write_text(yaml.safe_dump({"clean": {"as_of": as_of}}))
+        params.write_text(yaml.safe_dump({"clean": {"as_of": as_of, **clean_params}}))
         out = tmp_path / "clean"
         args = ["clean", "--params", str(params), "--source-config", str(config), "--out", str(out)]
         for path in inputs:
@@ -406,6 +408,25 @@ def test_non_product_lines_are_excluded_from_spend_and_counted(rows: Outcome) ->
 def test_missing_customer_id_rate_is_in_the_manifest(rows: Outcome) -> None:
     assert rows.manifest["transactions"]["missing_customer_id_rate"] == pytest.approx(
         1 / 21, abs=1e-6
+    )
+
+
+@pytest.mark.reliability("rows: missing customer id rate over the threshold warns")
+def test_missing_customer_id_rate_over_the_threshold_warns(
+    clean, caplog: pytest.LogCaptureFixture
+) -> None:
+    quiet = clean(RAW / "online_retail_rows.csv")
+    assert quiet.code == 0 and "have no customer id" not in caplog.text
+    loud = clean(RAW / "online_retail_rows.csv", missing_customer_id_warn_rate=0.01)
+    assert loud.code == 0
+    assert "4.8% of transaction lines have no customer id (threshold 1.0%)" in caplog.text
+
+
+def test_help_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["clean", "--help"]) == 0
+    assert (
+        "Example: loyalty clean --params params.yaml --input data/synthetic"
+        in capsys.readouterr().out
     )
 
 

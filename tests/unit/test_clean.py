@@ -195,6 +195,11 @@ def test_no_row_is_lost_and_clean_is_idempotent(lines: list[str], duplicate_firs
     # every record start line is either accepted or rejected, never both and never lost
     rejected_lines = set(result.rejects["line_number"])
     assert len(rejected_lines) == len(result.rejects)
+    everything = _accepted_records(text, set())
+    assert entry["rows_read"] == len(everything)
+    assert entry["accepted"] == len(_accepted_records(text, rejected_lines))
+    accepted_lines = sum(len(t) for t in result.tables.values())
+    assert accepted_lines <= entry["accepted"]  # aggregation only merges lines
 
     # idempotent: the accepted records, written again, are all accepted and give the same tables
     if '"OPEN QUOTE' in text:
