@@ -151,24 +151,34 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--modes", default="snapshot,panel")
+    parser.add_argument(
+        "--tables", type=Path, help="Keep/reuse the generated tables in this folder."
+    )
     parser.add_argument("--child", nargs=2, metavar=("FOLDER", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         folder, mode = args.child
         print(json.dumps(measure(Path(folder), mode, args.partitions, args.workers)), flush=True)
         return
-    with tempfile.TemporaryDirectory(prefix="bench_features_") as tmp:
-        began = time.perf_counter()
-        for name, frame in make_tables(args.orders, args.customers).items():
-            frame.to_parquet(Path(tmp) / f"{name}.parquet", index=False)
-        print(f"# tables built in {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench_features_") as scratch:
+        folder = args.tables or Path(scratch)
+        if not (folder / "orders.parquet").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            began = time.perf_counter()
+            for name, frame in make_tables(args.orders, args.customers).items():
+                frame.to_parquet(folder / f"{name}.parquet", index=False)
+            print(
+                f"# tables built in {time.perf_counter() - began:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         for mode in args.modes.split(","):
             subprocess.run(
                 [
                     sys.executable,
                     __file__,
                     "--child",
-                    tmp,
+                    str(folder),
                     mode,
                     "--partitions",
                     str(args.partitions),
