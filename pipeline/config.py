@@ -157,6 +157,8 @@ class ReportParams(Section):
     churn_threshold: float = Field(0.5, gt=0, lt=1)
     # Expected 12-month spend (value at risk = churn probability x this) and the RFM segment.
     value_feature: str = "spend_sum_365d"
+    # Expected spend is capped at this quantile of the customers scored (bulk/mistyped orders).
+    spend_cap_quantile: float = Field(0.995, gt=0, le=1)
     segment_feature: str = "rfm_segment"
     top_features: int = Field(12, ge=1)
     dependence_plots: int = Field(4, ge=0)

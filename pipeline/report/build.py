@@ -22,7 +22,12 @@ from pipeline.modeling.metrics import curves
 from pipeline.reasons import FeatureDictionary
 from pipeline.report import charts
 from pipeline.report.customers import customer_table, headline, segment_table, top_value_at_risk
-from pipeline.report.method import data_and_method, quality_rows, quality_sentences
+from pipeline.report.method import (
+    SHORT_NAMES,
+    data_and_method,
+    quality_rows,
+    quality_sentences,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +84,9 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["pct"] = lambda v, d=0: "n/a" if v is None or pd.isna(v) else f"{100 * v:.{d}f}%"
     env.filters["money"] = lambda v: "n/a" if v is None or pd.isna(v) else f"{v:,.0f}"
+    env.filters["day"] = lambda v: str(v)[:10] if v else "n/a"
+    env.filters["nodot"] = lambda v: str(v).rstrip(". ")
+    env.filters["lcfirst"] = lambda v: v[:1].lower() + v[1:] if v[1:2].islower() else v
     env.filters["num"] = lambda v, d=0: "n/a" if v is None or pd.isna(v) else f"{v:,.{d}f}"
     return env
 
@@ -90,7 +98,7 @@ def driver_words(
     out = []
     for concept in concepts["concept"].head(n):
         top = features.loc[features["concept"] == concept, "feature"].head(1).tolist()
-        detail = dictionary.info(top[0]).description if top else ""
+        detail = dictionary.info(top[0]).description.rstrip(". ") if top else ""
         out.append({"concept": dictionary.label(str(concept)), "feature": detail})
     return out
 
@@ -122,9 +130,11 @@ def target_context(
         if name in inputs.explained.columns
     ]
     curve = None
+    mean_gap = None
     if inputs.test_predictions is not None and len(inputs.test_predictions):
         y = inputs.test_predictions["label"].to_numpy(dtype="int64")
         p = inputs.test_predictions["probability"].to_numpy(dtype="float64")
+        mean_gap = float(p.mean() - y.mean())
         if 0 < y.sum() < len(y):
             curve = curves(y, p)
     model = inputs.metrics.get("model", {})
@@ -149,11 +159,15 @@ def target_context(
         "dependence": dependence,
         "rows_explained": len(inputs.shap),
         "quality": quality_rows(inputs.metrics),
-        "sentences": quality_sentences(inputs.metrics, outcome),
+        "sentences": quality_sentences(inputs.metrics, outcome, mean_gap),
         "calibration_chart": charts.calibration(curve["calibration"], outcome) if curve else None,
         "lift_chart": charts.lift(
             curve["lift"],
-            {k: v["lift_top_decile"] for k, v in baselines.items() if "lift_top_decile" in v},
+            {
+                SHORT_NAMES.get(k, k): v["lift_top_decile"]
+                for k, v in baselines.items()
+                if "lift_top_decile" in v
+            },
             float(model.get("lift_top_decile", float("nan"))),
         )
         if curve
@@ -172,6 +186,7 @@ def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
         settings.value_feature,
         settings.segment_feature,
         settings.high_value_quantile,
+        settings.spend_cap_quantile,
     )
     numbers = headline(customers, settings.churn_threshold)
     segments = segment_table(customers, "rfm_segment", settings.churn_threshold)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io as _bytes_io
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,8 +43,9 @@ def concept_bar(concepts: pd.DataFrame, labels: Mapping[str, str], outcome: str)
     """Horizontal bars: mean |SHAP| per concept group; colour = average direction."""
     data = concepts.sort_values("mean_abs_shap")
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(data) + 1.2))
-    colors = [RISK if v > 0 else SAFE for v in data["mean_shap"]]
-    ax.barh([labels.get(c, c) for c in data["concept"]], data["mean_abs_shap"], color=colors)
+    # One colour: the mean *signed* SHAP of a group is close to zero by construction, so
+    # colouring by it would suggest a direction the data do not have.
+    ax.barh([labels.get(c, c) for c in data["concept"]], data["mean_abs_shap"], color=SAFE)
     ax.set_xlabel(f"average strength of effect on {outcome} (mean |SHAP|, log-odds)")
     ax.set_title(f"What drives {outcome}, by business concept", loc="left", fontsize=11)
     _style(ax)
@@ -101,7 +103,10 @@ def dependence(
         ax.bar(
             means.index.tolist(), means.to_numpy(), color=[RISK if v > 0 else SAFE for v in means]
         )
-        ax.set_xlabel(info.description)
+        ax.tick_params(axis="x", labelrotation=35)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
+        ax.set_xlabel(_wrap(info.description))
     else:
         x = values.to_numpy(dtype="float64", na_value=np.nan)
         known = ~np.isnan(x)
@@ -111,7 +116,7 @@ def dependence(
             ax.plot(line["x"], line["y"], color=RISK, linewidth=2, label="average effect")
             ax.legend(frameon=False, loc="best", fontsize=8)
         unit = f" ({info.unit})" if info.unit else ""
-        ax.set_xlabel(f"{info.description}{unit}")
+        ax.set_xlabel(_wrap(f"{info.description.rstrip('. ')}{unit}"))
         if (~known).any():
             ax.set_title(
                 f"{int((~known).sum())} customers with no value: average effect "
@@ -124,6 +129,10 @@ def dependence(
     ax.set_ylabel(f"effect on {outcome} probability\n(percentage points)")
     ax.spines[["top", "right"]].set_visible(False)
     return to_data_uri(fig)
+
+
+def _wrap(text: str, width: int = 70) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or text
 
 
 def _binned_mean(x: np.ndarray, y: np.ndarray, bins: int = 20) -> pd.DataFrame:

@@ -4,7 +4,10 @@ Definitions (also in ``docs/explanations.md``):
 
 - *predicted churner*: calibrated churn probability >= ``churn_threshold`` (0.5 by default,
   the scorer's ``high`` risk band);
-- *expected 12-month spend*: the customer's spend over the last 365 days (``value_feature``);
+- *expected 12-month spend*: the customer's spend over the last 365 days (``value_feature``),
+  capped at the ``spend_cap_quantile`` of the customers scored: a handful of bulk or
+  mistyped orders (extreme lines are kept and flagged by ``clean``) would otherwise hold most
+  of the value at risk;
 - *value at risk*: churn probability x expected 12-month spend
   (:func:`pipeline.explain.value_at_risk`, the same function the scorer uses);
 - *high-value*: expected 12-month spend at or above the ``high_value_quantile`` of the
@@ -31,6 +34,7 @@ def customer_table(
     value_feature: str,
     segment_feature: str,
     high_value_quantile: float,
+    spend_cap_quantile: float = 1.0,
 ) -> pd.DataFrame:
     """One row per customer of the latest snapshot with both targets' probabilities and value.
 
@@ -60,7 +64,10 @@ def customer_table(
         out = out.merge(side.drop_duplicates("customer_id"), on="customer_id", how="left")
     spend = _column(out, value_feature).astype("float64")
     churn = _column(out, "churn_probability").astype("float64")
-    out["expected_spend_12m"] = spend.fillna(0.0).clip(lower=0.0)
+    spend = spend.fillna(0.0).clip(lower=0.0)
+    cap = float(spend.quantile(spend_cap_quantile)) if len(spend) else 0.0
+    out["spend_capped"] = spend > cap
+    out["expected_spend_12m"] = spend.clip(upper=cap)
     out["value_at_risk"] = value_at_risk(churn, out["expected_spend_12m"]).to_numpy()
     out["loyalty_tier"] = loyalty_tier(_column(out, "repurchase_probability")).to_numpy()
     segment = _column(out, segment_feature)
@@ -101,6 +108,10 @@ def headline(customers: pd.DataFrame, churn_threshold: float) -> dict[str, Any]:
         if n
         else 0.0,
         "tiers": {tier: int(tiers.get(tier, 0)) for tier in TIERS},
+        "spend_capped": int(customers.get("spend_capped", pd.Series(dtype=bool)).sum()),
+        "spend_cap": float(customers.loc[customers["spend_capped"], "expected_spend_12m"].max())
+        if "spend_capped" in customers and customers["spend_capped"].any()
+        else None,
         "has_repurchase": bool(_column(customers, "repurchase_probability").notna().any()),
     }
 

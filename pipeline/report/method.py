@@ -10,6 +10,15 @@ BASELINE_NAMES = {
     "rfm_logistic": "RFM logistic regression",
     "rfm_lgbm": "RFM-only LightGBM",
 }
+#: Calibration error (share) below which probabilities are read as rates.
+WELL_CALIBRATED = 0.03
+#: AUC gain over the RFM-only model that counts as a real contribution of the other features.
+MATERIAL_AUC_GAIN = 0.005
+SHORT_NAMES = {
+    "recency": "recency rule",
+    "rfm_logistic": "RFM logistic",
+    "rfm_lgbm": "RFM LightGBM",
+}
 METRICS = ("roc_auc", "pr_auc", "lift_top_decile", "capture_top_decile", "brier", "ece")
 
 
@@ -25,8 +34,14 @@ def _pick(values: Mapping[str, Any]) -> dict[str, Any]:
     return {m: values.get(m) for m in METRICS}
 
 
-def quality_sentences(metrics: Mapping[str, Any], outcome: str) -> dict[str, str]:
-    """One plain sentence each on AUC, calibration, lift and what satisfaction adds."""
+def quality_sentences(
+    metrics: Mapping[str, Any], outcome: str, mean_gap: float | None = None
+) -> dict[str, str]:
+    """One plain sentence each on AUC, calibration, lift and what satisfaction adds.
+
+    ``mean_gap`` is the mean predicted probability minus the observed rate on the test rows
+    (positive: the model over-predicts).
+    """
     model = metrics.get("model") or {}
     base = metrics.get("baselines") or {}
     out: dict[str, str] = {}
@@ -41,11 +56,20 @@ def quality_sentences(metrics: Mapping[str, Any], outcome: str) -> dict[str, str
         out["auc"] = text
     ece = model.get("ece")
     if ece is not None:
-        out["calibration"] = (
-            f"Calibration error {100 * ece:.1f} points: when the model says 30%, about "
-            f"{30 - 100 * ece:.0f}-{30 + 100 * ece:.0f} in 100 such customers {outcome}; "
-            "the probabilities can be read as they are."
-        )
+        text = f"Calibration error {100 * ece:.1f} points: "
+        if ece <= WELL_CALIBRATED:
+            text += (
+                f"when the model says 30%, about {30 - 100 * ece:.0f}-{30 + 100 * ece:.0f} in 100 "
+                f"such customers {outcome}; the probabilities can be read as they are."
+            )
+        else:
+            way = "over" if (mean_gap or 0) > 0 else "under"
+            text += (
+                f"on the test period the model {way}-states the {outcome} rate "
+                f"(by {100 * abs(mean_gap or ece):.1f} points on average), so read its "
+                "probabilities as a ranking of customers more than as exact rates."
+            )
+        out["calibration"] = text
     lift = model.get("lift_top_decile")
     if lift is not None:
         text = (
@@ -58,7 +82,7 @@ def quality_sentences(metrics: Mapping[str, Any], outcome: str) -> dict[str, str
     rfm = (base.get("rfm_lgbm") or {}).get("roc_auc")
     if auc is not None and rfm is not None:
         gain = auc - rfm
-        verb = "adds" if gain > 0.005 else "adds little"
+        verb = "add" if gain > MATERIAL_AUC_GAIN else "add little"
         out["satisfaction"] = (
             f"Satisfaction, service, delivery, product and price features {verb} over recency, "
             f"frequency and spend alone: AUC {rfm:.3f} with RFM features only, {auc:.3f} with "

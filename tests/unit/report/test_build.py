@@ -65,6 +65,7 @@ def test_numbers_match_the_inputs(site: dict[str, str], report_inputs: ReportInp
         settings.value_feature,
         settings.segment_feature,
         settings.high_value_quantile,
+        settings.spend_cap_quantile,
     )
     numbers = headline(customers, settings.churn_threshold)
     assert f"<strong>{numbers['customers']}</strong>" in index

@@ -67,3 +67,14 @@ def test_segments_sum_to_the_total(customers: pd.DataFrame) -> None:
 
 def test_top_value_at_risk_order(customers: pd.DataFrame) -> None:
     assert top_value_at_risk(customers, 2)["customer_id"].tolist() == ["a", "b"]
+
+
+def test_extreme_spend_is_capped() -> None:
+    # one bulk/mistyped customer must not hold most of the value at risk
+    snapshot = SNAPSHOT.assign(spend_sum_365d=[1_000_000.0, 500.0, np.nan, 100.0])
+    table = customer_table({"churn": CHURN}, snapshot, "spend_sum_365d", "rfm_segment", 0.75, 0.5)
+    row = table.set_index("customer_id")
+    assert row.loc["a", "expected_spend_12m"] == pytest.approx(table["expected_spend_12m"].max())
+    assert row.loc["a", "expected_spend_12m"] <= 500.0 and bool(row.loc["a", "spend_capped"])
+    numbers = headline(table, 0.5)
+    assert numbers["spend_capped"] >= 1 and numbers["spend_cap"] <= 500.0
