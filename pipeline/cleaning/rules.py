@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_ID_NULLS = ("", "nan", "none", "null", "na", "n/a", "<na>")
 
@@ -33,3 +34,12 @@ class CleanRules(BaseModel):
     # Lines above these are kept but flagged (counted in the manifest).
     extreme_quantity: float = Field(default=10_000, gt=0)
     extreme_unit_price: float = Field(default=10_000, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value

@@ -26,7 +26,9 @@ def clean_feedback(rows: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) -
         verdicts.reject(bad | (needs_score & score.isna()), Reason.NON_NUMERIC_SCORE)
         low = kind.map(lambda k: SCORE_RANGE.get(k, (float("-inf"),))[0]).astype("float64")
         high = kind.map(lambda k: SCORE_RANGE.get(k, (0.0, float("inf")))[1]).astype("float64")
-        verdicts.reject(needs_score & ((score < low) | (score > high)), Reason.SCORE_OUT_OF_RANGE)
+        out_of_range = needs_score & ((score < low) | (score > high))
+        scored_complaint = (kind == "complaint").fillna(False) & score.notna()  # must be empty
+        verdicts.reject(out_of_range | scored_complaint, Reason.SCORE_OUT_OF_RANGE)
         out["score"] = score
     if "resolved" in rows.columns:
         resolved, bad = parse_bool(rows["resolved"])

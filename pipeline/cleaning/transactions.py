@@ -189,7 +189,8 @@ def _orders(lines: pd.DataFrame) -> pd.DataFrame:
     if "channel" in lines.columns:
         spec["channel"] = ("channel", "first")
     orders = lines.groupby(KEY, sort=False, dropna=False).agg(**spec).reset_index()
-    orders["n_items"] = orders["n_items"].round().astype("int64")
+    # fractional quantities (weights) round; an order has at least one item
+    orders["n_items"] = orders["n_items"].round().clip(lower=1).astype("int64")
     orders["n_distinct_products"] = orders["n_distinct_products"].astype("int64")
     return orders.sort_values(
         ["customer_id", "order_ts", "order_id"], kind="stable", ignore_index=True

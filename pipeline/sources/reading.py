@@ -19,9 +19,11 @@ rejected as ``encoding_error``. A UTF-8 byte-order mark is dropped.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import logging
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline import io
 from pipeline.cleaning.reasons import Reason
@@ -51,9 +53,18 @@ class Dialect(BaseModel):
 
     encoding: str = "utf-8"
     encoding_fallback: str | None = "cp1252"
-    delimiter: str = ","
-    quotechar: str = '"'
-    decimal: str = "."
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quotechar: str = Field(default='"', min_length=1, max_length=1)
+
+    @field_validator("encoding", "encoding_fallback")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError as exc:
+                raise ValueError(f"unknown encoding {value!r}") from exc
+        return value
 
 
 @dataclass(frozen=True)
@@ -339,12 +350,15 @@ def read_xlsx_file(path: Path, dialect: Dialect, source_file: str) -> list[FileF
 
 
 def read_file(
-    path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 200_000
+    path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 50_000
 ) -> list[FileFrame]:
     """Read any supported export file; a workbook gives one FileFrame per sheet."""
-    kind = detect_format(path)
-    if kind == "parquet":
-        return [read_parquet_file(path, dialect, source_file)]
-    if kind == "xlsx":
-        return read_xlsx_file(path, dialect, source_file)
-    return [read_csv_file(path, dialect, source_file, chunk_rows)]
+    try:
+        kind = detect_format(path)
+        if kind == "parquet":
+            return [read_parquet_file(path, dialect, source_file)]
+        if kind == "xlsx":
+            return read_xlsx_file(path, dialect, source_file)
+        return [read_csv_file(path, dialect, source_file, chunk_rows)]
+    except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt .gz, unreadable file
+        raise InputError(f"{source_file}: cannot read the file ({exc})") from exc

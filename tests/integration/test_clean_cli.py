@@ -528,3 +528,69 @@ def test_big_file_is_read_in_chunks_within_the_memory_budget(tmp_path: Path) -> 
     assert report["peak_mb"] < BIG_BUDGET_MB, report
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows_read"] == BIG_LINES == manifest["accepted"] + manifest["rejected"]
+
+
+# --- the synthetic export format (configs/sources/synthetic.yaml) --------------------------------
+# synthetic/transactions.csv: 2-3 invoice 500000 (discount 0.5, delivered 2 days late); 4 return
+#   C500001; 5 not delivered yet (empty delivered_date); 6 discount -1; 7 promised 2024-13-01.
+# synthetic/feedback.csv: 2 review 4; 3 resolved complaint; 4 complaint with a score; 5 nps 11;
+#   6 survey without score; 7 kind "tweet"; 8 complaint resolved "maybe".
+# synthetic/customers.csv: 2 ok; 3 "17850.0" again; 4 loyalty "maybe"; 5 signup in 2030.
+
+SYNTHETIC = REPO / "configs" / "sources" / "synthetic.yaml"
+
+
+@pytest.mark.reliability("rows: feedback and customer rules")
+def test_synthetic_export_with_all_three_tables(clean) -> None:
+    outcome = clean(RAW / "synthetic", config=SYNTHETIC, as_of="2025-01-01T00:00:00Z")
+    assert_recon(outcome)
+    by_table = {
+        table: dict(zip(group["line_number"], group["reason_code"], strict=True))
+        for table, group in outcome.rejects.groupby("table")
+    }
+    assert by_table == {
+        "transactions": {6: "negative_discount", 7: "bad_date"},
+        "feedback": {
+            4: "score_out_of_range",
+            5: "score_out_of_range",
+            6: "non_numeric_score",
+            7: "invalid_kind",
+            8: "non_boolean_resolved",
+        },
+        "customers": {3: "duplicate_customer", 4: "non_boolean_loyalty_member", 5: "future_date"},
+    }
+    orders = outcome.table("orders").set_index("order_id")
+    assert orders.loc["500000", "discount_amount"] == 0.5
+    assert str(orders.loc["500000", "delivered_ts"]) == "2024-01-08 00:00:00+00:00"
+    assert pd.isna(orders.loc["500002", "delivered_ts"])
+    assert orders["channel"].tolist() == ["app", "web"]  # sorted by customer_id: "123" < "17850"
+    feedback = outcome.table("feedback")
+    assert feedback["kind"].tolist() == ["review", "complaint"]
+    assert feedback["resolved"].tolist() == [pd.NA, True]
+    customers = outcome.table("customers")
+    assert customers[["customer_id", "loyalty_member"]].values.tolist() == [["17850", True]]
+    assert outcome.manifest["provided"] == {
+        "channel": True,
+        "customers": True,
+        "delivery": True,
+        "discount": True,
+        "feedback": True,
+    }
+
+
+@pytest.mark.reliability("files: truncated .gz")
+def test_truncated_gzip_is_an_error(clean, tmp_path: Path) -> None:
+    packed = gzip.compress((RAW / "online_retail_rows.csv").read_bytes(), mtime=0)
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    assert_err(clean(path), "cut.csv.gz", "cannot read the file")
+
+
+def test_unknown_time_zone_in_a_source_config_is_a_config_error(clean, tmp_path: Path) -> None:
+    config = yaml.safe_load(ONLINE_RETAIL.read_text())
+    config["rules"]["timezone"] = "Europe/Atlantis"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    assert_err(
+        clean(RAW / "utf8.csv", config=bad), "bad.yaml", "rules.timezone", "unknown time zone"
+    )
