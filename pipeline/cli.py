@@ -127,7 +127,9 @@ def clean(
 # --- features -----------------------------------------------------------------------------
 @app.command()
 def features(
-    clean_dir: Annotated[Path, typer.Option("--clean", help="Folder of clean tables (data/clean).")],
+    clean_dir: Annotated[
+        Path, typer.Option("--clean", help="Folder of clean tables (data/clean).")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Output folder (data/features).")],
     dictionary: Annotated[
         Path, typer.Option("--dictionary", help="Feature dictionary (configs/features.yaml).")
@@ -149,7 +151,7 @@ def features(
 
     from pipeline import io
     from pipeline.features.catalog import load_catalog
-    from pipeline.features.panel import build_features
+    from pipeline.features.panel import PanelStats, plan_features
 
     settings = _params(params)
     out = io.resolve_output(out, [clean_dir])
@@ -163,16 +165,20 @@ def features(
         for name in ("returns", "feedback", "customers")
     }
     orders = io.read_parquet(clean_dir / "orders.parquet")
-    result = build_features(orders, **optional, params=settings.features,
-                            label_params=settings.labels, catalog=catalog, as_of=when)
-    io.write_parquet(out / "panel.parquet", result.panel)
-    io.write_parquet(out / "scoring.parquet", result.scoring)
-    io.write_json(out / "summary.json", result.summary)
-    rows = result.summary["rows"]
+    stage = plan_features(orders, **optional, params=settings.features,
+                          label_params=settings.labels, catalog=catalog, as_of=when)
+    del orders, optional  # the stage holds its own partitioned arrays
+    stats = PanelStats()
+    io.write_parquet_frames(out / "panel.parquet", stats.track(stage.panel_frames()))
+    scoring = stage.scoring()
+    io.write_parquet(out / "scoring.parquet", scoring)
+    summary = stage.summary(stats, len(scoring))
+    io.write_json(out / "summary.json", summary)
+    rows = summary["rows"]
     logger.info("features: panel %d rows (train %d, valid %d, test %d), scoring %d rows, "
                 "%d features (%d absent) -> %s", rows["panel"], rows["train"], rows["valid"],
-                rows["test"], rows["scoring"], len(result.summary["features"]["present"]),
-                len(result.summary["features"]["absent"]), out)
+                rows["test"], rows["scoring"], len(summary["features"]["present"]),
+                len(summary["features"]["absent"]), out)
 
 
 # --- train --------------------------------------------------------------------------------

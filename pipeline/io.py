@@ -117,6 +117,32 @@ def write_parquet(path: str | Path, frame: pd.DataFrame) -> Path:
     return Path(path)
 
 
+def write_parquet_frames(path: str | Path, frames: Iterable[pd.DataFrame]) -> int:
+    """Write frames of one schema as consecutive row groups of one Parquet file, atomically.
+
+    Only one frame is in memory at a time (a panel larger than memory can be written). Returns
+    the number of rows written; at least one frame is required (it gives the schema).
+    """
+    import pyarrow.parquet as pq
+
+    rows = 0
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for frame in frames:
+                table = pa_table(frame)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
+                writer.write_table(table)
+                rows += len(frame)
+            if writer is None:
+                raise ValueError(f"{path}: no frames to write")
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows
+
+
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a Parquet file, with a one-line error when it is missing or not Parquet."""
     path = Path(path)

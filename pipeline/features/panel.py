@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -192,44 +193,179 @@ def _partition_task(
     return [snapshot_part(part, c, params, label_params) for c in cutoffs]
 
 
+def _partitions(prepared: Prepared, ids: pd.Index, n_parts: int) -> tuple[Prepared, ...]:
+    if n_parts <= 1:
+        return (prepared,)
+    return tuple(split(prepared, partition.partition_of(ids, n_parts), n_parts))
+
+
 def _run(
-    prepared: Prepared,
-    ids: pd.Index,
+    parts: tuple[Prepared, ...],
     cutoffs: list[int],
     params: FeaturesParams,
     label_params: LabelsParams | None,
 ) -> list[list[Part]]:
     """Per cutoff, the parts of every partition (computed partition by partition)."""
-    n_parts = params.partitions
-    parts = (
-        split(prepared, partition.partition_of(ids, n_parts), n_parts)
-        if n_parts > 1
-        else [prepared]
-    )
     tasks = [(p, cutoffs, params, label_params) for p in parts]
     by_partition = partition.run_partitions(_partition_task, tasks, params.workers)
     return [[result[i] for result in by_partition] for i in range(len(cutoffs))]
 
 
-def _label_rates(frame: pd.DataFrame) -> dict[str, float]:
-    return {name: round(float(frame[name].mean()), 6) if len(frame) else 0.0 for name in LABELS}
+# Cutoffs computed per round of the pool: bounds the memory of results waiting to be written.
+CUTOFFS_PER_ROUND = 4
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class PanelStats:
+    """Row counts, label sums and customers of the panel, accumulated as frames stream by."""
+
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    positives: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {s: dict.fromkeys(LABELS, 0) for s in SPLITS}
+    )
+    customers: set[str] = field(default_factory=set)
+
+    def track(self, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """Yield ``frames`` unchanged, counting them on the way."""
+        for frame in frames:
+            name = str(frame["split"].iloc[0]) if len(frame) else "test"
+            self.rows[name] += len(frame)
+            for label in LABELS:
+                self.positives[name][label] += int(frame[label].sum())
+            self.customers.update(frame["customer_id"].dropna().tolist())
+            yield frame
+
+    def label_rates(self) -> dict[str, dict[str, float]]:
+        """Share of positive labels per split."""
+        return {
+            s: {k: round(v / self.rows[s], 6) if self.rows[s] else 0.0 for k, v in pos.items()}
+            for s, pos in self.positives.items()
+        }
+
+
+@dataclass(frozen=True)
+class FeatureStage:
+    """The features stage, planned: partitions, time split, features and the scoring date.
+
+    ``panel_frames()`` computes the panel one cutoff at a time (in rounds of the process pool),
+    so the panel never has to fit in memory; ``scoring()`` the scoring snapshot; ``summary()``
+    what was decided and produced.
+    """
+
+    parts: tuple[Prepared, ...]
+    ids: pd.Index
+    plan: SplitPlan
+    catalog: Catalog
+    present: tuple[FeatureSpec, ...]
+    absent: dict[str, str]
+    params: FeaturesParams
+    label_params: LabelsParams
+    first_order: pd.Timestamp
+    data_end: pd.Timestamp
+    stray_orders: int
+    scoring_at: pd.Timestamp
+    unseen: dict[str, int]
+
+    def panel_frames(self) -> Iterator[pd.DataFrame]:
+        """Yield the labelled snapshot of each panel cutoff, in time order."""
+        pairs = self.plan.cutoffs()
+        for start in range(0, len(pairs), CUTOFFS_PER_ROUND):
+            batch = pairs[start : start + CUTOFFS_PER_ROUND]
+            results = _run(
+                self.parts, [cutoff_us(c) for c, _ in batch], self.params, self.label_params
+            )
+            for (cutoff, name), parts in zip(batch, results, strict=True):
+                frame = assemble(
+                    parts, self.ids, cutoff, self.present, self.catalog, with_labels=True
+                )
+                frame.insert(2, "split", pd.array([name] * len(frame), dtype="string"))
+                yield frame
+
+    def scoring(self) -> pd.DataFrame:
+        """Build the scoring snapshot (features only) at ``scoring_at``."""
+        (parts,) = _run(self.parts, [cutoff_us(self.scoring_at)], self.params, None)
+        return assemble(parts, self.ids, self.scoring_at, self.present, self.catalog)
+
+    def summary(self, stats: PanelStats, scoring_rows: int) -> dict[str, Any]:
+        """JSON-ready record of the split, sizes, label rates and present/absent features."""
+        return {
+            "data": {
+                "first_order": self.first_order.isoformat(),
+                "data_end": self.data_end.isoformat(),
+                "orders_after_data_end": self.stray_orders,
+            },
+            "labels": {
+                "churn_horizon_days": self.label_params.churn_horizon_days,
+                "repurchase_horizon_days": self.label_params.repurchase_horizon_days,
+            },
+            "population": {"active_within_days": self.params.active_within_days},
+            "windows_days": list(self.params.windows_days),
+            "cutoffs": self.plan.to_dict(),
+            "rows": {"panel": sum(stats.rows.values()), **stats.rows, "scoring": scoring_rows},
+            "customers": {"with_orders": len(self.ids), "in_panel": len(stats.customers)},
+            "label_rates": stats.label_rates(),
+            "scoring": {"as_of": self.scoring_at.isoformat(), "rows": scoring_rows},
+            "features": {"present": [s.name for s in self.present], "absent": self.absent},
+            "unseen_categories": dict(self.unseen),
+        }
+
+
+def _prepared(
+    orders: pd.DataFrame,
+    returns: pd.DataFrame | None,
+    feedback: pd.DataFrame | None,
+    customers: pd.DataFrame | None,
+    params: FeaturesParams,
+    catalog: Catalog,
+) -> tuple[Prepared, pd.Index, Catalog, list[FeatureSpec], dict[str, str]]:
+    check_catalog(catalog)
+    prepared, ids = prepare(orders, returns, feedback, customers, region_levels(catalog))
+    expanded = catalog.expand(params.windows_days)
+    present, absent = feature_plan(expanded, prepared.available)
+    return prepared, ids, expanded, present, absent
+
+
+def plan_features(
+    orders: pd.DataFrame,
+    returns: pd.DataFrame | None,
+    feedback: pd.DataFrame | None,
+    customers: pd.DataFrame | None,
+    params: FeaturesParams,
+    label_params: LabelsParams,
+    catalog: Catalog,
+    as_of: dt.date | dt.datetime | str | pd.Timestamp | None = None,
+) -> FeatureStage:
+    """Index the clean tables, partition them and decide the cutoffs and their split."""
+    prepared, ids, expanded, present, absent = _prepared(
+        orders, returns, feedback, customers, params, catalog
+    )
+    first_order, data_end, stray = data_bounds(prepared, params)
+    grid = cutoff_grid(first_order, data_end, params, label_params)
+    return FeatureStage(
+        parts=_partitions(prepared, ids, params.partitions),
+        ids=ids,
+        plan=plan_split(grid, label_params, params.validation_cutoffs),
+        catalog=expanded,
+        present=tuple(present),
+        absent=absent,
+        params=params,
+        label_params=label_params,
+        first_order=first_order,
+        data_end=data_end,
+        stray_orders=stray,
+        scoring_at=data_end if as_of is None else cutoff_timestamp(as_of),
+        unseen=dict(prepared.unseen),
+    )
 
 
 @dataclass(frozen=True)
 class FeatureTables:
-    """Outputs of the features stage."""
+    """Outputs of the features stage, in memory."""
 
     panel: pd.DataFrame
     scoring: pd.DataFrame
     summary: dict[str, Any]
-
-
-def _plan(
-    catalog: Catalog, params: FeaturesParams, prepared: Prepared
-) -> tuple[Catalog, list[FeatureSpec], dict[str, str]]:
-    expanded = catalog.expand(params.windows_days)
-    present, absent = feature_plan(expanded, prepared.available)
-    return expanded, present, absent
 
 
 def build_features(
@@ -242,54 +378,14 @@ def build_features(
     catalog: Catalog,
     as_of: dt.date | dt.datetime | str | pd.Timestamp | None = None,
 ) -> FeatureTables:
-    """Build the panel (labelled snapshots at the split's cutoffs), scoring snapshot and summary."""
-    check_catalog(catalog)
-    prepared, ids = prepare(orders, returns, feedback, customers, region_levels(catalog))
-    expanded, present, absent = _plan(catalog, params, prepared)
-    first_order, data_end, stray = data_bounds(prepared, params)
-    plan = plan_split(
-        cutoff_grid(first_order, data_end, params, label_params),
-        label_params,
-        params.validation_cutoffs,
+    """Build the panel, scoring snapshot and summary in memory (the CLI streams the panel)."""
+    stage = plan_features(
+        orders, returns, feedback, customers, params, label_params, catalog, as_of
     )
-    pairs = plan.cutoffs()
-    scoring_at = data_end if as_of is None else cutoff_timestamp(as_of)
-    stamps = [c for c, _ in pairs] + [scoring_at]
-    results = _run(prepared, ids, [cutoff_us(c) for c in stamps], params, label_params)
-    frames = []
-    for (cutoff, name), parts in zip(pairs, results[:-1], strict=True):
-        frame = assemble(parts, ids, cutoff, present, expanded, with_labels=True)
-        frame.insert(2, "split", pd.array([name] * len(frame), dtype="string"))
-        frames.append(frame)
-    panel = pd.concat(frames, ignore_index=True)
-    scoring = assemble(results[-1], ids, scoring_at, present, expanded)
-    summary = {
-        "data": {
-            "first_order": first_order.isoformat(),
-            "data_end": data_end.isoformat(),
-            "orders_after_data_end": stray,
-        },
-        "labels": {
-            "churn_horizon_days": label_params.churn_horizon_days,
-            "repurchase_horizon_days": label_params.repurchase_horizon_days,
-        },
-        "population": {"active_within_days": params.active_within_days},
-        "windows_days": list(params.windows_days),
-        "cutoffs": plan.to_dict(),
-        "rows": {
-            "panel": len(panel),
-            **{s: int((panel["split"] == s).sum()) for s in ("train", "valid", "test")},
-            "scoring": len(scoring),
-        },
-        "customers": {"with_orders": len(ids), "in_panel": int(panel["customer_id"].nunique())},
-        "label_rates": {
-            s: _label_rates(panel[panel["split"] == s]) for s in ("train", "valid", "test")
-        },
-        "scoring": {"as_of": scoring_at.isoformat(), "rows": len(scoring)},
-        "features": {"present": [s.name for s in present], "absent": absent},
-        "unseen_categories": dict(prepared.unseen),
-    }
-    return FeatureTables(panel, scoring, summary)
+    stats = PanelStats()
+    panel = pd.concat(list(stats.track(stage.panel_frames())), ignore_index=True)
+    scoring = stage.scoring()
+    return FeatureTables(panel, scoring, stage.summary(stats, len(scoring)))
 
 
 def build_scoring_snapshot(
@@ -303,12 +399,13 @@ def build_scoring_snapshot(
 ) -> pd.DataFrame:
     """Build the scorer's snapshot: the ``build_snapshot`` table at ``as_of``.
 
-    ``as_of`` defaults to the last event date + 1 day. Computed by customer partition in a
-    process pool (``params.partitions``/``workers``); equal to ``build_snapshot``'s output.
+    ``as_of`` defaults to the end of the observed period (last order date + 1 day). Computed by
+    customer partition in a process pool (``params.partitions``/``workers``); equal to
+    ``build_snapshot``'s output.
     """
-    check_catalog(catalog)
-    prepared, ids = prepare(orders, returns, feedback, customers, region_levels(catalog))
-    expanded, present, _ = _plan(catalog, params, prepared)
+    prepared, ids, expanded, present, _ = _prepared(
+        orders, returns, feedback, customers, params, catalog
+    )
     when = data_bounds(prepared, params)[1] if as_of is None else cutoff_timestamp(as_of)
-    (parts,) = _run(prepared, ids, [cutoff_us(when)], params, None)
+    (parts,) = _run(_partitions(prepared, ids, params.partitions), [cutoff_us(when)], params, None)
     return assemble(parts, ids, when, present, expanded)
