@@ -110,7 +110,8 @@ def measure(folder: Path, mode: str, partitions: int, workers: int) -> dict[str,
     """Run one measurement in this process (called in a child process)."""
     from pipeline.config import FeaturesParams, LabelsParams
     from pipeline.features.catalog import load_catalog
-    from pipeline.features.panel import build_features, build_scoring_snapshot
+    from pipeline.features.panel import PanelStats, build_scoring_snapshot, plan_features
+    from pipeline.io import write_parquet_frames
 
     catalog = load_catalog(REPO / "configs" / "features.yaml")
     tables = {
@@ -123,11 +124,19 @@ def measure(folder: Path, mode: str, partitions: int, workers: int) -> dict[str,
     if mode == "snapshot":
         out = build_scoring_snapshot(**tables, as_of="2024-07-01", params=params, catalog=catalog)
         result: dict[str, object] = {"snapshot_rows": len(out), "snapshots": 1}
-    else:
-        built = build_features(
-            **tables, params=params, label_params=LabelsParams(), catalog=catalog
-        )
-        result = {"panel_rows": len(built.panel), "snapshots": built.panel["cutoff"].nunique() + 1}
+    else:  # as `loyalty features` does: the panel streamed to Parquet cutoff by cutoff
+        stage = plan_features(**tables, params=params, label_params=LabelsParams(), catalog=catalog)
+        stats = PanelStats()
+        with tempfile.TemporaryDirectory(prefix="bench_panel_") as out:
+            rows_written = write_parquet_frames(
+                Path(out) / "panel.parquet", stats.track(stage.panel_frames())
+            )
+            scoring = stage.scoring()
+        result = {
+            "panel_rows": rows_written,
+            "snapshots": len(stage.plan.cutoffs()) + 1,
+            "scoring_rows": len(scoring),
+        }
     wall = time.perf_counter() - began
     return {
         "benchmark": f"features_{mode}",
