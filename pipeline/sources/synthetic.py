@@ -149,7 +149,20 @@ def _prepare(series: pd.Series) -> Callable[[slice], np.ndarray]:
         categorical = series.array
     else:
         categorical = pd.Categorical(series.astype(object).where(series.notna(), ""))
-    # code -1 (missing) picks the appended empty text
-    texts = np.array([_quote(str(v)) for v in categorical.categories] + [""], dtype=object)
+    categories = categorical.categories
+    # texts are materialised per block only: a column can have millions of distinct values
+    needs_quotes = np.asarray(categories.str.contains(r'[,"\r\n]', regex=True), dtype=bool)
     codes = categorical.codes
-    return lambda rows: texts[codes[rows]]
+    category_texts = np.asarray(categories, dtype=object)
+
+    def texts(rows: slice) -> np.ndarray:
+        block = codes[rows]
+        missing = block < 0
+        safe = np.where(missing, 0, block)
+        cells = category_texts[safe]  # a new array of references to the category strings
+        cells[missing] = ""
+        quote = np.flatnonzero(needs_quotes[safe] & ~missing)
+        cells[quote] = [_quote(text) for text in cells[quote]]
+        return cells
+
+    return texts

@@ -110,8 +110,9 @@ def transactions(
     is_return = np.r_[np.zeros(n_orders, bool), np.ones(int(returning.sum()), bool)]
     rank = np.empty(len(event_s), dtype=np.int64)
     rank[np.lexsort((np.arange(len(event_s)), event_s))] = np.arange(len(event_s))
-    number = (FIRST_INVOICE + rank).astype(str)
+    number = (FIRST_INVOICE + rank).astype("U8")
     invoice = np.where(is_return, np.strings.add("C", number), number)
+    del number
     event_of_order = np.full(n_orders, -1, dtype=np.int64)
     event_of_order[returning] = n_orders + np.arange(int(returning.sum()))
 
@@ -137,12 +138,14 @@ def transactions(
     delivered_code = np.where(delivered_day < n_days, delivered_day, -1)
     return pd.DataFrame(
         {
-            "invoice": _categorical(invoice, event),
+            "invoice": _categorical(invoice, event, distinct=True),
             "sku": _categorical(products["sku"].to_numpy(), sku[src]),
             "description": _categorical(products["description"].to_numpy(), sku[src]),
             "quantity": sign * quantity[src],
             "unit_price": price[src],
-            "invoice_ts": _categorical(timestamps(start, seconds), event_second[event]),
+            "invoice_ts": _categorical(
+                timestamps(start, seconds), event_second[event], distinct=True
+            ),
             "customer_id": _categorical(pop.customer_id.astype(str), cust[order_of_line]),
             "channel": _categorical(np.asarray(CHANNELS), channel[order_of_line]),
             "discount": np.where(is_sale, discount[src], 0.0),
@@ -157,10 +160,17 @@ def transactions(
     )
 
 
-def _categorical(values: npt.NDArray[np.str_], codes: npt.NDArray[np.int64]) -> pd.Categorical:
-    """``values[codes]`` stored once per distinct value (millions of lines, few distinct texts)."""
-    categories, inverse = np.unique(values, return_inverse=True)
-    return pd.Categorical.from_codes(inverse[codes], categories=pd.Index(categories, dtype=object))
+def _categorical(
+    values: npt.NDArray[np.str_], codes: npt.NDArray[np.int64], distinct: bool = False
+) -> pd.Categorical:
+    """``values[codes]`` stored once per distinct value (millions of lines, few distinct texts).
+
+    ``distinct=True`` says ``values`` has no repeats, which saves sorting millions of strings.
+    """
+    if not distinct:
+        values, inverse = np.unique(values, return_inverse=True)
+        codes = inverse[codes]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(values, dtype=object))
 
 
 def feedback(

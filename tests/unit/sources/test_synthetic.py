@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pipeline import cli, io
 from pipeline.config import DirtyRates, GenerateParams
 from pipeline.sources import synthetic
-from pipeline.sources.simulation.dirty import KINDS
+from pipeline.sources.simulation.dirty import KINDS, inject
 from pipeline.sources.simulation.mechanisms import Effects, dropout_hazard, seasonality
 
 TS = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
@@ -323,3 +323,29 @@ def test_manifest_records_params_and_effects(small: synthetic.SyntheticExport) -
     assert manifest["rows"]["transactions"] == len(small.transactions)
     assert manifest["return_lines"] == small.transactions["invoice"].str.startswith("C").sum()
     assert dt.date.fromisoformat(manifest["params"]["end"]) == SMALL.end
+
+
+def test_inject_hits_distinct_sale_lines_only() -> None:
+    # eleven sale lines (one per dirty kind, plus one left clean) and one return line that
+    # must never be touched: at a rate of 1/12 each kind hits exactly one line
+    sales = pd.DataFrame(
+        {
+            "invoice": [str(500_000 + i) for i in range(11)] + ["C500099"],
+            "description": ["MUG"] * 12,
+            "quantity": [2] * 11 + [-2],
+            "unit_price": [1.5] * 12,
+            "invoice_ts": ["2023-05-01 10:00:00"] * 12,
+            "customer_id": ["12345"] * 12,
+        }
+    )
+    rate = 1 / 12
+    dirty_lines, counts = inject(
+        sales, DirtyRates(**dict.fromkeys(DirtyRates.model_fields, rate)), dt.date(2023, 12, 31),
+        np.random.default_rng(0),
+    )  # fmt: skip
+    assert counts == dict.fromkeys(KINDS, 1)
+    assert len(dirty_lines) == 13  # one duplicate added
+    assert dirty_lines.iloc[-1].to_dict() == sales.iloc[-1].to_dict()  # the C line is untouched
+    changed = (dirty_lines.drop_duplicates().reset_index(drop=True) != sales).any(axis=1)
+    assert changed.sum() == len(KINDS) - 1  # every kind but the duplicate edits its own line
+    assert sales["customer_id"].eq("12345").all()  # the input is not mutated
