@@ -236,6 +236,16 @@ def render_reason(
     return joined
 
 
+def _columns_used(info: FeatureInfo) -> list[str]:
+    """Feature columns a reason's templates read (copying only these keeps the rows cheap)."""
+    used = {info.name}
+    for template in (info.reason, info.reason_missing):
+        for _literal, name, _spec, _conv in string.Formatter().parse(template or ""):
+            if name and name not in ("value", "typical"):
+                used.add(name)
+    return sorted(used)
+
+
 def _field_values(
     name: str, info: FeatureInfo, rows: pd.DataFrame, references: Mapping[str, Any] | None
 ) -> list[Any] | None:
@@ -293,7 +303,8 @@ def reason_codes(
             for position in np.unique(col[valid]):
                 hit = np.flatnonzero(valid & (col == position))
                 info = dictionary.info(names[position])
-                sentences[hit] = render_reason(info, features.iloc[hit], references)
+                used = [c for c in _columns_used(info) if c in features.columns]
+                sentences[hit] = render_reason(info, features[used].iloc[hit], references)
                 chosen[hit] = names[position]
         out[f"reason_{rank + 1}"] = pd.array(sentences, dtype="string")
         feature_cols[f"reason_feature_{rank + 1}"] = pd.array(chosen, dtype="string")
