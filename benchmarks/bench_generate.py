@@ -28,6 +28,7 @@ def measure(n_customers: int, seed: int, workdir: Path) -> dict[str, object]:
     params = workdir / f"params_{n_customers}.yaml"
     params.write_text(yaml.safe_dump({"generate": {"seed": seed, "n_customers": n_customers}}))
     out = workdir / f"out_{n_customers}"
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     child = subprocess.Popen(
         [*LOYALTY, "generate", "--params", str(params), "--out", str(out)],
@@ -45,6 +46,8 @@ def measure(n_customers: int, seed: int, workdir: Path) -> dict[str, object]:
     return {
         "n_customers": n_customers,
         "wall_s": round(wall, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),  # wall time is noisy on a shared box
+        "load_avg_1m_before": round(load_before, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: kilobytes
         "transaction_lines": manifest["rows"]["transactions"],
         "feedback_rows": manifest["rows"]["feedback"],
