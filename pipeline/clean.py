@@ -13,6 +13,7 @@ equal accepted + rejected; otherwise the run fails: a row was lost or invented.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,15 @@ import pandas as pd
 from pipeline import schemas
 from pipeline.cleaning.rules import CleanRules
 from pipeline.cleaning.satisfaction import clean_customers, clean_feedback
-from pipeline.cleaning.transactions import TableResult, clean_transactions
+from pipeline.cleaning.transactions import TableResult, TransactionCleaner, clean_transactions
 from pipeline.errors import DataError
-from pipeline.sources.csv_mapping import RawTables, SourceConfig, empty_rejects, read_export
+from pipeline.sources.csv_mapping import (
+    FileInfo,
+    RawTables,
+    SourceConfig,
+    empty_rejects,
+    iter_export,
+)
 from pipeline.sources.reading import REJECT_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -60,46 +67,85 @@ def default_as_of(now: pd.Timestamp | None = None) -> pd.Timestamp:
     return now.floor("D") + pd.Timedelta(days=1)
 
 
+class _Cleaner:
+    """Accumulates chunks: transactions are cleaned as they come, the small tables at the end."""
+
+    def __init__(self, rules: CleanRules, as_of: pd.Timestamp) -> None:
+        as_of = pd.Timestamp(as_of)
+        self.as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
+        self.rules = rules
+        self.transactions = TransactionCleaner(rules, self.as_of)
+        self.held: dict[str, list[pd.DataFrame]] = {}
+        self.rejects: list[pd.DataFrame] = []
+        self.accepted_by_file: Counter[str] = Counter()
+        self.provided: set[str] = set()
+
+    def add(self, table: str, rows: pd.DataFrame, read_rejects: pd.DataFrame) -> None:
+        """Take one chunk of a raw table and its read-level rejects."""
+        self.provided.add(table)
+        if len(read_rejects):
+            self.rejects.append(read_rejects[[*REJECT_COLUMNS, "table"]])
+        if table == "transactions":
+            self._account(table, rows, self.transactions.add(rows))
+        else:
+            self.held.setdefault(table, []).append(rows)
+
+    def _account(self, table: str, rows: pd.DataFrame, reasons: pd.Series) -> None:
+        rejected = reasons.notna().to_numpy(dtype=bool)
+        bad = rows.loc[rejected, ["source_file", "line_number", "raw"]].assign(
+            reason_code=reasons[rejected], table=table
+        )
+        self.rejects.append(bad[[*REJECT_COLUMNS, "table"]])
+        accepted = rows.loc[~rejected, "source_file"].value_counts()
+        self.accepted_by_file.update({str(k): int(v) for k, v in accepted.items()})
+
+    def finish(
+        self, files: tuple[FileInfo, ...], source: str, missing_customer_id_warn_rate: float
+    ) -> CleanResult:
+        """Clean the held tables, aggregate orders and returns, validate, reconcile."""
+        tables: dict[str, pd.DataFrame] = {}
+        counts: dict[str, Any] = {}
+        if "transactions" in self.provided:
+            aggregated, counts = self.transactions.finish()
+            tables.update(aggregated)
+        for table, parts in self.held.items():
+            rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+            result = CLEANERS[table](rows, self.rules, self.as_of)
+            tables.update(result.tables)
+            self._account(table, rows, result.reasons)
+        rejects = pd.concat(self.rejects, ignore_index=True) if self.rejects else empty_rejects()
+        rejects = rejects.astype(
+            {
+                "source_file": "string",
+                "line_number": "int64",
+                "reason_code": "string",
+                "raw": "string",
+                "table": "string",
+            }
+        ).sort_values(REJECT_SORT, kind="stable", ignore_index=True)
+        for name, frame in tables.items():
+            tables[name] = schemas.validate(name, frame)
+        schemas.validate("rejects", rejects)
+        manifest = _manifest(
+            files, source, self.provided, tables, rejects, self.accepted_by_file, counts, self.as_of
+        )
+        _warn_missing_ids(manifest, missing_customer_id_warn_rate)
+        return CleanResult(tables, rejects, manifest)
+
+
 def clean_tables(
     raw: RawTables,
     rules: CleanRules,
     as_of: pd.Timestamp,
     missing_customer_id_warn_rate: float = 0.25,
 ) -> CleanResult:
-    """Parse, validate and aggregate the raw tables; reconcile every input file."""
-    as_of = pd.Timestamp(as_of)
-    as_of = as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")
-    tables: dict[str, pd.DataFrame] = {}
-    rejects = [raw.rejects[[*REJECT_COLUMNS, "table"]]] if len(raw.rejects) else []
-    accepted_by_file: dict[str, int] = {}
-    counts: dict[str, Any] = {}
+    """Parse, validate and aggregate in-memory raw tables; reconcile every input file."""
+    cleaner = _Cleaner(rules, as_of)
+    cleaner.add("transactions", raw.tables["transactions"], raw.rejects)
     for table, rows in raw.tables.items():
-        result = CLEANERS[table](rows, rules, as_of)
-        tables.update(result.tables)
-        counts.update(result.counts)
-        rejected = result.reasons.notna()
-        bad = rows.loc[rejected, ["source_file", "line_number", "raw"]].assign(
-            reason_code=result.reasons[rejected], table=table
-        )
-        rejects.append(bad[[*REJECT_COLUMNS, "table"]])
-        for name, n in rows.loc[~rejected, "source_file"].value_counts().items():
-            accepted_by_file[str(name)] = accepted_by_file.get(str(name), 0) + int(n)
-    all_rejects = pd.concat(rejects, ignore_index=True) if rejects else empty_rejects()
-    all_rejects = all_rejects.astype(
-        {
-            "source_file": "string",
-            "line_number": "int64",
-            "reason_code": "string",
-            "raw": "string",
-            "table": "string",
-        }
-    ).sort_values(REJECT_SORT, kind="stable", ignore_index=True)
-    for name, frame in tables.items():
-        tables[name] = schemas.validate(name, frame)
-    schemas.validate("rejects", all_rejects)
-    manifest = _manifest(raw, tables, all_rejects, accepted_by_file, counts, as_of)
-    _warn_missing_ids(manifest, missing_customer_id_warn_rate)
-    return CleanResult(tables, all_rejects, manifest)
+        if table != "transactions":
+            cleaner.add(table, rows, empty_rejects())
+    return cleaner.finish(raw.files, raw.source, missing_customer_id_warn_rate)
 
 
 def clean_export(
@@ -108,22 +154,30 @@ def clean_export(
     as_of: pd.Timestamp,
     missing_customer_id_warn_rate: float = 0.25,
 ) -> CleanResult:
-    """Read an export with its source config and clean it (what ``clean`` and ``score`` run)."""
-    return clean_tables(
-        read_export(config, paths), config.rules, as_of, missing_customer_id_warn_rate
-    )
+    """Read and clean an export chunk by chunk (what ``clean`` and ``score`` run).
+
+    Only one chunk of raw transaction lines (``chunk_rows``) is in memory at a time, plus the
+    per-(invoice, product) partial sums, the rejects and the feedback and customer tables.
+    """
+    cleaner = _Cleaner(config.rules, as_of)
+    files: list[FileInfo] = []
+    for chunk in iter_export(config, paths, files):
+        cleaner.add(chunk.table, chunk.rows, chunk.rejects)
+    return cleaner.finish(tuple(files), config.name, missing_customer_id_warn_rate)
 
 
 def _manifest(
-    raw: RawTables,
+    files: tuple[FileInfo, ...],
+    source: str,
+    provided: set[str],
     tables: dict[str, pd.DataFrame],
     rejects: pd.DataFrame,
-    accepted_by_file: dict[str, int],
+    accepted_by_file: Counter[str],
     counts: dict[str, Any],
     as_of: pd.Timestamp,
 ) -> dict[str, Any]:
     inputs: list[dict[str, Any]] = []
-    for info in sorted(raw.files, key=lambda f: (f.table, f.source_file)):
+    for info in sorted(files, key=lambda f: (f.table, f.source_file)):
         mine = rejects[rejects["source_file"] == info.source_file]
         by_reason = {
             str(k): int(v) for k, v in mine["reason_code"].value_counts().sort_index().items()
@@ -150,7 +204,7 @@ def _manifest(
     transaction_lines = sum(i["rows_read"] for i in inputs if i["table"] == "transactions")
     missing = int(counts.get("lines_with_customer_id_missing", 0))
     return {
-        "source": raw.source,
+        "source": source,
         "as_of": as_of.isoformat(),
         "inputs": inputs,
         "rows_read": sum(i["rows_read"] for i in inputs),
@@ -161,8 +215,8 @@ def _manifest(
         },
         "reconciled": True,
         "provided": {
-            "feedback": "feedback" in raw.tables,
-            "customers": "customers" in raw.tables,
+            "feedback": "feedback" in provided,
+            "customers": "customers" in provided,
             "discount": "discount_amount" in tables.get("orders", pd.DataFrame()).columns,
             "delivery": "delivered_ts" in tables.get("orders", pd.DataFrame()).columns,
             "channel": "channel" in tables.get("orders", pd.DataFrame()).columns,

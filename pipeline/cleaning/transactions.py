@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from pipeline.cleaning.parsing import blank, normalise_ids, parse_number, parse_timestamp
@@ -49,12 +51,17 @@ def field_columns(lines: pd.DataFrame) -> list[str]:
 
 
 def common_checks(
-    lines: pd.DataFrame, verdicts: Verdicts, rules: CleanRules, ts_column: str, as_of: pd.Timestamp
+    lines: pd.DataFrame,
+    verdicts: Verdicts,
+    rules: CleanRules,
+    ts_column: str,
+    as_of: pd.Timestamp,
+    duplicates: pd.Series | None = None,
 ) -> tuple[pd.Series, pd.Series]:
     """Duplicate, customer id, timestamp and future checks shared by every table."""
-    verdicts.reject(
-        lines.duplicated(subset=field_columns(lines), keep="first"), Reason.DUPLICATE_ROW
-    )
+    if duplicates is None:
+        duplicates = lines.duplicated(subset=field_columns(lines), keep="first")
+    verdicts.reject(duplicates, Reason.DUPLICATE_ROW)
     ids = normalise_ids(lines["customer_id"], rules.id_nulls)
     verdicts.reject(ids.isna(), Reason.MISSING_CUSTOMER_ID)
     if ts_column not in lines.columns:
@@ -75,111 +82,192 @@ def date_format(rules: CleanRules, column: str) -> str:
         raise ConfigError(f"source config: rules.date_formats.{column} is required") from None
 
 
-def clean_transactions(lines: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) -> TableResult:
-    """Validate invoice lines, then aggregate accepted product lines per invoice."""
-    verdicts = Verdicts(lines.index)
-    ids, stamps = common_checks(lines, verdicts, rules, "order_ts", as_of)
-    order_ids = lines["order_id"].str.strip()
-    verdicts.reject(blank(order_ids), Reason.MISSING_ORDER_ID)
-    values: dict[str, pd.Series] = {}
-    for column in NUMERIC:
-        if column in lines.columns:
-            values[column], bad = parse_number(lines[column], rules.decimal)
-            required = column != "discount"
-            verdicts.reject(bad | (values[column].isna() & required), non_numeric(column))
-    optional_ts: dict[str, pd.Series] = {}
-    for column in OPTIONAL_TS:
-        if column in lines.columns:
-            optional_ts[column], bad = parse_timestamp(
-                lines[column], date_format(rules, column), rules.timezone
+class DuplicateFilter:
+    """Exact-duplicate detection across chunks, by a 64-bit hash of each row's mapped fields.
+
+    Keeps one sorted array of 8-byte hashes, not the rows (a collision between two different
+    rows has a probability of about n^2 / 2^65: 3e-7 for ten million rows).
+    """
+
+    def __init__(self) -> None:
+        self.seen = np.empty(0, dtype=np.uint64)
+
+    def __call__(self, lines: pd.DataFrame) -> pd.Series:
+        """Mask of rows equal to an earlier row of this chunk or of an earlier chunk."""
+        hashes = pd.util.hash_pandas_object(lines[field_columns(lines)], index=False).to_numpy()
+        repeated = pd.Series(hashes).duplicated(keep="first").to_numpy() | np.isin(
+            hashes, self.seen
+        )
+        self.seen = np.union1d(self.seen, hashes)
+        return pd.Series(repeated, index=lines.index)
+
+
+class TransactionCleaner:
+    """Validate invoice lines chunk by chunk; keep only per-(invoice, product) partial sums.
+
+    :meth:`add` returns each chunk's reasons (the caller keeps the rejects); :meth:`finish`
+    aggregates the partial sums into orders and returns. Memory grows with the number of
+    distinct (invoice, product) pairs, not with the raw text.
+    """
+
+    def __init__(self, rules: CleanRules, as_of: pd.Timestamp) -> None:
+        self.rules = rules
+        self.as_of = as_of
+        self.duplicates = DuplicateFilter()
+        self.partials: list[pd.DataFrame] = []
+        self.has_sku = False
+        self.codes: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()
+
+    def add(self, lines: pd.DataFrame) -> pd.Series:
+        """Check one chunk of raw lines; return its reasons (<NA> = accepted)."""
+        rules = self.rules
+        verdicts = Verdicts(lines.index)
+        ids, stamps = common_checks(
+            lines, verdicts, rules, "order_ts", self.as_of, self.duplicates(lines)
+        )
+        order_ids = lines["order_id"].str.strip()
+        verdicts.reject(blank(order_ids), Reason.MISSING_ORDER_ID)
+        values: dict[str, pd.Series] = {}
+        for column in NUMERIC:
+            if column in lines.columns:
+                values[column], bad = parse_number(lines[column], rules.decimal)
+                required = column != "discount"
+                verdicts.reject(bad | (values[column].isna() & required), non_numeric(column))
+        optional_ts: dict[str, pd.Series] = {}
+        for column in OPTIONAL_TS:
+            if column in lines.columns:
+                optional_ts[column], bad = parse_timestamp(
+                    lines[column], date_format(rules, column), rules.timezone
+                )
+                verdicts.reject(bad, Reason.BAD_DATE)
+
+        prefix = rules.cancellation_prefix
+        cancel = (
+            order_ids.str.startswith(prefix).fillna(False).astype(bool)
+            if prefix
+            else pd.Series(False, index=lines.index)
+        )
+        self.has_sku = self.has_sku or "sku" in lines.columns
+        sku = (
+            lines["sku"].str.strip().str.upper()
+            if "sku" in lines.columns
+            else pd.Series("", index=lines.index, dtype="string")
+        )
+        non_product = sku.isin(rules.non_product_codes).fillna(False).astype(bool)
+        non_product = non_product & verdicts.accepted  # valid lines, excluded from spend
+        checked = ~non_product
+        if "quantity" in values:
+            quantity, price = values["quantity"], values["unit_price"]
+            verdicts.reject(
+                checked & ((quantity <= 0) & ~cancel | (quantity == 0)),
+                Reason.NON_POSITIVE_QUANTITY,
             )
-            verdicts.reject(bad, Reason.BAD_DATE)
+            verdicts.reject(checked & (price <= 0), Reason.NON_POSITIVE_PRICE)
+            line_value, items, unit = quantity * price, quantity.abs(), price
+        else:
+            amount = values["amount"]
+            verdicts.reject(
+                checked & ((amount <= 0) & ~cancel | (amount == 0)), Reason.NON_POSITIVE_AMOUNT
+            )
+            line_value, items, unit = amount, pd.Series(1.0, index=lines.index), amount
+        if "discount" in values:
+            verdicts.reject(values["discount"] < 0, Reason.NEGATIVE_DISCOUNT)
 
-    prefix = rules.cancellation_prefix
-    cancel = (
-        order_ids.str.startswith(prefix).fillna(False)
-        if prefix
-        else pd.Series(False, index=lines.index)
-    )
-    sku = lines["sku"].str.strip().str.upper() if "sku" in lines.columns else None
-    non_product = (
-        sku.isin(rules.non_product_codes).fillna(False) if sku is not None else cancel & False
-    )
-    non_product = non_product & verdicts.accepted  # valid lines, excluded from spend
-    checked = ~non_product
-    if "quantity" in values:
-        quantity, price = values["quantity"], values["unit_price"]
-        verdicts.reject(
-            checked & ((quantity <= 0) & ~cancel | (quantity == 0)), Reason.NON_POSITIVE_QUANTITY
+        accepted = verdicts.accepted
+        product = accepted & ~non_product
+        frame = pd.DataFrame(
+            {
+                "customer_id": ids,
+                "order_id": order_ids,
+                "sku": sku,
+                "is_return": cancel,
+                "ts": stamps,
+                "value": line_value.abs(),
+                "items": items,
+            }
         )
-        verdicts.reject(checked & (price <= 0), Reason.NON_POSITIVE_PRICE)
-        line_value = quantity * price
-        items = quantity.abs()
-    else:
-        amount = values["amount"]
-        verdicts.reject(
-            checked & ((amount <= 0) & ~cancel | (amount == 0)), Reason.NON_POSITIVE_AMOUNT
+        if "discount" in values:
+            frame["discount"] = values["discount"].fillna(0.0)
+        if "channel" in lines.columns:
+            frame["channel"] = lines["channel"].str.strip()
+        for column, series in optional_ts.items():
+            frame[column] = series
+        self.partials.append(_partial(frame[product]))
+        extreme = product & (
+            (items > rules.extreme_quantity) | (unit.abs() > rules.extreme_unit_price)
         )
-        line_value = amount
-        items = pd.Series(1.0, index=lines.index)
-    if "discount" in values:
-        verdicts.reject(values["discount"] < 0, Reason.NEGATIVE_DISCOUNT)
+        self.codes.update(sku[non_product].astype(str).tolist())
+        self.counts.update(
+            {
+                "non_product_lines": int(non_product.sum()),
+                "cancellation_lines": int((product & cancel).sum()),
+                "extreme_lines_flagged": int(extreme.sum()),
+                "lines_with_customer_id_missing": int(
+                    (verdicts.reason == Reason.MISSING_CUSTOMER_ID.value).sum()
+                ),
+            }
+        )
+        return verdicts.reason
 
-    accepted = verdicts.accepted
-    product = accepted & ~non_product
-    frame = pd.DataFrame(
-        {
-            "customer_id": ids,
-            "order_id": order_ids,
-            "ts": stamps,
-            "value": line_value.abs(),
-            "items": items,
-            "sku": sku if sku is not None else lines["line_number"].astype("string"),
+    def finish(self) -> tuple[dict[str, pd.DataFrame], dict[str, object]]:
+        """Aggregate the partial sums into orders and returns; return them and the counts."""
+        partials = pd.concat(self.partials, ignore_index=True)
+        orders = _orders(partials[~partials["is_return"]], self.has_sku)
+        returns = _returns(partials[partials["is_return"]], self.rules)
+        counts: dict[str, object] = {
+            key: int(self.counts[key])
+            for key in (
+                "non_product_lines",
+                "cancellation_lines",
+                "extreme_lines_flagged",
+                "lines_with_customer_id_missing",
+            )
         }
-    )
-    for column in ("discount", "channel"):
-        if column in lines.columns:
-            frame[column] = (
-                values["discount"].fillna(0.0)
-                if column == "discount"
-                else lines[column].str.strip()
-            )
-    for column, series in optional_ts.items():
-        frame[column] = series
-    orders = _orders(frame[product & ~cancel])
-    returns = _returns(frame[product & cancel], rules)
-    extreme = (
-        accepted
-        & ~non_product
-        & (
-            (items > rules.extreme_quantity)
-            | (values.get("unit_price", line_value).abs() > rules.extreme_unit_price)
-        )
-    )
-    codes = (
-        sku[non_product].value_counts().sort_index()
-        if sku is not None
-        else pd.Series(dtype="int64")
-    )
-    counts: dict[str, object] = {
-        "non_product_lines": int(non_product.sum()),
-        "non_product_by_code": {str(k): int(v) for k, v in codes.items()},
-        "cancellation_lines": int((product & cancel).sum()),
-        "extreme_lines_flagged": int(extreme.sum()),
-        "lines_with_customer_id_missing": int(
-            (verdicts.reason == Reason.MISSING_CUSTOMER_ID.value).sum()
-        ),
+        counts["non_product_by_code"] = dict(sorted(self.codes.items()))
+        return {"orders": orders, "returns": returns}, counts
+
+
+def clean_transactions(lines: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) -> TableResult:
+    """Clean one in-memory table of invoice lines (a single chunk)."""
+    cleaner = TransactionCleaner(rules, as_of)
+    reasons = cleaner.add(lines)
+    tables, counts = cleaner.finish()
+    return TableResult(tables, reasons, counts)
+
+
+PARTIAL_KEY = ["customer_id", "order_id", "sku", "is_return"]
+
+
+def _partial(lines: pd.DataFrame) -> pd.DataFrame:
+    """Sum accepted product lines per (customer, invoice, product): what orders need later."""
+    spec: dict[str, tuple[str, str]] = {
+        "ts": ("ts", "min"),
+        "value": ("value", "sum"),
+        "items": ("items", "sum"),
+        "lines": ("value", "size"),
     }
-    return TableResult({"orders": orders, "returns": returns}, verdicts.reason, counts)
+    for column, how in (
+        ("discount", "sum"),
+        ("promised_ts", "min"),
+        ("delivered_ts", "max"),
+        ("channel", "first"),
+    ):
+        if column in lines.columns:
+            spec[column] = (column, how)
+    return lines.groupby(PARTIAL_KEY, sort=False, dropna=False).agg(**spec).reset_index()
 
 
-def _orders(lines: pd.DataFrame) -> pd.DataFrame:
+def _orders(partials: pd.DataFrame, has_sku: bool) -> pd.DataFrame:
+    """One row per (customer, invoice) from the partial sums; products = distinct stock codes."""
     spec: dict[str, tuple[str, str]] = {
         "order_ts": ("ts", "min"),
         "gross_amount": ("value", "sum"),
         "n_items": ("items", "sum"),
-        "n_distinct_products": ("sku", "nunique"),
+        # without stock codes every line counts as a product
+        "n_distinct_products": ("sku", "nunique") if has_sku else ("lines", "sum"),
     }
+    lines = partials
     if "discount" in lines.columns:
         spec["discount_amount"] = ("discount", "sum")
     if "promised_ts" in lines.columns:
@@ -198,6 +286,7 @@ def _orders(lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def _returns(lines: pd.DataFrame, rules: CleanRules) -> pd.DataFrame:
+    """One row per (customer, cancellation invoice), amount as a positive value."""
     returns = (
         lines.groupby(KEY, sort=False, dropna=False)
         .agg(return_ts=("ts", "min"), amount=("value", "sum"))

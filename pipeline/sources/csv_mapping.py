@@ -10,6 +10,7 @@ canonical *raw* tables: one string column per mapped canonical name, plus ``sour
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pipeline import io
 from pipeline.cleaning.rules import CleanRules
 from pipeline.errors import ConfigError, InputError
-from pipeline.sources.reading import REJECT_COLUMNS, Dialect, FileFrame, read_file
+from pipeline.sources.reading import (
+    REJECT_COLUMNS,
+    CsvReader,
+    Dialect,
+    FileFrame,
+    detect_format,
+    read_errors,
+    read_file,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -127,14 +136,16 @@ def load_source_config(path: str | Path) -> SourceConfig:
     return parse_source_config(io.read_yaml(path), str(path))
 
 
-def map_columns(frame: FileFrame, spec: TableSpec, table: str) -> pd.DataFrame:
-    """Select and rename the mapped columns of one file; ERR when required ones are missing."""
+def resolve_mapping(
+    header: tuple[str, ...], spec: TableSpec, table: str, source_file: str
+) -> dict[str, str]:
+    """Return {source column: canonical name}; ERR when required columns are missing."""
     rename: dict[str, str] = {}
     wanted: dict[str, str] = {}
     for canonical, names in spec.columns.items():
         candidates = (names,) if isinstance(names, str) else names
         wanted[canonical] = " or ".join(candidates)
-        found = next((name for name in candidates if name in frame.header), None)
+        found = next((name for name in candidates if name in header), None)
         if found is not None and found not in rename:
             rename[found] = canonical
     present = set(rename.values())
@@ -148,21 +159,32 @@ def map_columns(frame: FileFrame, spec: TableSpec, table: str) -> pd.DataFrame:
         required_missing.append("quantity + unit_price, or amount")
     if required_missing:
         hint = ""
-        if len(frame.header) == 1 and any(d in frame.header[0] for d in DELIMITERS):
+        if len(header) == 1 and any(d in header[0] for d in DELIMITERS):
             hint = " (wrong delimiter?)"
         raise InputError(
-            f"{frame.source_file}:1: required columns missing{hint}: expected {required_missing}, "
-            f"found {list(frame.header)}"
+            f"{source_file}:1: required columns missing{hint}: expected {required_missing}, "
+            f"found {list(header)}"
         )
     optional_missing = [name for name in missing if name not in required_missing]
     if optional_missing:
-        logger.info("%s: optional columns not in the file: %s", frame.source_file, optional_missing)
-    extra = [name for name in frame.header if name not in rename]
+        logger.info("%s: optional columns not in the file: %s", source_file, optional_missing)
+    extra = [name for name in header if name not in rename]
     if extra:
-        logger.warning("%s: extra columns dropped: %s", frame.source_file, extra)
-    out = frame.rows[[*rename, "line_number", "raw"]].rename(columns=rename)
-    out.insert(0, "source_file", pd.Series(frame.source_file, index=out.index, dtype="string"))
+        logger.warning("%s: extra columns dropped: %s", source_file, extra)
+    return rename
+
+
+def apply_mapping(rows: pd.DataFrame, rename: dict[str, str], source_file: str) -> pd.DataFrame:
+    """Keep the mapped columns under their canonical names, plus the provenance columns."""
+    out = rows[[*rename, "line_number", "raw"]].rename(columns=rename)
+    out.insert(0, "source_file", pd.Series(source_file, index=out.index, dtype="string"))
     return out
+
+
+def map_columns(frame: FileFrame, spec: TableSpec, table: str) -> pd.DataFrame:
+    """Select and rename the mapped columns of one file read whole."""
+    rename = resolve_mapping(frame.header, spec, table, frame.source_file)
+    return apply_mapping(frame.rows, rename, frame.source_file)
 
 
 def _find_files(root: Path, spec: TableSpec) -> list[Path]:
@@ -194,27 +216,62 @@ def _inputs(config: SourceConfig, paths: list[Path]) -> list[tuple[str, Path, st
     return resolved
 
 
-def read_export(config: SourceConfig, paths: list[Path]) -> RawTables:
-    """Read an export (files and/or folders) into canonical raw string tables."""
+@dataclass(frozen=True)
+class RawChunk:
+    """A slice of one raw table: canonical string rows and the read-level rejects beside them."""
+
+    table: str
+    rows: pd.DataFrame
+    rejects: pd.DataFrame  # REJECT_COLUMNS + table
+
+
+def iter_export(
+    config: SourceConfig, paths: list[Path], files: list[FileInfo]
+) -> Iterator[RawChunk]:
+    """Yield an export as canonical raw chunks, file by file, CSV in ``chunk_rows`` pieces.
+
+    ``files`` receives each file's :class:`FileInfo` once the file has been read (the
+    independent record count runs after the parser, on the same bytes).
+    """
     from pipeline.sources.online_retail import drop_sheet_overlap
 
-    pieces: dict[str, list[pd.DataFrame]] = {}
-    rejects: list[pd.DataFrame] = []
-    files: list[FileInfo] = []
     for table, path, name in _inputs(config, paths):
-        frames = read_file(path, config.dialect, name, config.chunk_rows)
-        mapped = [map_columns(frame, config.tables[table], table) for frame in frames]  # type: ignore[index]
+        spec = config.tables[table]  # type: ignore[index]
+        with read_errors(name):
+            if detect_format(path) == "csv":
+                reader = CsvReader(path, config.dialect, name, config.chunk_rows)
+                rename = resolve_mapping(reader.header, spec, table, name)
+                for rows, rejects in reader.chunks():
+                    yield RawChunk(
+                        table, apply_mapping(rows, rename, name), rejects.assign(table=table)
+                    )
+                rows_read, sha256 = reader.info()
+                files.append(FileInfo(name, table, rows_read, sha256, reader.fallback_lines))
+                continue
+            frames = read_file(path, config.dialect, name, config.chunk_rows)
+        mapped = [map_columns(frame, spec, table) for frame in frames]
+        overlap = empty_rejects()
         if config.dedupe_sheet_overlap and len(mapped) > 1:
             mapped, overlap = drop_sheet_overlap(mapped)
-            rejects.append(overlap.assign(table=table))
-        pieces.setdefault(table, []).extend(mapped)
-        for frame in frames:
-            rejects.append(frame.rejects.assign(table=table))
+        for frame, rows in zip(frames, mapped, strict=True):
+            mine = overlap[overlap["source_file"] == frame.source_file]
+            rejects = pd.concat([frame.rejects, mine[list(REJECT_COLUMNS)]], ignore_index=True)
+            yield RawChunk(table, rows, rejects.assign(table=table))
             files.append(
                 FileInfo(
                     frame.source_file, table, frame.rows_read, frame.sha256, frame.fallback_lines
                 )
             )
+
+
+def read_export(config: SourceConfig, paths: list[Path]) -> RawTables:
+    """Read a whole export (files and/or folders) into canonical raw string tables."""
+    files: list[FileInfo] = []
+    pieces: dict[str, list[pd.DataFrame]] = {}
+    rejects: list[pd.DataFrame] = []
+    for chunk in iter_export(config, paths, files):
+        pieces.setdefault(chunk.table, []).append(chunk.rows)
+        rejects.append(chunk.rejects)
     tables = {
         table: pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         for table, parts in pieces.items()

@@ -20,6 +20,7 @@ rejected as ``encoding_error``. A UTF-8 byte-order mark is dropped.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import logging
@@ -216,58 +217,88 @@ def check_header(header: list[str], source_file: str) -> tuple[str, ...]:
     return names
 
 
+class CsvReader:
+    """Stream a delimited text file (optionally gzipped) in chunks of split records.
+
+    The header is read on construction (so mapping errors come before any work);
+    :meth:`chunks` yields (rows, read rejects) frames of at most ``chunk_rows`` records; after
+    it is exhausted, :meth:`info` counts the records again (independently) and hashes the file.
+    """
+
+    def __init__(
+        self, path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 50_000
+    ) -> None:
+        self.path, self.dialect, self.source_file = path, dialect, source_file
+        self.chunk_rows = chunk_rows
+        self._records = _records(path, dialect)
+        first = next(self._records, None)
+        if first is None:
+            raise InputError(f"{source_file}: input file is empty")
+        fields = _split(first[1], dialect)
+        if fields is None:
+            raise InputError(f"{source_file}:1: unreadable header")
+        self.header = check_header(fields, source_file)
+        self.fallback_lines = first[3]
+
+    def chunks(self) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        """Yield (rows, rejects) per chunk; rows hold the header's columns, line_number, raw."""
+        width = len(self.header)
+        name = self.source_file
+        rejects: list[tuple[str, int, str, str]] = []
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        raws: list[str] = []
+        for start, text, ok, fallbacks in self._records:
+            self.fallback_lines += fallbacks
+            if not ok:
+                rejects.append((name, start, Reason.ENCODING_ERROR.value, text))
+                continue
+            values = _split(text, self.dialect)
+            if values is None or len(values) != width:
+                rejects.append((name, start, Reason.MALFORMED_ROW.value, text))
+                continue
+            rows.append(values)
+            lines.append(start)
+            raws.append(text)
+            if len(rows) >= self.chunk_rows:
+                yield (
+                    _strings_frame([_strings_table(self.header, rows, lines, raws)]),
+                    (_rejects_frame(rejects)),
+                )
+                rows, lines, raws, rejects = [], [], [], []
+        yield (
+            _strings_frame([_strings_table(self.header, rows, lines, raws)]),
+            _rejects_frame(rejects),
+        )
+        if self.fallback_lines:
+            logger.warning(
+                "%s: %d line(s) were not valid %s and were decoded as %s",
+                name,
+                self.fallback_lines,
+                self.dialect.encoding,
+                self.dialect.encoding_fallback,
+            )
+
+    def info(self) -> tuple[int, str]:
+        """Return (records counted independently, sha256) of the file."""
+        return count_csv_records(self.path, self.dialect.quotechar), io.file_sha256(self.path)
+
+
 def read_csv_file(
     path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 50_000
 ) -> FileFrame:
-    """Read a delimited text file (optionally gzipped) into strings, record by record."""
-    records = _records(path, dialect)
-    first = next(records, None)
-    if first is None:
-        raise InputError(f"{source_file}: input file is empty")
-    fields = _split(first[1], dialect)
-    if fields is None:
-        raise InputError(f"{source_file}:1: unreadable header")
-    header = check_header(fields, source_file)
-    width = len(header)
-    chunks: list[pa.Table] = []
-    rejects: list[tuple[str, int, str, str]] = []
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    raws: list[str] = []
-    fallback_lines = first[3]
-    for start, text, ok, fallbacks in records:
-        fallback_lines += fallbacks
-        if not ok:
-            rejects.append((source_file, start, Reason.ENCODING_ERROR.value, text))
-            continue
-        values = _split(text, dialect)
-        if values is None or len(values) != width:
-            rejects.append((source_file, start, Reason.MALFORMED_ROW.value, text))
-            continue
-        rows.append(values)
-        lines.append(start)
-        raws.append(text)
-        if len(rows) >= chunk_rows:
-            chunks.append(_strings_table(header, rows, lines, raws))
-            rows, lines, raws = [], [], []
-    chunks.append(_strings_table(header, rows, lines, raws))
-    if fallback_lines:
-        logger.warning(
-            "%s: %d line(s) were not valid %s and were decoded as %s",
-            source_file,
-            fallback_lines,
-            dialect.encoding,
-            dialect.encoding_fallback,
-        )
-    frame = _strings_frame(chunks)
+    """Read a whole delimited text file into one frame (the chunks joined without copying)."""
+    reader = CsvReader(path, dialect, source_file, chunk_rows)
+    parts = list(reader.chunks())
+    table = pa.concat_tables(
+        [pa.Table.from_pandas(rows, preserve_index=False) for rows, _ in parts]
+    )
+    frame = table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    frame = frame.astype({"line_number": "int64"})
+    rejects = pd.concat([r for _, r in parts], ignore_index=True)
+    rows_read, sha256 = reader.info()
     return FileFrame(
-        source_file=source_file,
-        header=header,
-        rows=frame,
-        rejects=_rejects_frame(rejects),
-        rows_read=count_csv_records(path, dialect.quotechar),
-        sha256=io.file_sha256(path),
-        fallback_lines=fallback_lines,
+        source_file, reader.header, frame, rejects, rows_read, sha256, reader.fallback_lines
     )
 
 
@@ -353,12 +384,19 @@ def read_file(
     path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 50_000
 ) -> list[FileFrame]:
     """Read any supported export file; a workbook gives one FileFrame per sheet."""
-    try:
+    with read_errors(source_file):
         kind = detect_format(path)
         if kind == "parquet":
             return [read_parquet_file(path, dialect, source_file)]
         if kind == "xlsx":
             return read_xlsx_file(path, dialect, source_file)
         return [read_csv_file(path, dialect, source_file, chunk_rows)]
-    except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt .gz, unreadable file
+
+
+@contextlib.contextmanager
+def read_errors(source_file: str) -> Iterator[None]:
+    """Turn I/O failures (truncated or corrupt .gz, unreadable file) into one-line errors."""
+    try:
+        yield
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{source_file}: cannot read the file ({exc})") from exc
