@@ -74,7 +74,8 @@ def beeswarm(
 
 def _as_numeric(series: pd.Series) -> pd.Series:
     if isinstance(series.dtype, pd.CategoricalDtype):
-        return pd.Series(series.cat.codes.replace(-1, np.nan), index=series.index, dtype="float64")
+        codes = series.cat.codes.to_numpy(dtype="float64")
+        return pd.Series(np.where(codes < 0, np.nan, codes), index=series.index)
     return pd.to_numeric(series, errors="coerce").astype("float64")
 
 
