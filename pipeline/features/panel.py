@@ -279,7 +279,7 @@ class FeatureStage:
                 frame = assemble(
                     parts, self.ids, cutoff, self.present, self.catalog, with_labels=True
                 )
-                frame.insert(2, "split", pd.array([name] * len(frame), dtype="string"))
+                frame.insert(2, "split", pd.Series([name] * len(frame), dtype="string"))
                 yield frame
 
     def scoring(self) -> pd.DataFrame:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.errors import InputError
 
@@ -70,6 +72,29 @@ def timestamps_us(series: pd.Series) -> np.ndarray:
     elif not pd.api.types.is_datetime64_dtype(series.dtype):
         series = pd.to_datetime(series, utc=True).dt.tz_localize(None)
     return series.dt.as_unit("us").to_numpy().view(np.int64).copy()
+
+
+def _arrow(ids: pd.Series) -> pa.Array:
+    """Return customer ids as an Arrow large_string array (no copy for Arrow-backed strings)."""
+    return pa.array(ids.astype("string[pyarrow]")).cast(pa.large_string())
+
+
+def factorize_ids(ids: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Return integer codes and the sorted distinct ids (clean tables are sorted by id).
+
+    On id-sorted input the codes are a cumulative count of id changes (one vectorised string
+    comparison, no hashing); otherwise ``pandas.factorize(sort=True)``. Both give the same codes.
+    """
+    values = _arrow(ids)
+    if len(values) > 1 and values.null_count == 0:
+        head, tail = values.slice(0, len(values) - 1), values.slice(1)
+        if not pc.any(pc.less(tail, head)).as_py():
+            new = np.ones(len(values), dtype=bool)
+            new[1:] = pc.not_equal(tail, head).to_numpy(zero_copy_only=False)
+            distinct = pd.Series(values.filter(pa.array(new)), dtype=pd.StringDtype())
+            return np.cumsum(new) - 1, pd.Index(distinct, name="customer_id")
+    codes, uniques = pd.factorize(ids.astype("string"), sort=True)
+    return codes, pd.Index(uniques, dtype="string", name="customer_id")
 
 
 def _check_columns(name: str, frame: pd.DataFrame) -> None:
@@ -171,7 +196,7 @@ def _customers(
         out["loyalty_member"] = member
     if "region" in frame.columns:
         text = frame["region"].astype("string").str.strip().str.lower()
-        level = pd.Index(list(regions), dtype="string").get_indexer(text).astype(np.int16)
+        level = pd.Index(list(regions), dtype="string").get_indexer(pd.Index(text)).astype(np.int16)
         bad = text.notna().to_numpy() & (level < 0) & keep
         if bad.any():
             unseen["region"] = int(bad.sum())
@@ -193,13 +218,15 @@ def prepare(
     for name, frame in tables.items():
         if frame is not None:
             _check_columns(name, frame)
-    ids = orders["customer_id"].astype("string")
-    codes, uniques = pd.factorize(ids, sort=True)
-    index = pd.Index(uniques, dtype="string", name="customer_id")
+    codes, index = factorize_ids(orders["customer_id"])
     n = len(index)
 
+    known = _arrow(index.to_series())
+
     def lookup(frame: pd.DataFrame) -> np.ndarray:
-        return index.get_indexer(frame["customer_id"].astype("string")).astype(np.int64)
+        # Arrow's hash lookup: about twice as fast as Index.get_indexer on millions of ids.
+        found = pc.index_in(_arrow(frame["customer_id"]), value_set=known)
+        return found.fill_null(-1).to_numpy().astype(np.int64)
 
     order_arrays, channels = _orders(orders, codes.astype(np.int64))
     return_arrays = None
@@ -210,7 +237,8 @@ def prepare(
             {"amount": _float(returns, "amount")},
         )
     feedback_arrays = _feedback(feedback, lookup(feedback)) if feedback is not None else None
-    customer_arrays, unseen = (None, {})
+    customer_arrays: Arrays | None = None
+    unseen: dict[str, int] = {}
     if customers is not None:
         customer_arrays, unseen = _customers(customers, lookup(customers), n, regions)
     prepared = Prepared(
@@ -250,19 +278,18 @@ def split(prepared: Prepared, part_of_customer: np.ndarray, n_parts: int) -> lis
         bounds = np.searchsorted(part[order], np.arange(n_parts + 1))
         return [order[bounds[p] : bounds[p + 1]] for p in range(n_parts)]
 
-    def cut(arrays: Arrays | None) -> list[Arrays | None]:
-        if arrays is None:
-            return [None] * n_parts
+    def cut(arrays: Arrays) -> list[Arrays]:
         return [_take_rows(arrays, rows, local) for rows in by_part(arrays)]
 
     order_parts = cut(prepared.orders)
-    return_parts = cut(prepared.returns)
+    return_parts: list[Arrays | None] = [None] * n_parts
+    if prepared.returns is not None:
+        return_parts = list(cut(prepared.returns))
     feedback_parts: list[dict[str, Arrays] | None] = [None] * n_parts
     if prepared.feedback is not None:
         per_kind = {kind: cut(arrays) for kind, arrays in prepared.feedback.items()}
         feedback_parts = [
-            {kind: parts[p] for kind, parts in per_kind.items()}  # type: ignore[misc]
-            for p in range(n_parts)
+            {kind: parts[p] for kind, parts in per_kind.items()} for p in range(n_parts)
         ]
     out = []
     for p, rows in enumerate(members):

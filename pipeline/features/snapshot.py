@@ -138,7 +138,7 @@ def assemble(
             levels = list(spec.levels or ())
             if spec.name in CODED:
                 data[spec.name] = pd.Categorical.from_codes(
-                    np.asarray(values, dtype=np.int16), levels
+                    np.asarray(values, dtype=np.int16), pd.Index(levels)
                 )
             else:
                 data[spec.name] = pd.Categorical(

@@ -175,3 +175,15 @@ def test_partitioned_scoring_snapshot_equals_build_snapshot(
     parted = FeaturesParams(partitions=partitions, workers=workers)
     got = build_scoring_snapshot(**tables, as_of="2024-06-15", params=parted, catalog=catalog)
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_fast_sorted_factorize_equals_pandas_factorize() -> None:
+    from pipeline.features.prepare import factorize_ids
+
+    ids = pd.Series(["10", "10", "2", "2", "2", "ä", "z"], dtype="string")  # sorted, non-ASCII
+    codes, index = factorize_ids(ids)
+    expected_codes, expected = pd.factorize(ids, sort=True)
+    assert codes.tolist() == expected_codes.tolist() and list(index) == list(expected)
+    shuffled = ids.iloc[[3, 0, 6, 1, 5, 2, 4]]  # unsorted: the pandas fallback
+    codes, index = factorize_ids(shuffled)
+    assert list(index) == list(expected) and [index[c] for c in codes] == shuffled.tolist()
