@@ -43,7 +43,7 @@ def inject(
     ``duplicate`` adds an exact copy right after the line; every other kind edits one field.
     Rates are shares of all transaction lines; only sale lines (not ``C`` invoices) are hit.
     """
-    out = lines.copy()
+    out = lines.copy(deep=False)  # copy-on-write: replaced columns never touch `lines`
     sale = np.flatnonzero(~out["invoice"].str.startswith("C").to_numpy())
     shuffled = rng.permutation(sale)
     counts: dict[str, int] = {}
