@@ -62,6 +62,8 @@ def generate(params: GenerateParams, effects: Effects | None = None) -> Syntheti
         "customers": export.customers(pop, params.start),
         "ground_truth": export.ground_truth(pop, hist),
     }
+    # the true coefficients travel with the truth table (Parquet metadata, restored as attrs)
+    tables["ground_truth"].attrs["effects"] = effects.as_dict()
     is_return = lines["invoice"].str.startswith("C")
     manifest = {
         "generator": "pipeline.sources.synthetic",

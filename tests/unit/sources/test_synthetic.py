@@ -92,6 +92,7 @@ def test_written_csv_reads_back_as_the_tables(tmp_path: Path) -> None:
     assert (lines["customer_id"] == "").sum() == manifest["dirty"]["missing_customer_id"]
     truth = pd.read_parquet(out / "ground_truth.parquet")
     assert str(truth["dropout_date"].dtype) == "datetime64[us, UTC]"
+    assert truth.attrs["effects"] == Effects().as_dict()
 
 
 # --- the export format (docs/architecture.md, "Synthetic raw export") -----------------------
