@@ -118,6 +118,7 @@ def test_explain_frame_builds_an_additive_table(
     assert additivity_error(table, margin) <= 1e-6
 
 
+@pytest.mark.reliability("features and models: SHAP on a large batch (rows capped)")
 def test_explain_caps_rows_deterministically(booster: lgb.Booster, snapshot: pd.DataFrame) -> None:
     first, summary = explain_frame(BoosterModel(booster), snapshot, FEATURES, max_rows=100)
     shuffled = snapshot.sample(frac=1.0, random_state=3)
@@ -126,6 +127,7 @@ def test_explain_caps_rows_deterministically(booster: lgb.Booster, snapshot: pd.
     assert set(first["customer_id"]) == set(second["customer_id"])
 
 
+@pytest.mark.reliability("features and models: SHAP on a large batch (additivity asserted)")
 def test_broken_additivity_is_a_model_error(booster: lgb.Booster, snapshot: pd.DataFrame) -> None:
     table, _ = explain_frame(BoosterModel(booster), snapshot, FEATURES, max_rows=20)
     margin = booster.predict(
@@ -266,6 +268,7 @@ def test_explain_cli_writes_the_tables(
     assert summary["labels"]["service"] == "Customer service"
 
 
+@pytest.mark.reliability("security: a .pkl / .joblib file offered as a model")
 def test_explain_cli_refuses_a_pickle_model(tmp_path: Path) -> None:
     (tmp_path / "model.pkl").write_bytes(b"\x80\x04")
     code = main(

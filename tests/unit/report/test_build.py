@@ -36,6 +36,7 @@ def test_pages_and_section_order(site: dict[str, str]) -> None:
     assert churn.index("<h2>2. Drivers") < churn.index("<h2>4. Model quality")
 
 
+@pytest.mark.reliability("security: report text containing <script>")
 def test_every_data_string_is_escaped(site: dict[str, str]) -> None:
     for html in site.values():
         assert "<script>" not in html and "onerror=alert(1)>" not in html
