@@ -17,7 +17,8 @@ import yaml
 
 from pipeline.cli import main
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# One group: the module-scoped run is built once, on one xdist worker.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("report_run")]
 
 REPO = Path(__file__).resolve().parents[2]
 N_CUSTOMERS = 8000
