@@ -12,14 +12,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from pipeline.config import FeaturesParams, LabelsParams
-from pipeline.errors import DataError
 from pipeline.features import partition
 from pipeline.features.catalog import Catalog, FeatureSpec
-from pipeline.features.prepare import DAY_US, Prepared, prepare, split
+from pipeline.features.cutoffs import SplitPlan, cutoff_grid, data_bounds, plan_split
+from pipeline.features.prepare import Prepared, prepare, split
 from pipeline.features.snapshot import (
     LABELS,
     Part,
@@ -33,158 +32,6 @@ from pipeline.features.snapshot import (
 )
 
 logger = logging.getLogger(__name__)
-
-SPLIT_RULE = (
-    "test = the latest cutoff whose label window is complete; valid = the latest "
-    "validation_cutoffs cutoffs whose label windows end at or before the test cutoff; train = "
-    "the cutoffs whose label windows end at or before the first validation cutoff; the cutoffs "
-    "in between (embargo) are not in the panel. Label window = max(churn, repurchase) horizon."
-)
-
-
-SHORT_DATA_HINT = (
-    "the data span is too short for the split: lower features.min_history_days or "
-    "features.validation_cutoffs, or the label horizons"
-)
-
-
-@dataclass(frozen=True)
-class SplitPlan:
-    """Which cutoffs are for training, validation and test, and which are left out."""
-
-    train: tuple[pd.Timestamp, ...]
-    valid: tuple[pd.Timestamp, ...]
-    test: pd.Timestamp
-    embargo: tuple[pd.Timestamp, ...]
-
-    def cutoffs(self) -> list[tuple[pd.Timestamp, str]]:
-        """Return the panel's cutoffs in time order with their split."""
-        pairs = [(c, "train") for c in self.train] + [(c, "valid") for c in self.valid]
-        return sorted(pairs + [(self.test, "test")])
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description of the split."""
-        return {
-            "train": [c.isoformat() for c in self.train],
-            "valid": [c.isoformat() for c in self.valid],
-            "test": self.test.isoformat(),
-            "embargo": [c.isoformat() for c in self.embargo],
-            "rule": SPLIT_RULE,
-        }
-
-
-def _timestamp_us(value: int) -> pd.Timestamp:
-    return pd.Timestamp(value * 1000, tz="UTC").as_unit("us")
-
-
-QUIET_DAY_SHARE = 0.05
-STRAY_MAX_SHARE = 0.001
-
-
-def observed_end(order_ts: np.ndarray) -> tuple[pd.Timestamp, int]:
-    """Return the end of the observed period (last order date + 1 day) and the stray orders.
-
-    A few orders dated after the extract (a future-dated export error that cleaning let
-    through) would make label windows look complete while they are empty. So the period ends
-    after the last "busy" day (at least ``QUIET_DAY_SHARE`` of the median orders per day), when
-    the orders after it are fewer than ``STRAY_MAX_SHARE`` of all; those are reported.
-    """
-    days = order_ts // DAY_US
-    unique_days, counts = np.unique(days, return_counts=True)
-    last_busy = int(unique_days[counts >= QUIET_DAY_SHARE * np.median(counts)][-1])
-    after = int((days > last_busy).sum())
-    if 0 < after < STRAY_MAX_SHARE * days.size:
-        return _timestamp_us((last_busy + 1) * DAY_US), after
-    return _timestamp_us(int(unique_days[-1] + 1) * DAY_US), 0
-
-
-def data_bounds(
-    prepared: Prepared, params: FeaturesParams
-) -> tuple[pd.Timestamp, pd.Timestamp, int]:
-    """First order instant, end of the observed period, and the count of stray late orders.
-
-    The end is ``params.data_end`` when set, else the last order's date + 1 day (see
-    :func:`observed_end`). Labels are made of orders, so the end is measured on orders.
-    """
-    ts = prepared.orders["ts"]
-    if ts.size == 0:
-        raise DataError("orders: no orders, so no customer snapshot can be built")
-    first = _timestamp_us(int(ts.min()))
-    if params.data_end is not None:
-        end = cutoff_timestamp(params.data_end)
-        return first, end, int((ts >= cutoff_us(end)).sum())
-    end, stray = observed_end(ts)
-    if stray:
-        logger.warning(
-            "%d stray order(s) dated after %s (future-dated rows?) are outside the observed "
-            "period; set features.data_end to override",
-            stray,
-            end.date(),
-        )
-    return first, end, stray
-
-
-def label_horizon(params: LabelsParams) -> pd.Timedelta:
-    """Return the longest label window (a cutoff is usable once this much time is observed)."""
-    return pd.Timedelta(days=max(params.churn_horizon_days, params.repurchase_horizon_days))
-
-
-def cutoff_grid(
-    first_order: pd.Timestamp,
-    data_end: pd.Timestamp,
-    params: FeaturesParams,
-    label_params: LabelsParams,
-) -> list[pd.Timestamp]:
-    """Return the cutoffs of the panel: every ``step_months`` from the first to the last cutoff.
-
-    Defaults: the first cutoff is the first month start at least ``min_history_days`` after the
-    first order; the last is the latest cutoff whose longest label window ends by ``data_end``.
-    """
-    latest = data_end - label_horizon(label_params)
-    if params.first_cutoff is not None:
-        start = cutoff_timestamp(params.first_cutoff)
-    else:
-        earliest = first_order.floor("D") + pd.Timedelta(days=params.min_history_days)
-        start = earliest if earliest.day == 1 else (earliest + pd.offsets.MonthBegin(1)).floor("D")
-    end = latest
-    if params.last_cutoff is not None:
-        end = cutoff_timestamp(params.last_cutoff)
-        if end > latest:
-            logger.warning(
-                "last_cutoff %s has an incomplete label window; using %s", end.date(), latest
-            )
-            end = latest
-    grid = []
-    k = 0
-    while (c := start + pd.DateOffset(months=k * params.step_months)) <= end:
-        grid.append(cutoff_timestamp(c))
-        k += 1
-    return grid
-
-
-def plan_split(
-    cutoffs: list[pd.Timestamp], label_params: LabelsParams, validation_cutoffs: int
-) -> SplitPlan:
-    """Decide the train/valid/test cutoffs so that no label window reaches into a later split."""
-    if not cutoffs:
-        raise DataError("no cutoff has a complete label window; the data span is too short")
-    horizon = label_horizon(label_params)
-    test = cutoffs[-1]
-    valid = [c for c in cutoffs[:-1] if c + horizon <= test][-validation_cutoffs:]
-    if len(valid) < validation_cutoffs:
-        raise DataError(
-            f"only {len(valid)} cutoff(s) end their label window before the test cutoff "
-            f"{test.date()}; {validation_cutoffs} needed for validation ({SHORT_DATA_HINT})"
-        )
-    train = [c for c in cutoffs if c + horizon <= valid[0]]
-    if not train:
-        raise DataError(
-            f"no training cutoff ends its label window before validation starts "
-            f"({valid[0].date()}; {SHORT_DATA_HINT})"
-        )
-    used = set(train) | set(valid) | {test}
-    embargo = [c for c in cutoffs if c not in used]
-    return SplitPlan(tuple(train), tuple(valid), test, tuple(embargo))
 
 
 def _partition_task(

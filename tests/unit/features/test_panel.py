@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from pipeline.config import FeaturesParams, LabelsParams
 from pipeline.errors import DataError
 from pipeline.features.catalog import Catalog
-from pipeline.features.panel import (
-    build_features,
+from pipeline.features.cutoffs import (
     cutoff_grid,
     label_horizon,
     observed_end,
     plan_split,
 )
+from pipeline.features.panel import build_features
 from pipeline.features.snapshot import build_snapshot
 
 UTC = "UTC"
