@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shap
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,9 +25,11 @@ from pipeline.explain import (
     feature_importance,
     loyalty_tier,
     sample_rows,
+    score_current,
     shap_table,
     value_at_risk,
 )
+from pipeline.reasons import parse_dictionary
 
 FEATURES = [
     "days_since_last_order",
@@ -285,3 +288,34 @@ def test_explain_cli_refuses_a_pickle_model(tmp_path: Path) -> None:
         ]
     )
     assert code == 5
+
+
+class Scored(BoosterModel):
+    """A stage model: names and probabilities (uncalibrated sigmoid) on top of the booster."""
+
+    feature_names = FEATURES
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        return 1 / (1 + np.exp(-self.raw_margin(frame[FEATURES])))
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        return super().contributions(frame[FEATURES])
+
+
+def test_current_snapshot_reasons_go_to_the_riskiest(
+    booster: lgb.Booster, snapshot: pd.DataFrame
+) -> None:
+    dictionary = parse_dictionary(yaml.safe_load(DICTIONARY_YAML))
+    churn = score_current(Scored(booster), snapshot, dictionary, 1.0, max_rows=30, top_k=2)
+    assert len(churn) == len(snapshot) and churn["probability"].notna().all()
+    with_reasons = churn["reason_1"].notna() | churn["reason_feature_1"].notna()
+    assert with_reasons.sum() <= 30
+    assert (
+        churn.loc[with_reasons, "probability"].min()
+        >= churn.loc[~with_reasons, "probability"].max()
+    )
+    repurchase = score_current(Scored(booster), snapshot, dictionary, -1.0, max_rows=30, top_k=2)
+    chosen = repurchase["reason_1"].notna()
+    assert (
+        repurchase.loc[chosen, "probability"].max() <= repurchase.loc[~chosen, "probability"].min()
+    )
