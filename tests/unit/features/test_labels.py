@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from feature_tables import CUTOFF, make_orders
 
 from pipeline.config import LabelsParams
@@ -27,6 +28,7 @@ def _orders(*rows: tuple[str, str]) -> pd.DataFrame:
     return frame
 
 
+@pytest.mark.reliability("features: event exactly at the cutoff")
 def test_order_exactly_at_the_cutoff_is_in_the_label_window() -> None:
     labels = _labels(make_orders(), LabelsParams())
     # A ordered at 2024-04-01 00:00:00 exactly: repurchased within 30 days, not churned.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+import pytest
 from feature_tables import CUTOFF, make_customers, make_feedback, make_orders, make_returns
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -86,6 +87,7 @@ def _add(frame: pd.DataFrame, rows: list[dict[str, object]]) -> pd.DataFrame:
     return pd.concat([frame, new.astype(frame.dtypes.to_dict())], ignore_index=True)
 
 
+@pytest.mark.reliability("features: events at or after the cutoff exist")
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -33,6 +33,7 @@ def _snapshot(catalog: Catalog, params: FeaturesParams, **overrides: object) -> 
     return build_snapshot(**tables, cutoff=CUTOFF, params=params, catalog=catalog)
 
 
+@pytest.mark.reliability("features: customer first seen after the cutoff")
 def test_population_is_customers_active_before_the_cutoff(
     catalog: Catalog, fparams: FeaturesParams
 ) -> None:
@@ -96,6 +97,7 @@ def test_never_happened_differs_from_unknown(catalog: Catalog, fparams: Features
     assert pd.isna(c["region"])  # 'atlantis' is not a known level: missing, never re-encoded
 
 
+@pytest.mark.reliability("features: no feedback (features absent, listed)")
 def test_absent_tables_drop_their_features(catalog: Catalog, fparams: FeaturesParams) -> None:
     orders = make_orders().drop(
         columns=["discount_amount", "promised_ts", "delivered_ts", "channel"]
@@ -187,3 +189,21 @@ def test_fast_sorted_factorize_equals_pandas_factorize() -> None:
     shuffled = ids.iloc[[3, 0, 6, 1, 5, 2, 4]]  # unsorted: the pandas fallback
     codes, index = factorize_ids(shuffled)
     assert list(index) == list(expected) and [index[c] for c in codes] == shuffled.tolist()
+
+
+@pytest.mark.reliability("features: only cancellations")
+def test_customer_with_only_cancellations_is_not_in_the_population(
+    catalog: Catalog, fparams: FeaturesParams
+) -> None:
+    only_returns = pd.DataFrame(
+        {
+            "customer_id": pd.array(["R"], dtype="string"),  # returns, never an order
+            "order_id": pd.array(["r1"], dtype="string"),
+            "return_ts": pd.to_datetime(["2024-03-01"], utc=True).as_unit("us"),
+            "amount": [30.0],
+        }
+    )
+    returns = pd.concat([make_returns(), only_returns], ignore_index=True)
+    snap = _snapshot(catalog, fparams, returns=returns)
+    assert "R" not in set(snap["customer_id"])
+    pd.testing.assert_frame_equal(snap, _snapshot(catalog, fparams))  # and nobody else changes
