@@ -17,7 +17,7 @@ import pandas as pd
 from pipeline.config import FeaturesParams, LabelsParams
 from pipeline.features import partition
 from pipeline.features.catalog import Catalog, FeatureSpec
-from pipeline.features.cutoffs import SplitPlan, cutoff_grid, data_bounds, plan_split
+from pipeline.features.cutoffs import SplitPlan, cutoff_grid, data_bounds, observed_end, plan_split
 from pipeline.features.prepare import Prepared, prepare, split
 from pipeline.features.snapshot import (
     LABELS,
@@ -256,3 +256,14 @@ def build_scoring_snapshot(
     when = data_bounds(prepared, params)[1] if as_of is None else cutoff_timestamp(as_of)
     (parts,) = _run(_partitions(prepared, ids, params.partitions), [cutoff_us(when)], params, None)
     return assemble(parts, ids, when, present, expanded)
+
+
+__all__ = [
+    "FeatureStage",
+    "FeatureTables",
+    "PanelStats",
+    "build_features",
+    "build_scoring_snapshot",
+    "observed_end",  # re-exported: the scorer imports it from here
+    "plan_features",
+]
