@@ -53,8 +53,9 @@ def _run(
     label_params: LabelsParams | None,
 ) -> list[list[Part]]:
     """Per cutoff, the parts of every partition (computed partition by partition)."""
-    tasks = [(p, cutoffs, params, label_params) for p in parts]
-    by_partition = partition.run_partitions(_partition_task, tasks, params.workers)
+    by_partition = partition.run_partitions(
+        _partition_task, parts, (cutoffs, params, label_params), params.workers
+    )
     return [[result[i] for result in by_partition] for i in range(len(cutoffs))]
 
 

@@ -31,15 +31,39 @@ def partition_of(ids: pd.Index | pd.Series, n_parts: int) -> np.ndarray:
     return (hashed % np.uint64(n_parts)).astype(np.int64)
 
 
+# Set only inside pool worker processes (by the pool initializer): the partitions the worker
+# was forked with. The parent never sets it, so library calls in the parent stay stateless.
+_INHERITED: Sequence[Any] = ()
+
+
+def _inherit(parts: Sequence[Any]) -> None:
+    global _INHERITED
+    _INHERITED = parts
+
+
+def _call_inherited(func: Callable[..., T], index: int, args: tuple[Any, ...]) -> T:
+    return func(_INHERITED[index], *args)
+
+
 def run_partitions(
-    func: Callable[..., T], tasks: Sequence[tuple[Any, ...]], workers: int
+    func: Callable[..., T], parts: Sequence[Any], args: tuple[Any, ...], workers: int
 ) -> list[T]:
-    """Run ``func(*task)`` for each task (in a process pool when ``workers > 1``), in order."""
-    if workers <= 1 or len(tasks) <= 1:
-        return [func(*task) for task in tasks]
+    """Run ``func(part, *args)`` for each partition, in order; a process pool when workers > 1.
+
+    The pool starts by fork and hands the partitions to its workers as the initializer's
+    arguments, which fork passes by inheritance: the partitions are never pickled, only the
+    small task arguments and the results are.
+    """
+    if workers <= 1 or len(parts) <= 1:
+        return [func(part, *args) for part in parts]
     # fork: workers start in milliseconds (forkserver/spawn re-import pandas, seconds on a busy
-    # machine) and only run numpy on the arrays they are given, never Arrow or BLAS threads.
+    # machine) and only run numpy on the arrays they inherit, never Arrow or BLAS threads.
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
-        futures = [pool.submit(func, *task) for task in tasks]
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(parts)),
+        mp_context=context,
+        initializer=_inherit,
+        initargs=(parts,),
+    ) as pool:
+        futures = [pool.submit(_call_inherited, func, i, args) for i in range(len(parts))]
         return [future.result() for future in futures]

@@ -28,12 +28,15 @@ def test_partitions_are_roughly_balanced() -> None:
     assert counts.min() > 0.9 * counts.max()
 
 
-def _square(x: int) -> int:
-    return x * x
+def _scaled(part: np.ndarray, factor: int) -> int:
+    return int(part.sum()) * factor
 
 
-def test_pool_keeps_task_order() -> None:
-    assert run_partitions(_square, [(i,) for i in range(5)], workers=2) == [0, 1, 4, 9, 16]
+def test_pool_keeps_partition_order() -> None:
+    parts = [np.arange(i + 1) for i in range(5)]  # sums 0, 1, 3, 6, 10
+    expected = [0, 10, 30, 60, 100]
+    assert run_partitions(_scaled, parts, (10,), workers=2) == expected
+    assert run_partitions(_scaled, parts, (10,), workers=1) == expected
 
 
 PINNED = [3, 1, 1]
