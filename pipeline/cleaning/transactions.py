@@ -95,10 +95,12 @@ class DuplicateFilter:
     def __call__(self, lines: pd.DataFrame) -> pd.Series:
         """Mask of rows equal to an earlier row of this chunk or of an earlier chunk."""
         hashes = pd.util.hash_pandas_object(lines[field_columns(lines)], index=False).to_numpy()
-        repeated = pd.Series(hashes).duplicated(keep="first").to_numpy() | np.isin(
-            hashes, self.seen
-        )
-        self.seen = np.union1d(self.seen, hashes)
+        repeated = pd.Series(hashes).duplicated(keep="first").to_numpy()
+        if len(self.seen) and len(hashes):
+            position = np.minimum(np.searchsorted(self.seen, hashes), len(self.seen) - 1)
+            repeated = repeated | (self.seen[position] == hashes)
+        # two sorted runs: the stable sort (timsort) merges them in linear time
+        self.seen = np.sort(np.concatenate([self.seen, np.unique(hashes)]), kind="stable")
         return pd.Series(repeated, index=lines.index)
 
 
