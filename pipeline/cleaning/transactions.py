@@ -117,6 +117,9 @@ class TransactionCleaner:
         self.as_of = as_of
         self.duplicates = DuplicateFilter()
         self.partials: list[pd.DataFrame] = []
+        # (invoice hash, invoice+product hash) of order lines, 16 bytes each: distinct products
+        # per order without keeping the product codes
+        self.products: list[np.ndarray] = []
         self.has_sku = False
         self.codes: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
@@ -195,7 +198,11 @@ class TransactionCleaner:
             frame["channel"] = lines["channel"].str.strip()
         for column, series in optional_ts.items():
             frame[column] = series
-        self.partials.append(_partial(frame[product]))
+        kept = frame[product]
+        self.partials.append(_partial(kept))
+        sold = kept[~kept["is_return"]]
+        pairs, first = np.unique(row_hash(sold[[*KEY, "sku"]]), return_index=True)
+        self.products.append(np.stack([row_hash(sold[KEY])[first], pairs], axis=1))
         extreme = product & (
             (items > rules.extreme_quantity) | (unit.abs() > rules.extreme_unit_price)
         )
@@ -215,7 +222,13 @@ class TransactionCleaner:
     def finish(self) -> tuple[dict[str, pd.DataFrame], dict[str, object]]:
         """Aggregate the partial sums into orders and returns; return them and the counts."""
         partials = pd.concat(self.partials, ignore_index=True)
-        orders = _orders(partials[~partials["is_return"]], self.has_sku)
+        orders = _orders(partials[~partials["is_return"]])
+        if self.has_sku:
+            stacked = np.concatenate(self.products)
+            _, first = np.unique(stacked[:, 1], return_index=True)  # each product once per order
+            keys, n_products = np.unique(stacked[first, 0], return_counts=True)
+            position = np.searchsorted(keys, row_hash(orders[KEY]))
+            orders["n_distinct_products"] = n_products[position].astype("int64")
         returns = _returns(partials[partials["is_return"]], self.rules)
         counts: dict[str, object] = {
             key: int(self.counts[key])
@@ -238,11 +251,16 @@ def clean_transactions(lines: pd.DataFrame, rules: CleanRules, as_of: pd.Timesta
     return TableResult(tables, reasons, counts)
 
 
-PARTIAL_KEY = ["customer_id", "order_id", "sku", "is_return"]
+PARTIAL_KEY = ["customer_id", "order_id", "is_return"]
+
+
+def row_hash(frame: pd.DataFrame) -> np.ndarray:
+    """64-bit hash of each row's values, the same for equal values whatever the chunk."""
+    return pd.util.hash_pandas_object(frame.astype(object), index=False).to_numpy()
 
 
 def _partial(lines: pd.DataFrame) -> pd.DataFrame:
-    """Sum accepted product lines per (customer, invoice, product): what orders need later."""
+    """Sum accepted product lines per (customer, invoice): what orders and returns need later."""
     spec: dict[str, tuple[str, str]] = {
         "ts": ("ts", "min"),
         "value": ("value", "sum"),
@@ -260,14 +278,15 @@ def _partial(lines: pd.DataFrame) -> pd.DataFrame:
     return lines.groupby(PARTIAL_KEY, sort=False, dropna=False).agg(**spec).reset_index()
 
 
-def _orders(partials: pd.DataFrame, has_sku: bool) -> pd.DataFrame:
+def _orders(partials: pd.DataFrame) -> pd.DataFrame:
     """One row per (customer, invoice) from the partial sums; products = distinct stock codes."""
     spec: dict[str, tuple[str, str]] = {
         "order_ts": ("ts", "min"),
         "gross_amount": ("value", "sum"),
         "n_items": ("items", "sum"),
-        # without stock codes every line counts as a product
-        "n_distinct_products": ("sku", "nunique") if has_sku else ("lines", "sum"),
+        # without stock codes every line counts as a product; with them, TransactionCleaner
+        # overwrites this with the number of distinct codes
+        "n_distinct_products": ("lines", "sum"),
     }
     lines = partials
     if "discount" in lines.columns:
