@@ -255,8 +255,11 @@ PARTIAL_KEY = ["customer_id", "order_id", "is_return"]
 
 
 def row_hash(frame: pd.DataFrame) -> np.ndarray:
-    """64-bit hash of each row's values, the same for equal values whatever the chunk."""
-    return pd.util.hash_pandas_object(frame.astype(object), index=False).to_numpy()
+    """64-bit hash of each row's values, the same for equal values whatever the chunk.
+
+    Callers hash columns of the same dtypes (pandas ``string``) on both sides of a comparison.
+    """
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
 
 def _partial(lines: pd.DataFrame) -> pd.DataFrame:
