@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,12 +46,25 @@ def rfm_features(
     """RFM feature names among ``feature_names``: by concept from features.yaml, else by prefix."""
     concepts = _concepts(feature_config)
     if concepts:
-        chosen = [name for name in feature_names if concepts.get(name) in RFM_CONCEPTS]
+        chosen = [name for name in feature_names if _concept_of(name, concepts) in RFM_CONCEPTS]
     else:
         chosen = [name for name in feature_names if name.startswith(RFM_PREFIXES)]
     if not chosen:
         raise DataError("no RFM features (recency/frequency/monetary) found in the panel")
     return chosen
+
+
+def _concept_of(name: str, concepts: Mapping[str, str]) -> str | None:
+    """Concept of a panel column; dictionary names may hold a ``{window}`` placeholder."""
+    if name in concepts:
+        return concepts[name]
+    for pattern, concept in concepts.items():
+        if "{window}" in pattern:
+            head, _, tail = pattern.partition("{window}")
+            regex = re.escape(head) + r"\d+" + re.escape(tail)
+            if re.fullmatch(regex, name):
+                return concept
+    return None
 
 
 def _concepts(feature_config: Mapping[str, Any] | None) -> dict[str, str]:

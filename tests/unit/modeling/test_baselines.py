@@ -52,3 +52,19 @@ def test_rfm_logistic_is_standardised_and_imputes_missing_values():
     prob = baselines.rfm_logistic_scores(train, y, train, ["a", "b"], seed=0)
     assert prob.shape == (6,) and np.all((prob > 0) & (prob < 1))
     assert prob[-1] > prob[0]
+
+
+def test_rfm_features_match_per_window_dictionary_names():
+    config = {
+        "features": [
+            {"name": "orders_count_{window}d", "concept": "frequency"},
+            {"name": "review_score_mean_{window}d", "concept": "satisfaction"},
+        ]
+    }
+    names = [
+        "orders_count_90d",
+        "orders_count_365d",
+        "orders_count_90d_trend",
+        "review_score_mean_365d",
+    ]
+    assert baselines.rfm_features(names, config) == ["orders_count_90d", "orders_count_365d"]

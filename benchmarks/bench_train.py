@@ -1,0 +1,99 @@
+"""Training wall time and peak memory at the default size and on a 1M-row panel, plus MLflow
+overhead per run. Prints one JSON line.
+
+Usage: .venv/bin/python benchmarks/bench_train.py [--panel data/features/panel.parquet]
+       [--rows 1000000] [--threads 1]
+
+Each measurement runs in a fresh subprocess so that peak RSS (ru_maxrss) belongs to it alone.
+Without --panel, the "default" size is the demo panel with 20,000 customers x 12 cutoffs
+(params.yaml generate.n_customers); the large one has --rows rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _child(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from pipeline import io
+    from pipeline.config import MlflowParams, TrainParams
+    from pipeline.modeling.demo_panel import make_demo_panel
+    from pipeline.modeling.train import train_target
+
+    if args.panel:
+        panel = pd.read_parquet(args.panel)
+    else:
+        panel = make_demo_panel(n_customers=args.rows // args.cutoffs, n_cutoffs=args.cutoffs)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    result = train_target(panel, args.target, TrainParams(num_threads=args.threads))
+    train_s = time.perf_counter() - started
+    out = {"rows": len(panel), "features": result.metrics["n_features"],
+           "train_seconds": round(train_s, 2),
+           "trees": result.features["best_iteration"],
+           "test_auc": round(result.metrics["model"]["roc_auc"], 4),
+           "peak_rss_mb_before_train": round(rss_before, 1)}
+    if args.mlflow:
+        from pipeline import tracking
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "model"
+            io.write_text(folder / "model.txt", result.model_text)
+            io.write_json(folder / "calibration.json", result.calibration)
+            io.write_json(folder / "features.json", result.features)
+            settings = MlflowParams(tracking_uri=f"sqlite:///{tmp}/mlflow.db")
+            import os
+
+            os.chdir(tmp)
+            times = []
+            for _ in range(args.mlflow):
+                t0 = time.perf_counter()
+                tracking.log_training(result=result, params={"target": args.target},
+                                      mlflow_params=settings, model_dir=folder, plots_dir=None)
+                times.append(time.perf_counter() - t0)
+            out["mlflow_seconds_per_run"] = [round(t, 2) for t in times]
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(out))
+
+
+def _run(extra: list[str]) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", *extra], capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--panel", default=None, help="a real panel.parquet for the default size")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--cutoffs", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--target", default="churn")
+    parser.add_argument("--mlflow", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args)
+        return
+    common = ["--threads", str(args.threads), "--target", args.target]
+    default = (["--panel", args.panel] if args.panel
+               else ["--rows", str(20_000 * args.cutoffs), "--cutoffs", str(args.cutoffs)])
+    result = {
+        "default": _run([*default, *common, "--mlflow", "3"]),
+        "large": _run(["--rows", str(args.rows), "--cutoffs", str(args.cutoffs), *common]),
+        "threads": args.threads,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
