@@ -439,8 +439,8 @@ def score(
     if fmt not in ("parquet", "csv") or engine not in ("local", "spark"):
         raise ConfigError(f"--format must be parquet|csv and --engine local|spark: {fmt}, {engine}")
     guarded = [*inputs, *(Path(m) for m in model if not m.startswith("models:/")), params]
-    out = io.resolve_output(out, guarded)
-    manifest = io.resolve_output(manifest or out.with_name(out.name + ".manifest.json"), guarded)
+    out = io.refuse_inside(out, guarded)
+    manifest = io.refuse_inside(manifest or out.with_name(out.name + ".manifest.json"), guarded)
     when = None if as_of == "latest" else cutoff_timestamp(as_of)
     rules = ScoringRules(options.risk_high, options.risk_medium, options.value_feature,
                          options.reasons_top_share)
@@ -449,7 +449,7 @@ def score(
             source_config=str(source or settings.data.source_config_path()),
             features_config=str(features_config),
             as_of=when,
-            clean_as_of=pd.Timestamp(settings.clean.as_of, tz="UTC")
+            clean_as_of=pd.Timestamp(settings.clean.as_of)
             if settings.clean.as_of else default_as_of(),
             models=resolve_models(model, work / "models", settings.mlflow),
             params=settings,

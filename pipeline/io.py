@@ -340,3 +340,29 @@ def pa_table(frame: pd.DataFrame) -> Any:
     import pyarrow as pa
 
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """Serialise a frame to Parquet bytes (how the Spark engine moves a partition's tables)."""
+    import io as _io
+
+    buffer = _io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow")
+    return buffer.getvalue()
+
+
+def from_parquet_bytes(data: bytes) -> pd.DataFrame:
+    """Read a frame back from :func:`to_parquet_bytes` output."""
+    import io as _io
+
+    return pd.read_parquet(_io.BytesIO(data), engine="pyarrow")
+
+
+def refuse_inside(out: str | Path, inputs: list[str | Path] | tuple[str | Path, ...]) -> Path:
+    """Refuse ``out`` when it is an input or lies inside an input folder; return it resolved."""
+    target = resolve_output(out, inputs)
+    for item in inputs:
+        folder = Path(item).resolve()
+        if folder.is_dir() and target.is_relative_to(folder):
+            raise InputError(f"{out}: output path is inside input folder {item}; refusing it")
+    return target

@@ -47,6 +47,27 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 )
 
 
+FLOAT_COLUMNS = ("churn_probability", "repurchase_probability", "value_at_risk")
+
+
+def conform_output(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` with exactly :data:`OUTPUT_COLUMNS` in their contract dtypes.
+
+    Every engine passes its result through this, so that local and Spark output (Spark's
+    Parquet round trip changes string and timestamp types) are the same table.
+    """
+    out: dict[str, Any] = {}
+    for name in OUTPUT_COLUMNS:
+        series = frame[name]
+        if name == "as_of":
+            out[name] = pd.to_datetime(series, utc=True).dt.as_unit("us")
+        elif name in FLOAT_COLUMNS:
+            out[name] = series.astype("float64")
+        else:
+            out[name] = series.astype("string")
+    return pd.DataFrame(out, index=frame.index)
+
+
 class Model(Protocol):
     """What scoring needs from a predictor (see :class:`pipeline.modeling.artifacts.Predictor`)."""
 
@@ -130,7 +151,7 @@ def score_snapshot(
         out[f"{target}_model_version"] = pd.Series(
             [model.version if model else None] * n, dtype="string"
         )
-    return out.loc[:, list(OUTPUT_COLUMNS)]
+    return conform_output(out)
 
 
 def reasons_threshold(churn_probability: Any, top_share: float) -> float:

@@ -29,7 +29,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -109,8 +109,27 @@ def _reason_files(job: ScoreJob, partition: int, threshold: float, work: Path) -
     return out
 
 
+class _InlineExecutor(Executor):
+    """Run submitted calls at once in this process (``--workers 1``: no start-up cost)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller via the future
+            future.set_exception(exc)
+        return future
+
+
+def _pool(workers: int) -> Executor:
+    if workers <= 1:
+        return _InlineExecutor()
+    context = get_context("spawn")  # no fork of a process that holds OpenMP threads
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+
+
 def _run_all(
-    pool: ProcessPoolExecutor,
+    pool: Executor,
     fn: Callable[..., Any],
     calls: Iterable[tuple[Any, ...]],
     label: str,
@@ -171,8 +190,7 @@ def run_local(
     raw_root = work / "raw"
     split = partitioning.split_export(job.source_config, inputs, raw_root, partitions)
     lap("split_seconds")
-    context = get_context("spawn")  # no fork of a process that holds OpenMP threads
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+    with _pool(workers) as pool:
         calls = [(job, p, split.part_inputs(raw_root, p), work) for p in range(partitions)]
         stats = _run_all(pool, _clean_files, calls, "clean", progress)
         lap("clean_seconds")

@@ -93,8 +93,16 @@ def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
                                  str(folder), version))
     from pipeline import tracking
 
+    # tracking.load_registered reads the store from the environment; set it for this call only.
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = tracking.resolve_tracking_uri(mlflow)
-    loaded = tracking.load_registered(uri)
+    try:
+        loaded = tracking.load_registered(uri)
+    finally:
+        if previous is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
     predictor = loaded.unwrap_python_model()._predictor
     target = str(predictor.features.get("target", ""))
     folder = scratch / f"registry-{target}"

@@ -1,0 +1,182 @@
+"""The real `loyalty score` command against a real (small) pipeline run.
+
+The module fixture runs generate -> clean -> features -> train (both targets, registered in a
+temporary SQLite MLflow store) once; the tests then score the *raw* export and compare with what
+training computed. Train/serve parity means max abs difference 0.0, not "close".
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline import io
+from pipeline.cli import main
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+SOURCE = str(REPO / "configs" / "sources" / "synthetic.yaml")
+DICTIONARY = str(REPO / "configs" / "features.yaml")
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    params: Path
+    test_cutoff: str
+
+
+def _run(*args: str) -> int:
+    return main([*args])
+
+
+def build_world(root: Path, n_customers: int = 600) -> World:
+    """Generate, clean, featurise and train both models in ``root`` (small and fast)."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"]["source_config"] = SOURCE
+    params["generate"]["n_customers"] = n_customers
+    params["clean"]["as_of"] = "2025-06-01T00:00:00Z"  # not "tomorrow": stable across midnight
+    params["train"]["num_boost_round"] = 150
+    params["train"]["early_stopping_rounds"] = 20
+    params["train"]["quality_gate"] = {"max_auc": 1.0, "min_auc_margin_over_recency": -1.0}
+    params["mlflow"]["tracking_uri"] = f"sqlite:///{root / 'mlflow.db'}"
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    p = ["--params", str(path)]
+    assert _run("generate", *p, "--out", str(root / "raw")) == 0
+    assert _run("clean", *p, "--input", str(root / "raw"), "--out", str(root / "clean")) == 0
+    assert _run("features", *p, "--clean", str(root / "clean"), "--out", str(root / "features"),
+                "--dictionary", DICTIONARY) == 0
+    for target in ("churn", "repurchase"):
+        assert _run("train", *p, "--target", target, "--features", str(root / "features"),
+                    "--out", str(root / "models" / target),
+                    "--metrics", str(root / "metrics" / f"{target}.json"),
+                    "--plots", str(root / "plots" / target), "--dictionary", DICTIONARY) == 0
+    features = io.read_json(root / "models" / "churn" / "features.json")
+    return World(root, path, features["cutoffs"]["test"][-1])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield build_world(tmp_path_factory.mktemp("score"))
+
+
+def score(world: World, out: Path, *extra: str, models: tuple[str, ...] | None = None,
+          inputs: tuple[Path, ...] | None = None) -> int:
+    models = models or (str(world.root / "models" / "churn"),
+                        str(world.root / "models" / "repurchase"))
+    args = ["score", "--params", str(world.params), "--source", SOURCE,
+            "--features-config", DICTIONARY, "--as-of", world.test_cutoff, "--out", str(out),
+            "--no-progress"]
+    for path in inputs or (world.root / "raw",):
+        args += ["--input", str(path)]
+    for model in models:
+        args += ["--model", model]
+    return _run(*args, *extra)
+
+
+def assert_parity(world: World, scores: pd.DataFrame) -> None:
+    """Same customers and identical probabilities as the training stage's test predictions."""
+    for target in ("churn", "repurchase"):
+        trained = io.read_parquet(world.root / "models" / target / "test_predictions.parquet")
+        merged = trained.merge(scores, on="customer_id", how="outer", indicator=True)
+        assert set(merged["_merge"]) == {"both"}, f"{target}: customer sets differ"
+        diff = (merged["probability"] - merged[f"{target}_probability"]).abs().max()
+        assert diff == 0.0, f"{target}: max abs difference {diff}"
+
+
+def test_parity_with_training_and_the_output_contract(world: World, tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    assert score(world, out, "--partitions", "3", "--workers", "2") == 0
+    scores = io.read_parquet(out)
+    assert_parity(world, scores)
+    assert list(scores.columns[:10]) == [
+        "customer_id", "as_of", "churn_probability", "repurchase_probability", "loyalty_tier",
+        "churn_risk_band", "value_at_risk", "reason_1", "reason_2", "reason_3",
+    ]
+    assert scores["customer_id"].is_unique
+    assert (scores["as_of"] == pd.Timestamp(world.test_cutoff)).all()
+    # reasons only for the top 20% by churn risk (ties at the threshold included)
+    has_reason = scores["reason_1"].notna()
+    assert np.ceil(0.2 * len(scores)) <= has_reason.sum() < 0.25 * len(scores)
+    assert scores.loc[has_reason, "churn_probability"].min() >= scores.loc[
+        ~has_reason, "churn_probability"].max()
+    manifest = io.read_json(out.with_name("scores.parquet.manifest.json"))
+    assert manifest["customers_scored"] == len(scores)
+    assert manifest["rows_in"] == manifest["rows_accepted"] + manifest["rows_rejected"] > 0
+
+
+def test_partition_count_changes_nothing(world: World, tmp_path: Path) -> None:
+    assert score(world, tmp_path / "one.parquet", "--partitions", "1", "--workers", "1") == 0
+    assert score(world, tmp_path / "five.parquet", "--partitions", "5", "--workers", "1") == 0
+    one = io.read_parquet(tmp_path / "one.parquet").sort_values("customer_id", ignore_index=True)
+    five = io.read_parquet(tmp_path / "five.parquet").sort_values("customer_id", ignore_index=True)
+    pd.testing.assert_frame_equal(one, five, check_exact=True)
+
+
+def test_registry_alias_gives_the_same_scores(world: World, tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    models = ("models:/loyalty-churn@champion", "models:/loyalty-repurchase@champion")
+    assert score(world, out, "--workers", "1", models=models) == 0
+    scores = io.read_parquet(out)
+    assert_parity(world, scores)
+    assert set(scores["churn_model"]) == {"loyalty-churn"}
+
+
+def test_missing_alias_is_one_line(world: World, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "scores.parquet"
+    code = score(world, out, models=("models:/loyalty-churn@nope",))
+    assert code != 0
+    assert "no version of loyalty-churn has alias nope" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.reliability("scoring input with columns reordered")
+def test_reordered_input_columns_give_identical_scores(world: World, tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(world.root / "raw", raw)
+    for name in ("transactions.csv", "feedback.csv", "customers.csv"):
+        with open(world.root / "raw" / name, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+        with open(raw / name, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows([row[::-1] for row in rows])
+    out = tmp_path / "scores.parquet"
+    assert score(world, out, "--workers", "1", inputs=(raw,)) == 0
+    assert_parity(world, io.read_parquet(out))
+
+
+@pytest.mark.reliability("--out or --input paths")
+def test_output_never_overwrites_an_input(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    target = world.root / "raw" / "transactions.csv"
+    before = io.file_sha256(target)
+    assert score(world, target) != 0  # inside the input folder
+    assert "output path is inside input folder" in capsys.readouterr().err
+    assert score(world, target, inputs=(target,)) != 0  # the input file itself
+    assert "output path is also an input" in capsys.readouterr().err
+    assert io.file_sha256(target) == before
+
+
+@pytest.mark.reliability("text starting with = + - @ tab or CR")
+def test_csv_output_neutralises_formulas(world: World, tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(world.root / "raw", raw)
+    # a customer whose id a spreadsheet would run as a formula, with two orders before the cutoff
+    with open(raw / "transactions.csv", "a", encoding="utf-8") as handle:
+        for invoice, day in (("X1", "2024-08-01"), ("X2", "2024-09-01")):
+            handle.write(f"{invoice},SKU1,thing,1,10.0,{day} 10:00:00,=1+1,web,0,{day},{day}\n")
+    out = tmp_path / "scores.csv"
+    assert score(world, out, "--workers", "1", "--format", "csv", inputs=(raw,)) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "\n'=1+1," in text
+    assert "\n=1+1," not in text
