@@ -41,12 +41,13 @@ import pandas as pd
 from pipeline import io
 from pipeline.engines import partitioning
 from pipeline.engines.work import (
+    Laps,
     ScoreJob,
     clean_pass,
     latest_as_of,
     order_days,
-    population_rfm_of,
     reasons_pass,
+    rfm_by_partition,
     score_pass,
     snapshot_pass,
 )
@@ -148,21 +149,15 @@ def _run_all(
 
 def _population_rfm_files(job: ScoreJob, work: Path, partitions: int) -> None:
     """Compute population RFM once and write each partition's share of it."""
-    pieces = []
+    bases = []
     for p in range(partitions):
-        columns = ["customer_id", *RFM_BASES]
         try:
-            pieces.append(io.read_parquet(_part(work, "snapshot", p), columns).assign(_part=p))
+            columns = ["customer_id", *RFM_BASES]
+            bases.append((p, io.read_parquet(_part(work, "snapshot", p), columns)))
         except InputError:  # a snapshot without RFM base columns: nothing to recompute
             return
-    bases = pd.concat(pieces, ignore_index=True)
-    rfm = population_rfm_of(job, bases)
-    if rfm is None:
-        return
-    part_of = bases.set_index("customer_id")["_part"]
-    rfm = rfm.assign(_part=part_of.loc[rfm["customer_id"].to_numpy()].to_numpy())
-    for p, rows in rfm.groupby("_part", sort=True):
-        io.write_parquet(_part(work, "rfm", int(p)), rows.drop(columns="_part"))
+    for p, rows in rfm_by_partition(job, bases).items():
+        io.write_parquet(_part(work, "rfm", p), rows)
 
 
 def run_local(
@@ -179,14 +174,8 @@ def run_local(
 
     ``work`` is a scratch folder on the same file system as ``out`` (the caller removes it).
     """
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        timings[name] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
-
+    laps = Laps()
+    lap = laps.lap
     raw_root = work / "raw"
     split = partitioning.split_export(job.source_config, inputs, raw_root, partitions)
     lap("split_seconds")
@@ -195,7 +184,7 @@ def run_local(
         stats = _run_all(pool, _clean_files, calls, "clean", progress)
         lap("clean_seconds")
         if job.as_of is None:
-            job = replace(job, as_of=latest_as_of(stats))
+            job = replace(job, as_of=latest_as_of(job, [s.pop("order_days") for s in stats]))
             calls = [(job, p, work) for p in range(partitions)]
             for item, seconds in zip(
                 stats, _run_all(pool, _snapshot_files, calls, "snapshot", progress),
@@ -221,7 +210,7 @@ def run_local(
         lap("reasons_seconds")
     rows = io.concat_parquet_parts(out, parts, fmt)
     lap("write_seconds")
-    return build_manifest(job, split.as_dict(), stats, rows, threshold, timings)
+    return build_manifest(job, split.as_dict(), stats, rows, threshold, laps.timings)
 
 
 def build_manifest(

@@ -26,7 +26,6 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -38,13 +37,14 @@ import pandas as pd
 from pipeline import io
 from pipeline.engines import partitioning
 from pipeline.engines.work import (
+    Laps,
     ModelRef,
     ScoreJob,
     clean_pass,
     latest_as_of,
     order_days,
-    population_rfm_of,
     reasons_pass,
+    rfm_by_partition,
     score_pass,
     snapshot_pass,
 )
@@ -227,14 +227,8 @@ def run_spark(
     """Score an export with PySpark on ``master``; write ``out``; return the run manifest."""
     from pipeline.engines.local import build_manifest
 
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        timings[name] = round(time.perf_counter() - clock, 3)
-        clock = time.perf_counter()
-
+    laps = Laps()
+    lap = laps.lap
     raw_root = work / "raw"
     split = partitioning.split_export(job.source_config, inputs, raw_root, partitions)
     parts_path = _parts_table(work, raw_root, partitions)
@@ -256,17 +250,10 @@ def run_spark(
     else:
         snapshots = cleaned
     bases = [(p, _frame(blob)) for p, blob in _iter_column(snapshots, "bases")]
-    all_bases = pd.concat([b.assign(_part=p) for p, b in bases if b is not None],
-                          ignore_index=True)
-    rfm = population_rfm_of(job, all_bases.drop(columns="_part"))
-    rfm_rows = pd.DataFrame({"partition": pd.Series([], dtype="int32"), "rfm": []})
-    if rfm is not None:
-        part_of = all_bases.set_index("customer_id")["_part"]
-        rfm = rfm.assign(_part=part_of.loc[rfm["customer_id"].to_numpy()].to_numpy())
-        rfm_rows = pd.DataFrame([
-            {"partition": int(p), "rfm": _blob(rows.drop(columns="_part"))}
-            for p, rows in rfm.groupby("_part", sort=True)
-        ])
+    rfm_rows = pd.DataFrame(
+        [{"partition": p, "rfm": _blob(rows)} for p, rows in rfm_by_partition(job, bases).items()],
+        columns=["partition", "rfm"],
+    )
     rfm_frame = spark.createDataFrame(rfm_rows, "partition int, rfm binary")
     lap("population_rfm_seconds")
     scored = (
@@ -295,7 +282,7 @@ def run_spark(
     lap("write_seconds")
     for frame in (cleaned, snapshots, scored):
         frame.unpersist()
-    manifest = build_manifest(job, split.as_dict(), stats, rows, threshold, timings)
+    manifest = build_manifest(job, split.as_dict(), stats, rows, threshold, laps.timings)
     manifest["engine"] = {"name": "spark", "master": master}
     return manifest
 

@@ -132,6 +132,20 @@ def resolve_models(uris: list[str], scratch: Path, mlflow: MlflowParams) -> tupl
     return refs
 
 
+class Laps:
+    """Wall-clock timings of the steps of a run, in seconds."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        """Record the time since the previous lap under ``name``."""
+        now = time.perf_counter()
+        self.timings[name] = round(now - self._clock, 3)
+        self._clock = now
+
+
 # --- per-partition work (shared with the Spark engine) ------------------------------------
 
 
@@ -276,6 +290,22 @@ def population_rfm_of(job: ScoreJob, bases: pd.DataFrame) -> pd.DataFrame | None
         return None
     levels = tuple(catalog.spec("rfm_segment").levels or ()) if "rfm_segment" in names else ()
     return population_rfm(bases, catalog.segment_grid(), levels)
+
+
+def rfm_by_partition(
+    job: ScoreJob, bases: list[tuple[int, pd.DataFrame | None]]
+) -> dict[int, pd.DataFrame]:
+    """Return population RFM of all customers, cut into each partition's rows ({} if none)."""
+    pieces = [frame.assign(_part=p) for p, frame in bases if frame is not None]
+    if not pieces:
+        return {}
+    together = pd.concat(pieces, ignore_index=True)
+    rfm = population_rfm_of(job, together.drop(columns="_part"))
+    if rfm is None:
+        return {}
+    part_of = together.set_index("customer_id")["_part"]
+    rfm = rfm.assign(_part=part_of.loc[rfm["customer_id"].to_numpy()].to_numpy())
+    return {int(p): rows.drop(columns="_part") for p, rows in rfm.groupby("_part", sort=True)}
 
 
 def score_pass(
