@@ -526,7 +526,6 @@ def test_big_file_is_read_in_chunks_within_the_memory_budget(tmp_path: Path) -> 
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["code"] == 0, result.stderr
     assert report["peak_mb"] < BIG_BUDGET_MB, report
-    print(f"big file: {BIG_LINES} lines, peak RSS {report['peak_mb']:.0f} MB")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["rows_read"] == BIG_LINES == manifest["accepted"] + manifest["rejected"]
 
