@@ -208,6 +208,12 @@ def _inputs(config: SourceConfig, paths: list[Path]) -> list[tuple[str, Path, st
             resolved.append(("transactions", path, path.name))
         else:
             raise InputError(f"{path}: input not found")
+    # names key the manifest: two inputs holding `transactions.csv` keep their full paths
+    names = [name for _, _, name in resolved]
+    resolved = [
+        (table, file, str(file) if names.count(name) > 1 else name)
+        for table, file, name in resolved
+    ]
     if not any(table == "transactions" for table, _, _ in resolved):
         patterns = list(config.tables["transactions"].files)
         raise InputError(

@@ -116,3 +116,19 @@ def test_first_matching_alternative_name_wins(tmp_path: Path) -> None:
         "line_number",
         "raw",
     ]
+
+
+def test_two_folders_with_the_same_file_names_stay_apart(tmp_path: Path) -> None:
+    text = (
+        "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
+        "1,A,1,2010-01-01 00:00:00,1,7\n"
+    )
+    for part in ("a", "b"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "export.csv").write_text(text)
+    config = load_source_config(SOURCES / "online_retail.yaml")
+    raw = read_export(config, [tmp_path / "a", tmp_path / "b"])
+    assert [info.source_file for info in raw.files] == [
+        str(tmp_path / "a" / "export.csv"),
+        str(tmp_path / "b" / "export.csv"),
+    ]
