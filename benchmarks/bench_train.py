@@ -5,8 +5,8 @@ Usage: .venv/bin/python benchmarks/bench_train.py [--panel data/features/panel.p
        [--rows 1000000] [--threads 1]
 
 Each measurement runs in a fresh subprocess so that peak RSS (ru_maxrss) belongs to it alone.
-Without --panel, the "default" size is the demo panel with 20,000 customers x 12 cutoffs
-(params.yaml generate.n_customers); the large one has --rows rows.
+With --panel, the default size is that panel and the large one tiles it to --rows rows (the
+real feature set); without it, both are demo panels (20,000 customers x 12 cutoffs, then --rows).
 """
 
 from __future__ import annotations
@@ -31,6 +31,14 @@ def _child(args: argparse.Namespace) -> None:
 
     if args.panel:
         panel = pd.read_parquet(args.panel)
+        if args.rows and args.rows > len(panel):
+            # Tile the real panel (customer ids made unique per copy) up to --rows rows, so the
+            # large run has the real feature set.
+            copies = -(-args.rows // len(panel))
+            panel = pd.concat(
+                [panel.assign(customer_id=panel["customer_id"] + f"~{i}") for i in range(copies)],
+                ignore_index=True,
+            ).head(args.rows)
     else:
         panel = make_demo_panel(n_customers=args.rows // args.cutoffs, n_cutoffs=args.cutoffs)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -57,9 +65,10 @@ def _child(args: argparse.Namespace) -> None:
             times = []
             for _ in range(args.mlflow):
                 t0 = time.perf_counter()
-                tracking.log_training(result=result, params={"target": args.target},
+                logged = tracking.log_training(result=result, params={"target": args.target},
                                       mlflow_params=settings, model_dir=folder, plots_dir=None)
                 times.append(time.perf_counter() - t0)
+                assert logged is not None and logged["version"] == str(len(times))
             out["mlflow_seconds_per_run"] = [round(t, 2) for t in times]
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(out))
@@ -85,11 +94,12 @@ def main() -> None:
         _child(args)
         return
     common = ["--threads", str(args.threads), "--target", args.target]
-    default = (["--panel", args.panel] if args.panel
+    default = (["--panel", args.panel, "--rows", "0"] if args.panel
                else ["--rows", str(20_000 * args.cutoffs), "--cutoffs", str(args.cutoffs)])
     result = {
         "default": _run([*default, *common, "--mlflow", "3"]),
-        "large": _run(["--rows", str(args.rows), "--cutoffs", str(args.cutoffs), *common]),
+        "large": _run([*(["--panel", args.panel] if args.panel else []), "--rows",
+                       str(args.rows), "--cutoffs", str(args.cutoffs), *common]),
         "threads": args.threads,
     }
     print(json.dumps(result))
