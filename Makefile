@@ -25,7 +25,7 @@ install: $(STAMP)  ## Create .venv from the lock file (requirements.lock)
 
 run: install  ## Install, then run the whole pipeline on the embedded synthetic data (dvc repro)
 	$(BIN)/dvc repro
-	@echo "Report: reports/index.html"
+	@echo "Report: reports/site/index.html"
 
 test: install  ## Install, then run the test suite (same command as CI)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup

@@ -67,6 +67,23 @@ def default_as_of(now: pd.Timestamp | None = None) -> pd.Timestamp:
     return now.floor("D") + pd.Timedelta(days=1)
 
 
+def resolve_as_of(
+    explicit: object | None, stated: pd.Timestamp | None, now: pd.Timestamp | None = None
+) -> pd.Timestamp:
+    """Return the instant after which events are `future_date`.
+
+    In order: the as-of given in params; the extraction time the export states about itself
+    (a simulated export is dated in its own past, so "now" would let its future rows through);
+    the next UTC midnight.
+    """
+    if explicit is not None:
+        stamp = pd.Timestamp(explicit)  # type: ignore[arg-type]
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    if stated is not None:
+        return stated
+    return default_as_of(now)
+
+
 class _Cleaner:
     """Accumulates chunks: transactions are cleaned as they come, the small tables at the end."""
 

@@ -100,17 +100,16 @@ def clean(
 
     Example: loyalty clean --params params.yaml --input data/synthetic --out data/clean
     """
-    import pandas as pd
 
     from pipeline import io
-    from pipeline.clean import OUTPUT_TABLES, clean_export, default_as_of
-    from pipeline.sources.csv_mapping import load_source_config
+    from pipeline.clean import OUTPUT_TABLES, clean_export, resolve_as_of
+    from pipeline.sources.csv_mapping import load_source_config, read_extract_as_of
 
     settings = _params(params)
     inputs = list(input_paths or [Path(settings.data.input)])
     out = io.resolve_output(out, inputs)
     config = load_source_config(source_config or settings.data.source_config_path())
-    as_of = pd.Timestamp(settings.clean.as_of) if settings.clean.as_of else default_as_of()
+    as_of = resolve_as_of(settings.clean.as_of, read_extract_as_of(config, inputs))
     result = clean_export(config, inputs, as_of, settings.clean.missing_customer_id_warn_rate)
     for name in OUTPUT_TABLES:
         if name in result.tables:

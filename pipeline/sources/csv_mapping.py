@@ -75,6 +75,15 @@ class TableSpec(BaseModel):
     columns: dict[str, str | tuple[str, ...]]
 
 
+class ExtractAsOf(BaseModel):
+    """Where an export states its own extraction time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    file: str
+    key: str
+
+
 class SourceConfig(BaseModel):
     """A ``configs/sources/*.yaml`` file."""
 
@@ -89,6 +98,10 @@ class SourceConfig(BaseModel):
     # appears in an earlier sheet are rejected as `sheet_overlap`.
     dedupe_sheet_overlap: bool = False
     chunk_rows: int = Field(50_000, ge=1)
+    # Extract metadata: a JSON file beside the export that says when it was taken
+    # (e.g. {"file": "generate_manifest.json", "key": "extract_end"}). Its time is the as-of
+    # for `future_date` when params leave clean.as_of null.
+    extract_as_of: ExtractAsOf | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,29 @@ def parse_source_config(raw: object, origin: str) -> SourceConfig:
 def load_source_config(path: str | Path) -> SourceConfig:
     """Read and validate a source config YAML (``yaml.safe_load`` only)."""
     return parse_source_config(io.read_yaml(path), str(path))
+
+
+def read_extract_as_of(config: SourceConfig, inputs: list[Path]) -> pd.Timestamp | None:
+    """Return the extraction time an export states about itself, or None when it states none.
+
+    Looked up in the first input folder that holds the metadata file the source config names.
+    """
+    spec = config.extract_as_of
+    if spec is None:
+        return None
+    for folder in (Path(item) for item in inputs):
+        meta = folder / spec.file if folder.is_dir() else folder.with_name(spec.file)
+        if not meta.exists():
+            continue
+        value = io.as_mapping(io.read_json(meta), meta).get(spec.key)
+        try:
+            stamp = pd.Timestamp(value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{meta}: {spec.key} is not a timestamp: {value!r}") from exc
+        if pd.isna(stamp):
+            raise InputError(f"{meta}: {spec.key} is missing")
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return None
 
 
 def resolve_mapping(
