@@ -126,6 +126,8 @@ class TrainParams(Section):
     num_threads: int = Field(1, ge=1)
     calibration: Literal["isotonic", "platt"] = "isotonic"
     class_weight: Literal["none", "balanced"] = "none"
+    # Monotone constraints from the `direction` of each feature in configs/features.yaml.
+    monotone: bool = True
     num_boost_round: int = Field(2000, ge=1)
     early_stopping_rounds: int = Field(50, ge=1)
     lgbm: LgbmParams = LgbmParams()

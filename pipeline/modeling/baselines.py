@@ -44,9 +44,9 @@ def rfm_features(
     feature_names: Sequence[str], feature_config: Mapping[str, Any] | None = None
 ) -> list[str]:
     """RFM feature names among ``feature_names``: by concept from features.yaml, else by prefix."""
-    concepts = _concepts(feature_config)
+    concepts = dictionary_field(feature_config, "concept")
     if concepts:
-        chosen = [name for name in feature_names if _concept_of(name, concepts) in RFM_CONCEPTS]
+        chosen = [name for name in feature_names if field_of(name, concepts) in RFM_CONCEPTS]
     else:
         chosen = [name for name in feature_names if name.startswith(RFM_PREFIXES)]
     if not chosen:
@@ -54,11 +54,11 @@ def rfm_features(
     return chosen
 
 
-def _concept_of(name: str, concepts: Mapping[str, str]) -> str | None:
-    """Concept of a panel column; dictionary names may hold a ``{window}`` placeholder."""
-    if name in concepts:
-        return concepts[name]
-    for pattern, concept in concepts.items():
+def field_of(name: str, values: Mapping[str, str]) -> str | None:
+    """Return a dictionary field of a panel column; names may hold a ``{window}``."""
+    if name in values:
+        return values[name]
+    for pattern, concept in values.items():
         if "{window}" in pattern:
             head, _, tail = pattern.partition("{window}")
             regex = re.escape(head) + r"\d+" + re.escape(tail)
@@ -67,20 +67,20 @@ def _concept_of(name: str, concepts: Mapping[str, str]) -> str | None:
     return None
 
 
-def _concepts(feature_config: Mapping[str, Any] | None) -> dict[str, str]:
-    """Map feature name -> concept from a features.yaml document, tolerant of its layout."""
+def dictionary_field(feature_config: Mapping[str, Any] | None, field: str) -> dict[str, str]:
+    """Map feature name -> ``field`` (concept, direction) from a features.yaml document."""
     if not feature_config:
         return {}
     entries = feature_config.get("features", feature_config)
     out: dict[str, str] = {}
     if isinstance(entries, Mapping):
         for name, meta in entries.items():
-            if isinstance(meta, Mapping) and "concept" in meta:
-                out[str(name)] = str(meta["concept"])
+            if isinstance(meta, Mapping) and field in meta:
+                out[str(name)] = str(meta[field])
     elif isinstance(entries, list):
         for meta in entries:
-            if isinstance(meta, Mapping) and "name" in meta and "concept" in meta:
-                out[str(meta["name"])] = str(meta["concept"])
+            if isinstance(meta, Mapping) and "name" in meta and field in meta:
+                out[str(meta["name"])] = str(meta[field])
     return out
 
 

@@ -108,6 +108,41 @@ def lgbm_params(params: TrainParams, y_train: np.ndarray, **overrides: Any) -> d
     return out
 
 
+MONOTONE = {"higher_is_riskier": 1, "lower_is_riskier": -1}
+
+
+def monotone_constraints(
+    frame: pd.DataFrame, names: list[str], target: str, feature_config: Mapping[str, Any] | None
+) -> list[int] | None:
+    """LightGBM monotone constraints from the dictionary's ``direction`` (churn-risk sign).
+
+    ``higher_is_riskier`` -> +1 for churn, -1 for repurchase (risk = not buying); categorical
+    and undirected features are free (0). None when no feature has a direction.
+    """
+    directions = baselines.dictionary_field(feature_config, "direction")
+    sign = 1 if target == "churn" else -1
+    out = [
+        0
+        if isinstance(frame[name].dtype, pd.CategoricalDtype)
+        else sign * MONOTONE.get(baselines.field_of(name, directions) or "", 0)
+        for name in names
+    ]
+    return out if any(out) else None
+
+
+def _monotone_params(
+    frame: pd.DataFrame,
+    names: list[str],
+    target: str,
+    params: TrainParams,
+    feature_config: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    constraints = monotone_constraints(frame, names, target, feature_config)
+    if not params.monotone or constraints is None:
+        return {}
+    return {"monotone_constraints": constraints}
+
+
 def fit_lgbm(
     x_train: pd.DataFrame,
     y_train: np.ndarray,
@@ -133,7 +168,11 @@ def fit_lgbm(
 
 
 def _tune(
-    parts: dict[str, pd.DataFrame], names: list[str], label: str, params: TrainParams
+    parts: dict[str, pd.DataFrame],
+    names: list[str],
+    label: str,
+    params: TrainParams,
+    fixed: dict[str, Any],
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Try the first ``n_trials`` grid points; pick the best validation log loss."""
     grid = list(itertools.product(*TUNING_GRID.values()))[: params.tuning.n_trials]
@@ -147,7 +186,7 @@ def _tune(
             y_train,
             parts["valid"][names],
             y_valid,
-            lgbm_params(params, y_train, **overrides),
+            lgbm_params(params, y_train, **fixed, **overrides),
             params.num_boost_round,
             params.early_stopping_rounds,
         )
@@ -229,9 +268,10 @@ def train_target(
 
     trials: list[dict[str, Any]] = []
     overrides: dict[str, Any] = {}
+    fixed = _monotone_params(parts["train"], names, target, params, feature_config)
     if params.tuning.enabled:
-        overrides, trials = _tune(parts, names, label, params)
-    lgb_params = lgbm_params(params, y["train"], **overrides)
+        overrides, trials = _tune(parts, names, label, params, fixed)
+    lgb_params = lgbm_params(params, y["train"], **fixed, **overrides)
     booster = fit_lgbm(
         parts["train"][names],
         y["train"],
@@ -257,6 +297,7 @@ def train_target(
         "lightgbm_version": lgb.__version__,
         "best_iteration": int(best_iteration),
         "class_weight": params.class_weight,
+        "monotone_constraints": lgb_params.get("monotone_constraints"),
     }
     # Calibrate on validation margins of the very model that is saved (rebuilt from its text).
     uncalibrated = Predictor(model_text, {"method": "platt", "a": 1.0, "b": 0.0}, features_meta)
@@ -311,7 +352,11 @@ def _evaluate(
         y["train"],
         parts["valid"][rfm],
         y["valid"],
-        lgbm_params(params, y["train"]),
+        lgbm_params(
+            params,
+            y["train"],
+            **_monotone_params(parts["train"], rfm, target, params, feature_config),
+        ),
         params.num_boost_round,
         params.early_stopping_rounds,
     )

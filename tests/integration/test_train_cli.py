@@ -122,3 +122,77 @@ def test_header_only_panel_says_no_training_rows(workdir, capsys):
 def test_missing_panel_is_one_line(workdir, capsys):
     assert _train("churn", "models/churn", "--features", "nowhere") in (2, 4)
     assert "nowhere/panel.parquet: file not found" in capsys.readouterr().err
+
+
+# --- model behaviour on the real simulation (generate -> clean -> features) -------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory):
+    import yaml
+
+    from pipeline.config import TrainParams
+    from pipeline.modeling.train import train_target
+
+    tmp = tmp_path_factory.mktemp("simulated")
+    params = tmp / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {"generate": {"n_customers": 4000}, "clean": {"as_of": "2025-01-01T00:00:00Z"}}
+        )
+    )
+    dictionary = REPO / "configs" / "features.yaml"
+    for command in (
+        ["generate", "--out", str(tmp / "raw")],
+        ["clean", "--input", str(tmp / "raw"), "--out", str(tmp / "clean")],
+        [
+            "features",
+            "--clean",
+            str(tmp / "clean"),
+            "--dictionary",
+            str(dictionary),
+            "--out",
+            str(tmp / "features"),
+        ],
+    ):
+        assert main([command[0], "--params", str(params), *command[1:]]) == 0
+    panel = io.read_parquet(tmp / "features" / "panel.parquet")
+    result = train_target(panel, "churn", TrainParams(), None, None, io.read_yaml(dictionary))
+    test = panel[panel["split"] == "test"].reset_index(drop=True)
+    return result, result.predictor(), test
+
+
+@pytest.mark.slow
+def test_simulated_churn_auc_is_clearly_above_the_recency_rule(simulated):
+    result, _, _ = simulated
+    m = result.metrics
+    assert m["model"]["roc_auc"] > m["baselines"]["recency"]["roc_auc"] + 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"complaints_unresolved": lambda s: s + 1, "complaints_unresolved_90d": lambda s: s + 1},
+        {
+            c: (lambda s: (s - 1).clip(lower=1))
+            for c in ("review_score_mean", "review_score_last", "review_score_min")
+        },
+    ],
+    ids=["more_unresolved_complaints", "lower_review_scores"],
+)
+def test_simulated_more_complaints_or_lower_reviews_never_lower_churn(simulated, change):
+    _, predictor, test = simulated
+    changed = test.assign(**{c: f(test[c]) for c, f in change.items()})
+    before, after = predictor.predict_proba(test), predictor.predict_proba(changed)
+    assert (after >= before).all()
+    assert (after > before).mean() > 0.2
+
+
+@pytest.mark.slow
+def test_simulated_shuffled_columns_give_identical_predictions(simulated):
+    _, predictor, test = simulated
+    shuffled = test[list(reversed(test.columns))]
+    assert (predictor.predict_proba(shuffled) == predictor.predict_proba(test)).all()

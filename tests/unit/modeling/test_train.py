@@ -131,3 +131,26 @@ def test_a_leaked_label_trips_the_gate(small_panel):
     result = train_target(leaky, "churn", TrainParams(num_boost_round=40))  # never stops early
     with pytest.raises(QualityGateError, match="suspiciously good"):
         check_quality_gate(result.metrics, TrainParams())
+
+
+def test_monotone_constraints_follow_the_dictionary_direction(small_panel):
+    from pipeline.modeling.train import monotone_constraints
+
+    config = {
+        "features": [
+            {"name": "complaints_unresolved_365d", "direction": "higher_is_riskier"},
+            {"name": "review_score_mean_{window}d", "direction": "lower_is_riskier"},
+            {"name": "channel_main", "direction": "higher_is_riskier"},  # categorical: never bound
+        ]
+    }
+    names = [
+        "days_since_last_order",
+        "complaints_unresolved_365d",
+        "review_score_mean_365d",
+        "channel_main",
+    ]
+    assert monotone_constraints(small_panel, names, "churn", config) == [0, 1, -1, 0]
+    assert monotone_constraints(small_panel, names, "repurchase", config) == [0, -1, 1, 0]
+    assert monotone_constraints(small_panel, names, "churn", None) is None
+    result = train_target(small_panel, "churn", TrainParams(), feature_config=config)
+    assert result.features["monotone_constraints"] == [0, 0, 0, -1, 1, 0]
