@@ -30,6 +30,9 @@ run: install  ## Install, then run the whole pipeline on the embedded synthetic 
 test: install  ## Install, then run the test suite (same command as CI)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
+reliability: install  ## Rerun the RELIABILITY.md case tests and regenerate docs/reliability.md
+	$(BIN)/python benchmarks/reliability.py
+
 lint:  ## ruff and mypy on pipeline/
 	$(BIN)/ruff check pipeline tests benchmarks
 	$(BIN)/mypy
@@ -41,4 +44,4 @@ lock:  ## Re-resolve requirements.lock from pyproject.toml (needs network to PyP
 clean-outputs:  ## Remove pipeline outputs (data/, models/, reports/), keeping the folders
 	find data models reports -type f ! -name .gitkeep -delete
 
-.PHONY: help install run test lint lock clean-outputs
+.PHONY: help install run test reliability lint lock clean-outputs

@@ -40,8 +40,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
         return
     cases = [kw for kw in report.keywords if kw.startswith("reliability::")]
+    captured = report.capstdout + report.capstderr + report.caplog
+    traceback = "Traceback (most recent call last)" in captured
     for case in cases:
-        _LEDGER.append({"case": case.split("::", 1)[1], "test": report.nodeid, "outcome": report.outcome})
+        _LEDGER.append(
+            {
+                "case": case.split("::", 1)[1],
+                "test": report.nodeid,
+                "outcome": report.outcome,
+                "traceback_in_output": traceback,
+            }
+        )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -482,12 +482,15 @@ BIG_LINES = 200_000
 # Peak RSS budget of a clean run on BIG_LINES lines: ~150 MB of imports, one chunk of raw lines
 # and its intermediates, the per-(invoice, product) partial sums and the rejects.
 BIG_BUDGET_MB = 350
+# VmHWM, not ru_maxrss: on Linux ru_maxrss survives fork+exec, so a child of a big pytest
+# process would report its parent's peak.
 PEAK_SCRIPT = """
-import json, resource, sys
+import json, re, sys
+from pathlib import Path
 from pipeline.cli import main
 code = main(sys.argv[1:])
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"code": code, "peak_mb": peak_mb}))
+hwm_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
+print(json.dumps({"code": code, "peak_mb": hwm_kb / 1024}))
 """
 
 
