@@ -43,7 +43,9 @@ def _child(args: argparse.Namespace) -> None:
         panel = make_demo_panel(n_customers=args.rows // args.cutoffs, n_cutoffs=args.cutoffs)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
-    result = train_target(panel, args.target, TrainParams(num_threads=args.threads))
+    dictionary = io.read_yaml(args.dictionary) if Path(args.dictionary).exists() else None
+    result = train_target(panel, args.target, TrainParams(num_threads=args.threads),
+                          feature_config=dictionary)
     train_s = time.perf_counter() - started
     out = {"rows": len(panel), "features": result.metrics["n_features"],
            "train_seconds": round(train_s, 2),
@@ -88,12 +90,14 @@ def main() -> None:
     parser.add_argument("--cutoffs", type=int, default=12)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--target", default="churn")
+    parser.add_argument("--dictionary", default="configs/features.yaml")
     parser.add_argument("--mlflow", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args)
         return
-    common = ["--threads", str(args.threads), "--target", args.target]
+    common = ["--threads", str(args.threads), "--target", args.target,
+              "--dictionary", args.dictionary]
     default = (["--panel", args.panel, "--rows", "0"] if args.panel
                else ["--rows", str(20_000 * args.cutoffs), "--cutoffs", str(args.cutoffs)])
     result = {
