@@ -216,7 +216,8 @@ def population_rfm(
     from pipeline.features.rfm import rfm_scores
 
     ordered = bases.sort_values("customer_id", kind="stable").reset_index(drop=True)
-    scores = rfm_scores(*(ordered[name] for name in RFM_BASES), grid, levels)
+    days, orders, spend = (ordered[name] for name in RFM_BASES)
+    scores = rfm_scores(days, orders, spend, grid, levels)
     return pd.DataFrame({"customer_id": ordered["customer_id"].astype("string"), **scores})
 
 
@@ -232,7 +233,7 @@ def with_population_rfm(snapshot: pd.DataFrame, rfm: pd.DataFrame) -> pd.DataFra
         raise DataError(
             f"{len(missing)} customer(s) have no population RFM scores, e.g. {missing.iloc[0]}"
         )
-    rows = lookup.loc[ids.to_numpy()]
+    rows = lookup.loc[pd.Index(ids)]
     out = snapshot.copy()
     for name in present:
         values = rows[name]

@@ -180,7 +180,9 @@ def run_local(
     split = partitioning.split_export(job.source_config, inputs, raw_root, partitions)
     lap("split_seconds")
     with _pool(workers) as pool:
-        calls = [(job, p, split.part_inputs(raw_root, p), work) for p in range(partitions)]
+        calls: list[tuple[Any, ...]] = [
+            (job, p, split.part_inputs(raw_root, p), work) for p in range(partitions)
+        ]
         stats = _run_all(pool, _clean_files, calls, "clean", progress)
         lap("clean_seconds")
         if job.as_of is None:

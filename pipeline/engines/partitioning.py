@@ -252,6 +252,7 @@ def split_export(
     config = load_source_config(source_config)
     entries: list[tuple[int, str, str]] = []
     jobs: list[tuple[Path, str, str]] = []  # (file, table, name inside in-<i>/)
+    table: str
     for index, path in enumerate(inputs):
         if path.is_dir():
             entries.append((index, "dir", ""))

@@ -122,6 +122,13 @@ def _blob(frame: pd.DataFrame | None) -> bytes | None:
     return None if frame is None else io.to_parquet_bytes(frame)
 
 
+def _must(blob: Any) -> pd.DataFrame:
+    frame = _frame(blob)
+    if frame is None:
+        raise ValueError("a partition's table is missing")
+    return frame
+
+
 def _frame(blob: Any) -> pd.DataFrame | None:
     return None if blob is None or (isinstance(blob, float) and np.isnan(blob)) else (
         io.from_parquet_bytes(bytes(blob)))
@@ -160,9 +167,9 @@ def _snapshot_row(job: ScoreJob, tables: dict[str, pd.DataFrame]) -> dict[str, A
 def _snapshot_fn(shipped: ScoreJob) -> Any:
     def snapshot(group: pd.DataFrame) -> pd.DataFrame:
         job = _on_executor(shipped)
-        row = group.iloc[0].to_dict()
-        tables = {name: _frame(row[name]) for name in TABLES}
-        tables = {name: frame for name, frame in tables.items() if frame is not None}
+        row: dict[str, Any] = {str(k): v for k, v in group.iloc[0].to_dict().items()}
+        frames = {name: _frame(row[name]) for name in TABLES}
+        tables = {name: frame for name, frame in frames.items() if frame is not None}
         row.update({name: None for name in TABLES})
         row.update(_snapshot_row(job, tables))
         return pd.DataFrame([row])
@@ -177,7 +184,7 @@ def _score_fn(shipped: ScoreJob) -> Any:
             return pd.DataFrame(columns=["partition", "scored", "kept", "churn"])
         partition = int(snapshots["partition"].iloc[0])
         rfm = _frame(rfm_rows["rfm"].iloc[0]) if len(rfm_rows) else None
-        scored, kept = score_pass(job, _frame(snapshots["snapshot"].iloc[0]), rfm)
+        scored, kept = score_pass(job, _must(snapshots["snapshot"].iloc[0]), rfm)
         churn = scored["churn_probability"].to_numpy(dtype="float64", na_value=np.nan)
         return pd.DataFrame([{"partition": partition, "scored": _blob(scored),
                               "kept": _blob(kept), "churn": churn.tolist()}])
@@ -189,7 +196,7 @@ def _reasons_fn(shipped: ScoreJob, threshold: float) -> Any:
     def reasons(group: pd.DataFrame) -> pd.DataFrame:
         job = _on_executor(shipped)
         row = group.iloc[0]
-        final = reasons_pass(job, _frame(row["scored"]), _frame(row["kept"]), threshold)
+        final = reasons_pass(job, _must(row["scored"]), _must(row["kept"]), threshold)
         return final.assign(partition=int(row["partition"]))[["partition", *OUTPUT_COLUMNS]]
 
     return reasons

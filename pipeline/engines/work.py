@@ -18,6 +18,7 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -293,7 +294,7 @@ def population_rfm_of(job: ScoreJob, bases: pd.DataFrame) -> pd.DataFrame | None
 
 
 def rfm_by_partition(
-    job: ScoreJob, bases: list[tuple[int, pd.DataFrame | None]]
+    job: ScoreJob, bases: Sequence[tuple[int, pd.DataFrame | None]]
 ) -> dict[int, pd.DataFrame]:
     """Return population RFM of all customers, cut into each partition's rows ({} if none)."""
     pieces = [frame.assign(_part=p) for p, frame in bases if frame is not None]
@@ -305,7 +306,8 @@ def rfm_by_partition(
         return {}
     part_of = together.set_index("customer_id")["_part"]
     rfm = rfm.assign(_part=part_of.loc[rfm["customer_id"].to_numpy()].to_numpy())
-    return {int(p): rows.drop(columns="_part") for p, rows in rfm.groupby("_part", sort=True)}
+    return {int(str(p)): rows.drop(columns="_part")
+            for p, rows in rfm.groupby("_part", sort=True)}
 
 
 def score_pass(
@@ -314,6 +316,8 @@ def score_pass(
     """Score one partition's snapshot; return the scores and the reason-pass inputs."""
     if rfm is not None:
         snapshot = with_population_rfm(snapshot, rfm)
+    if job.as_of is None:
+        raise ValueError("score_pass needs job.as_of")
     scored = score_snapshot(snapshot, job.as_of, scoring_models(job), job.rules)
     return scored, reason_inputs(snapshot, reason_columns(job))
 
