@@ -242,9 +242,7 @@ def _log(
     plots_dir: Path | None,
     dvc_lock: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    # A server that dies mid-run must not hang the stage in MLflow's long retry loop.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    _configure_environment()
     started = time.perf_counter()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -356,7 +354,16 @@ def _parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     return name, None, version or None
 
 
+def _configure_environment() -> None:
+    """Bound MLflow's HTTP retries and keep its usage telemetry off (no calls to the internet)."""
+    # A server that dies mid-run must not hang the stage in MLflow's long retry loop.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
 def _use_store(mlflow_params: MlflowParams | None) -> str:
+    _configure_environment()
     uri = resolve_tracking_uri(mlflow_params or MlflowParams())
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)

@@ -204,7 +204,7 @@ def _tune(
 
 
 def _feature_spec(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
-    spec = []
+    spec: list[dict[str, Any]] = []
     for name in names:
         dtype = frame[name].dtype
         if isinstance(dtype, pd.CategoricalDtype):
@@ -360,9 +360,10 @@ def _evaluate(
         params.num_boost_round,
         params.early_stopping_rounds,
     )
-    rfm_valid = rfm_booster.predict(parts["valid"][rfm], raw_score=True)
+    rfm_valid = np.asarray(rfm_booster.predict(parts["valid"][rfm], raw_score=True))
     rfm_calibration = fit_calibration(y["valid"], rfm_valid, params.calibration)
-    rfm_prob = apply_calibration(rfm_calibration, rfm_booster.predict(test[rfm], raw_score=True))
+    rfm_test = np.asarray(rfm_booster.predict(test[rfm], raw_score=True))
+    rfm_prob = apply_calibration(rfm_calibration, rfm_test)
     logistic = baselines.rfm_logistic_scores(parts["train"], y["train"], test, rfm, params.seed)
     return {
         "target": target,

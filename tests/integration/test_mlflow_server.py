@@ -55,6 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
         cwd=root,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
     )
     try:
         deadline = time.monotonic() + 120
