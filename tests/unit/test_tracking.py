@@ -96,8 +96,30 @@ def test_registry_aliases_move_only_when_the_champion_is_beaten(
             plots_dir=None,
         )
 
-    first = log(result)
+    trials = [{"params": {"num_leaves": 15}, "best_iteration": 9, "valid_logloss": 0.5}]
+    lock = {"stages": {"features": {"outs": [{"path": "data/features", "md5": "abc.dir"}]}}}
+    first = tracking.log_training(
+        result=dataclasses.replace(result, trials=trials),
+        params={"target": "churn", "train": {"seed": 42}},
+        mlflow_params=settings,
+        model_dir=folder,
+        plots_dir=None,
+        dvc_lock=lock,
+    )
     assert first["version"] == "1" and first["aliases"] == ["challenger", "champion"]
+    from mlflow.tracking import MlflowClient  # the test inspects what tracking.py wrote
+
+    client = MlflowClient(settings.tracking_uri)
+    run = client.get_run(first["run_id"])
+    assert run.data.tags["data.data/features.md5"] == "abc.dir"
+    assert run.data.tags["target"] == "churn" and run.data.tags["git_commit"]
+    assert run.data.params["train.seed"] == "42"
+    assert run.data.metrics["model.roc_auc"] == result.metrics["model"]["roc_auc"]
+    assert "baselines.recency.roc_auc" in run.data.metrics
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    assert [c.data.params["num_leaves"] for c in children] == ["15"]
     same = log(result)  # equal AUC on the same cutoff does not beat the champion
     assert same["version"] == "2" and same["aliases"] == ["challenger"]
     better_metrics = {**result.metrics, "model": {**result.metrics["model"], "roc_auc": 0.999}}
