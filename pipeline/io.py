@@ -263,6 +263,14 @@ class PartWriters:
         if self._pending >= self.flush_bytes:
             self.flush()
 
+    def write_line(self, part: int, line: bytes, line_number: int) -> None:
+        """Buffer one single-line record (the common case of :meth:`write`)."""
+        self._buffers[part].append(line)
+        self._numbers[part].append(line_number)
+        self._pending += len(line)
+        if self._pending >= self.flush_bytes:
+            self.flush()
+
     def flush(self) -> None:
         """Write every buffer out."""
         for part, buffer in enumerate(self._buffers):

@@ -193,21 +193,34 @@ def split_csv(
         stats.header_lines = 1
         writers.write_header(header)
         index = _header_index(header, path, layout)
-        cache: dict[str, int] = {}
+        delimiter = layout.delimiter.encode("ascii")
+        cache: dict[bytes, int] = {}  # raw id bytes -> partition (-1: no id)
+        records, lines, write_line = stats.records, stats.lines, writers.write_line
         line_no = 1  # the header is line 1
         for n_lines, record in iter_records(source, quote):
-            raw_key = _key_of(record, index, layout)
-            part = cache.get(raw_key)
+            line_no += 1
+            if n_lines == 1 and quote not in record:  # the fast path: no quoting to undo
+                fields = record.split(delimiter, index + 1)
+                key = fields[index] if len(fields) > index else b""
+            else:
+                key = _key_of(record, index, layout).encode("latin-1")
+            part = cache.get(key)
             if part is None:
-                part = cache[raw_key] = partition_of(raw_key, n_partitions)
+                text = key.decode("latin-1")
+                part = partition_of(text, n_partitions) if normalise_customer_id(text) else -1
                 if len(cache) > 2_000_000:  # bound memory on huge id spaces
                     cache.clear()
-            if part == NO_KEY_PARTITION and not normalise_customer_id(raw_key):
+                cache[key] = part
+            if part < 0:
                 stats.no_key_records += 1
-            writers.write(part, record, range(line_no + 1, line_no + 1 + n_lines))
-            stats.records[part] += 1
-            stats.lines[part] += n_lines
-            line_no += n_lines
+                part = NO_KEY_PARTITION
+            if n_lines == 1:
+                write_line(part, record, line_no)
+            else:
+                writers.write(part, record, range(line_no, line_no + n_lines))
+            records[part] += 1
+            lines[part] += n_lines
+            line_no += n_lines - 1
     logger.debug("split %s: %d records into %d partitions", path, sum(stats.records), n_partitions)
     return stats
 
