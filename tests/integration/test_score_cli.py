@@ -180,3 +180,17 @@ def test_csv_output_neutralises_formulas(world: World, tmp_path: Path) -> None:
     text = out.read_text(encoding="utf-8")
     assert "\n'=1+1," in text
     assert "\n=1+1," not in text
+
+
+def test_as_of_latest_is_the_features_stage_scoring_snapshot(world: World, tmp_path: Path) -> None:
+    """The DVC `score` stage's call: as-of and customers of features' scoring.parquet."""
+    out = tmp_path / "latest.parquet"
+    args = ["score", "--params", str(world.params), "--source", SOURCE, "--features-config",
+            DICTIONARY, "--as-of", "latest", "--input", str(world.root / "raw"), "--out", str(out),
+            "--model", str(world.root / "models" / "churn"), "--no-progress", "--workers", "1"]
+    assert _run(*args) == 0
+    snapshot = io.read_parquet(world.root / "features" / "scoring.parquet")
+    scores = io.read_parquet(out)
+    assert sorted(scores["customer_id"]) == sorted(snapshot["customer_id"])
+    assert (scores["as_of"] == snapshot["cutoff"].iloc[0]).all()
+    assert scores["repurchase_probability"].isna().all()  # one model given: churn only
