@@ -74,10 +74,10 @@ class FeaturesParams(Section):
     step_months: int = Field(1, ge=1)
     # End of the observed period (exclusive); null = last order date + 1 day.
     data_end: dt.date | None = None
-    min_history_days: int = Field(180, ge=0)
+    min_history_days: int = Field(60, ge=0)
     active_within_days: int | None = Field(365, ge=1)
     windows_days: tuple[int, ...] = (30, 90, 180, 365)
-    validation_cutoffs: int = Field(2, ge=1)
+    validation_cutoffs: int = Field(1, ge=1)
     partitions: int = Field(4, ge=1)
     workers: int = Field(2, ge=1)
 

@@ -27,7 +27,7 @@ UTC = "UTC"
 def test_default_grid_is_monthly_from_min_history_to_last_complete_window() -> None:
     first = pd.Timestamp("2023-01-01 07:15", tz=UTC)
     end = pd.Timestamp("2025-01-01", tz=UTC)
-    grid = cutoff_grid(first, end, FeaturesParams(), LabelsParams())
+    grid = cutoff_grid(first, end, FeaturesParams(min_history_days=180), LabelsParams())
     assert grid[0] == pd.Timestamp(
         "2023-07-01", tz=UTC
     )  # first order + 180 days -> next month start
