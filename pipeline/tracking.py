@@ -24,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from pipeline.modeling.artifacts import (
     FEATURES_FILE,
     MODEL_FILE,
     Predictor,
+    load_predictor,
     load_predictor_files,
 )
 from pipeline.modeling.metrics import ranking_metrics
@@ -383,17 +385,36 @@ def load_registered(uri: str, mlflow_params: MlflowParams | None = None) -> Any:
         raise TrackingError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from exc
 
 
-def load_registered_predictor(
-    uri: str, dst: Path, mlflow_params: MlflowParams | None = None
-) -> tuple[Predictor, str, str]:
-    """Download a registered model's artefacts into ``dst``; return (predictor, name, version).
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A registry model version downloaded to ``folder`` (its three artefact files)."""
 
-    Gives scoring and explain the full :class:`Predictor` API (contributions included) for a
-    ``models:/name@alias`` or ``models:/name/version`` URI; no pickle is involved.
+    predictor: Predictor
+    name: str
+    version: str
+    alias: str | None
+    run_id: str | None
+    folder: Path
+
+    @property
+    def label(self) -> str:
+        """``loyalty-churn v3 (champion)``, or ``loyalty-churn v3`` for a pinned version."""
+        base = f"{self.name} v{self.version}"
+        return f"{base} ({self.alias})" if self.alias else base
+
+
+def resolve_model(uri: str, tracking_uri: str, dst: Path) -> ResolvedModel:
+    """Download a registered version's artefacts into ``dst`` and build its predictor.
+
+    ``uri`` is ``models:/name@alias`` or ``models:/name/version``; the store is ``tracking_uri``
+    (no process-wide MLflow setting is changed). The predictor comes from
+    :func:`pipeline.modeling.artifacts.load_predictor` (LightGBM text + JSON, never a pickle).
+    A missing alias is the one-line :class:`TrackingError` "no version of NAME has alias ALIAS".
     """
-    _use_store(mlflow_params)
+    _configure_environment()
+    check_reachable(tracking_uri)
     name, alias, version = _parse_model_uri(uri)
-    client = MlflowClient()
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         found = (
             client.get_model_version_by_alias(name, alias)
@@ -401,17 +422,32 @@ def load_registered_predictor(
             else client.get_model_version(name, str(version))
         )
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{found.version}", dst_path=str(dst)
+            artifact_uri=f"models:/{name}/{found.version}",
+            dst_path=str(dst),
+            tracking_uri=tracking_uri,
+            registry_uri=tracking_uri,
         )
     except MlflowException as exc:
         if alias is not None:
             raise TrackingError(f"no version of {name} has alias {alias}") from exc
         raise TrackingError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from exc
-    files = Path(local) / "artifacts"
-    predictor = load_predictor_files(
-        files / MODEL_FILE, files / CALIBRATION_FILE, files / FEATURES_FILE
+    folder = Path(local) / "artifacts"
+    return ResolvedModel(
+        predictor=load_predictor(folder),
+        name=name,
+        version=str(found.version),
+        alias=alias,
+        run_id=found.run_id,
+        folder=folder,
     )
-    return predictor, name, str(found.version)
+
+
+def load_registered_predictor(
+    uri: str, dst: Path, mlflow_params: MlflowParams | None = None
+) -> tuple[Predictor, str, str]:
+    """Return (predictor, name, version) of a registered model (see :func:`resolve_model`)."""
+    resolved = resolve_model(uri, resolve_tracking_uri(mlflow_params or MlflowParams()), dst)
+    return resolved.predictor, resolved.name, resolved.version
 
 
 # --- report (owned by the explain/report stage) --------------------------------------------------

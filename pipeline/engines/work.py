@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,25 +94,18 @@ def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
                                  str(folder), version))
     from pipeline import tracking
 
-    # tracking.load_registered reads the store from the environment; set it for this call only.
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = tracking.resolve_tracking_uri(mlflow)
-    try:
-        loaded = tracking.load_registered(uri)
-    finally:
-        if previous is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = previous
-    predictor = loaded.unwrap_python_model()._predictor
-    target = str(predictor.features.get("target", ""))
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", uri.removeprefix("models:/"))
+    resolved = tracking.resolve_model(
+        uri, tracking.resolve_tracking_uri(mlflow), scratch / "download" / slug
+    )
+    target = str(resolved.predictor.features.get("target", ""))
+    # One folder per target with a distinct name: Spark ships model folders by their base name.
     folder = scratch / f"registry-{target}"
-    io.write_text(folder / MODEL_FILE, predictor.booster.model_to_string())
-    io.write_json(folder / CALIBRATION_FILE, predictor.calibration)
-    io.write_json(folder / FEATURES_FILE, predictor.features)
-    run_id = getattr(loaded.metadata, "run_id", None) or "unknown"
-    name = uri.removeprefix("models:/").split("@", 1)[0].split("/", 1)[0]
-    return _checked(ModelRef(target, str(folder), name, f"{uri} (run {run_id})"))
+    for file in (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE):
+        with io.open_binary(resolved.folder / file) as handle:
+            io.write_bytes(folder / file, handle.read())
+    logger.info("%s: %s (run %s)", uri, resolved.label, resolved.run_id)
+    return _checked(ModelRef(target, str(folder), resolved.name, resolved.label))
 
 
 def _checked(ref: ModelRef) -> ModelRef:

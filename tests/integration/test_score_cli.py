@@ -131,6 +131,8 @@ def test_registry_alias_gives_the_same_scores(world: World, tmp_path: Path) -> N
     scores = io.read_parquet(out)
     assert_parity(world, scores)
     assert set(scores["churn_model"]) == {"loyalty-churn"}
+    assert set(scores["churn_model_version"]) == {"loyalty-churn v1 (champion)"}
+    assert set(scores["repurchase_model_version"]) == {"loyalty-repurchase v1 (champion)"}
 
 
 def test_missing_alias_is_one_line(world: World, tmp_path: Path,

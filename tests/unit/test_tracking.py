@@ -139,6 +139,16 @@ def test_registry_aliases_move_only_when_the_champion_is_beaten(
     )
     assert (name, version) == ("loyalty-churn", "3")
     np.testing.assert_array_equal(predictor.predict_proba(result.test_frame), prob)
+    resolved = tracking.resolve_model(
+        "models:/loyalty-churn@champion", settings.tracking_uri, tmp_path / "resolved"
+    )
+    assert resolved.label == "loyalty-churn v3 (champion)"
+    assert resolved.run_id == better["run_id"]
+    files = sorted(p.name for p in resolved.folder.iterdir())
+    assert files == ["calibration.json", "features.json", "model.txt"]
+    pinned = tracking.resolve_model("models:/loyalty-churn/1", settings.tracking_uri, tmp_path)
+    assert (pinned.label, pinned.alias) == ("loyalty-churn v1", None)
+    assert pinned.run_id == first["run_id"]
 
 
 @pytest.mark.reliability("alias `champion` missing")
@@ -150,6 +160,8 @@ def test_missing_alias_is_a_one_line_error(tmp_path, monkeypatch):
         tracking.load_registered("models:/loyalty-churn@champion", empty)
     with pytest.raises(TrackingError, match="^no version of loyalty-churn has alias champion$"):
         tracking.load_registered_predictor("models:/loyalty-churn@champion", tmp_path, empty)
+    with pytest.raises(TrackingError, match="^no version of loyalty-churn has alias champion$"):
+        tracking.resolve_model("models:/loyalty-churn@champion", empty.tracking_uri, tmp_path)
 
 
 @pytest.mark.reliability("MLflow tracking server unreachable")
