@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
 NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
+#: A numeric id written as a float (``17850.0``, ``17850.``): the digits before the point.
+FLOAT_ID = r"^(\d+)\.0*$"
+_FLOAT_ID = re.compile(FLOAT_ID)
 
 
 def blank(text: pd.Series) -> pd.Series:
@@ -18,8 +23,19 @@ def blank(text: pd.Series) -> pd.Series:
 def normalise_ids(text: pd.Series, nulls: tuple[str, ...]) -> pd.Series:
     """Normalise customer ids once: strip, ``17850.0`` -> ``17850``, null spellings -> <NA>."""
     ids = text.astype("string").str.strip()
-    ids = ids.str.replace(r"^(\d+)\.0*$", r"\1", regex=True)
+    ids = ids.str.replace(FLOAT_ID, r"\1", regex=True)
     return ids.mask(ids.str.lower().isin(nulls) | ids.isna(), pd.NA)
+
+
+def normalise_id(raw: str) -> str:
+    """Scalar :func:`normalise_ids` of one id, null spellings aside: ``" 17850.0"`` -> ``17850``.
+
+    For streaming code that sees one raw id at a time (the scoring split); a unit test checks
+    that both agree.
+    """
+    text = raw.strip()
+    match = _FLOAT_ID.match(text)
+    return match.group(1) if match else text
 
 
 def parse_number(text: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.Series]:

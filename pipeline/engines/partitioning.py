@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import io
+from pipeline.cleaning.parsing import normalise_id
 from pipeline.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -35,24 +35,11 @@ logger = logging.getLogger(__name__)
 NO_KEY_PARTITION = 0
 #: Flush the write buffers when they hold this many bytes.
 FLUSH_BYTES = 8 << 20
-_FLOAT_ID = re.compile(r"^(\d+)\.0*$")
-
-
-def normalise_customer_id(raw: str) -> str:
-    """Normalise a customer id as clean does (``normalise_ids``): trim, ``17850.0`` -> ``17850``.
-
-    A scalar twin of :func:`pipeline.cleaning.parsing.normalise_ids` (that one is vectorised
-    over a column; this one runs once per distinct raw id while streaming); a unit test checks
-    that both agree.
-    """
-    text = raw.strip()
-    match = _FLOAT_ID.match(text)
-    return match.group(1) if match else text
 
 
 def partition_of(customer_id: str, n_partitions: int) -> int:
     """Return the partition of one customer id (crc32 of the normalised id, mod ``n``)."""
-    key = normalise_customer_id(customer_id)
+    key = normalise_id(customer_id)
     if not key:
         return NO_KEY_PARTITION
     return zlib.crc32(key.encode("utf-8")) % n_partitions
@@ -207,7 +194,7 @@ def split_csv(
             part = cache.get(key)
             if part is None:
                 text = key.decode("latin-1")
-                part = partition_of(text, n_partitions) if normalise_customer_id(text) else -1
+                part = partition_of(text, n_partitions) if normalise_id(text) else -1
                 if len(cache) > 2_000_000:  # bound memory on huge id spaces
                     cache.clear()
                 cache[key] = part
@@ -259,7 +246,7 @@ def split_export(
     Files are found exactly as the source adapter finds them (the config's globs; a lone file
     is the transactions table), so each part folder reads like the original export.
     """
-    from pipeline.sources.csv_mapping import _find_files, load_source_config
+    from pipeline.sources.csv_mapping import find_files, load_source_config
     from pipeline.sources.reading import detect_format
 
     config = load_source_config(source_config)
@@ -270,7 +257,7 @@ def split_export(
         if path.is_dir():
             entries.append((index, "dir", ""))
             for table, spec in config.tables.items():
-                for file in _find_files(path, spec):
+                for file in find_files(path, spec):
                     relative = _stripped(file.relative_to(path).as_posix())
                     jobs.append((file, table, f"in-{index}/{relative}"))
         elif path.exists():

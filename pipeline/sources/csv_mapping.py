@@ -130,9 +130,7 @@ def parse_source_config(raw: object, origin: str) -> SourceConfig:
     try:
         config = SourceConfig.model_validate(io.as_mapping(raw, origin))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{origin}: {where}: {first['msg']}") from exc
+        raise ConfigError.from_validation(origin, exc) from exc
     if "transactions" not in config.tables:
         raise ConfigError(f"{origin}: tables.transactions is required")
     for table, spec in config.tables.items():
@@ -223,7 +221,8 @@ def map_columns(frame: FileFrame, spec: TableSpec, table: str) -> pd.DataFrame:
     return apply_mapping(frame.rows, rename, frame.source_file)
 
 
-def _find_files(root: Path, spec: TableSpec) -> list[Path]:
+def find_files(root: Path, spec: TableSpec) -> list[Path]:
+    """Files under ``root`` matching a table's glob patterns, sorted, each once."""
     found: list[Path] = []
     for pattern in spec.files:
         for path in sorted(root.glob(pattern)):
@@ -238,7 +237,7 @@ def _inputs(config: SourceConfig, paths: list[Path]) -> list[tuple[str, Path, st
     for path in paths:
         if path.is_dir():
             for table, spec in config.tables.items():
-                for file in _find_files(path, spec):
+                for file in find_files(path, spec):
                     resolved.append((table, file, file.relative_to(path).as_posix()))
         elif path.exists():
             resolved.append(("transactions", path, path.name))

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline import io
+from pipeline.cleaning.parsing import normalise_id, normalise_ids
 from pipeline.engines.partitioning import (
     CsvLayout,
     lines_path,
-    normalise_customer_id,
     part_dir,
     partition_of,
     partition_series,
@@ -42,7 +42,7 @@ def _parts(root: Path, n: int) -> list[bytes]:
 
 
 def test_ids_written_differently_share_a_partition() -> None:
-    assert normalise_customer_id(" 17850.0") == "17850"
+    assert normalise_id(" 17850.0") == "17850"
     assert {partition_of(x, 16) for x in ["17850", "17850.0", " 17850", "17850."]} == {
         partition_of("17850", 16)
     }
@@ -114,8 +114,6 @@ def test_no_record_is_lost_or_duplicated(
 
 
 def test_scalar_normalisation_agrees_with_clean() -> None:
-    from pipeline.cleaning.parsing import normalise_ids
-
     raw = ["17850", " 17850.0", "17850.", "17850.00 ", "A-17", " x1.0", "1.5", "0017850", "\t42\t"]
     cleaned = normalise_ids(pd.Series(raw, dtype="string"), ())
-    assert [normalise_customer_id(x) for x in raw] == list(cleaned)
+    assert [normalise_id(x) for x in raw] == list(cleaned)
