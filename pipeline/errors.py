@@ -7,6 +7,8 @@ Any other exception is a bug and is shown with its traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PipelineError(Exception):
     """An expected failure with a one-line, user-facing message."""
@@ -31,6 +33,13 @@ class ConfigError(PipelineError):
     """``params.yaml`` or a file in ``configs/`` is invalid."""
 
     exit_code = 3
+
+    @classmethod
+    def from_validation(cls, origin: str, exc: Any) -> ConfigError:
+        """One line from a pydantic ``ValidationError``: its first problem, ``origin: a.b: msg``."""
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return cls(f"{origin}: {where}: {first['msg']}")
 
 
 class DataError(PipelineError):

@@ -143,9 +143,7 @@ def parse_catalog(raw: Any, origin: str = "configs/features.yaml") -> Catalog:
     try:
         return Catalog.model_validate(io.as_mapping(raw, origin))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{origin}: {where}: {first['msg']}") from exc
+        raise ConfigError.from_validation(origin, exc) from exc
 
 
 def load_catalog(path: str | Path) -> Catalog:
