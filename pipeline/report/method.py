@@ -49,7 +49,7 @@ def quality_sentences(
     if auc is not None:
         text = (
             f"AUC {auc:.3f}: given one customer who went on to {outcome} and one who did not, the "
-            f"model ranks the first as riskier {100 * auc:.0f}% of the time (50% is a coin toss)."
+            f"model ranks the first higher {100 * auc:.0f}% of the time (50% is a coin toss)."
         )
         if "recency" in base:
             text += f" The recency rule alone reaches {base['recency']['roc_auc']:.3f}."
