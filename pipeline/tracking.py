@@ -11,18 +11,17 @@ Registry: every new version of ``loyalty-<target>`` gets the alias ``challenger`
 the same test cutoff (a champion evaluated on an older cutoff is re-scored on the new test
 rows first). Each alias is moved by one registry call, after everything else was logged, so a
 failure never leaves a half-moved alias.
+
+Helpers that need no MLflow (store URI and reachability, flattening, checksums, model URIs) live
+in :mod:`pipeline.tracking_support`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sqlite3
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,92 +50,23 @@ from pipeline.modeling.artifacts import (
     load_predictor_files,
 )
 from pipeline.modeling.metrics import ranking_metrics
+from pipeline.tracking_support import (
+    check_reachable,
+    data_checksums,
+    flatten,
+    git_commit,
+    input_example,
+    numeric_metrics,
+    parse_model_uri,
+    registered_model_name,
+    resolve_tracking_uri,
+)
 
 logger = logging.getLogger(__name__)
 
 PYFUNC_ENTRY = Path(__file__).parent / "modeling" / "pyfunc_entry.py"
-REACHABILITY_TIMEOUT_S = 3.0
-SQLITE_BUSY_TIMEOUT_S = 30.0
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-
-
-def registered_model_name(target: str) -> str:
-    """Registry name of a target's model: ``loyalty-churn``, ``loyalty-repurchase``."""
-    return f"loyalty-{target}"
-
-
-def resolve_tracking_uri(params: MlflowParams) -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else ``mlflow.tracking_uri`` from params."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
-
-
-def check_reachable(uri: str, timeout: float = REACHABILITY_TIMEOUT_S) -> None:
-    """Fail fast (seconds, not MLflow's retry loop) when the tracking store cannot be used.
-
-    HTTP(S): ``GET <uri>/health`` must answer 200. SQLite: the file is put in WAL mode so that
-    concurrent runs (the two ``train@`` stages) read while one writes; MLflow itself sets a
-    busy timeout on each session.
-    """
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as reply:
-                if reply.status != 200:
-                    raise TrackingError(f"tracking server unreachable: {uri}")
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise TrackingError(f"tracking server unreachable: {uri}") from exc
-    elif uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S) as con:
-                con.execute("PRAGMA journal_mode=WAL")
-            con.close()
-        except sqlite3.Error as exc:
-            raise TrackingError(f"tracking server unreachable: {uri} ({exc})") from exc
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dicts to ``a.b.c`` keys (lists become their string form)."""
-    out: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
-def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Return the numeric leaves of the metrics dict, flattened (``model.roc_auc``, ...)."""
-    return {
-        k: float(v)
-        for k, v in flatten(metrics).items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
-
-
-def data_checksums(dvc_lock: Mapping[str, Any] | None) -> dict[str, str]:
-    """md5 of the feature panel (and other ``features`` outputs) recorded in ``dvc.lock``."""
-    if not dvc_lock:
-        return {}
-    stage = (dvc_lock.get("stages") or {}).get("features") or {}
-    return {
-        f"data.{out['path']}.md5": str(out["md5"])
-        for out in stage.get("outs", [])
-        if isinstance(out, Mapping) and "path" in out and "md5" in out
-    }
-
-
-def _git_commit() -> str:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() or "unknown"
 
 
 def run_tags(target: str, test_cutoff: str, dvc_lock: Mapping[str, Any] | None) -> dict[str, str]:
@@ -144,7 +74,7 @@ def run_tags(target: str, test_cutoff: str, dvc_lock: Mapping[str, Any] | None) 
     return {
         "target": target,
         "test_cutoff": test_cutoff,
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         **data_checksums(dvc_lock),
         "version.python": sys.version.split()[0],
         "version.lightgbm": lgb.__version__,
@@ -169,19 +99,6 @@ def signature(features: Mapping[str, Any]) -> ModelSignature:
         ]
     )
     return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", "probability")]))
-
-
-def input_example(frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
-    """Return a few feature rows with categories as plain strings (JSON-serialisable)."""
-    head = frame.head(rows)
-    return pd.DataFrame(
-        {
-            c: head[c].astype(object).where(head[c].notna(), None)
-            if isinstance(head[c].dtype, pd.CategoricalDtype)
-            else head[c]
-            for c in head.columns
-        }
-    )
 
 
 class LoyaltyPyfunc(PythonModel):
@@ -346,16 +263,6 @@ def _champion_auc(name: str, champion: Any, result: Any, test_cutoff: str) -> fl
     return float(ranking_metrics(result.test_predictions["label"].to_numpy(), prob)["roc_auc"])
 
 
-def _parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """Split ``models:/name@alias`` or ``models:/name/version`` into its parts."""
-    body = uri.removeprefix("models:/")
-    if "@" in body:
-        name, alias = body.split("@", 1)
-        return name, alias, None
-    name, _, version = body.partition("/")
-    return name, None, version or None
-
-
 def _configure_environment() -> None:
     """Bound MLflow's HTTP retries and keep its usage telemetry off (no calls to the internet)."""
     # A server that dies mid-run must not hang the stage in MLflow's long retry loop.
@@ -379,7 +286,7 @@ def load_registered(uri: str, mlflow_params: MlflowParams | None = None) -> Any:
     try:
         return mlflow.pyfunc.load_model(uri)
     except MlflowException as exc:
-        name, alias, _ = _parse_model_uri(uri)
+        name, alias, _ = parse_model_uri(uri)
         if alias is not None:
             raise TrackingError(f"no version of {name} has alias {alias}") from exc
         raise TrackingError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from exc
@@ -413,7 +320,7 @@ def resolve_model(uri: str, tracking_uri: str, dst: Path) -> ResolvedModel:
     """
     _configure_environment()
     check_reachable(tracking_uri)
-    name, alias, version = _parse_model_uri(uri)
+    name, alias, version = parse_model_uri(uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         found = (
