@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,10 +201,12 @@ def refuse_pickle(path: str | Path) -> None:
     from pipeline.errors import ModelError
 
     if Path(path).suffix.lower() in PICKLE_SUFFIXES:
-        raise ModelError(f"{path}: refusing to load a pickle/joblib file; models are LightGBM text + JSON")
+        raise ModelError(
+            f"{path}: refusing to load a pickle/joblib file; models are LightGBM text + JSON"
+        )
 
 
-def resolve_output(out: str | Path, inputs: list[str | Path] | tuple[str | Path, ...]) -> Path:
+def resolve_output(out: str | Path, inputs: Sequence[str | Path]) -> Path:
     """Resolve ``out`` and refuse it when it would overwrite one of ``inputs``."""
     target = Path(out).resolve()
     for item in inputs:
@@ -367,7 +369,7 @@ def from_parquet_bytes(data: bytes) -> pd.DataFrame:
     return pd.read_parquet(_io.BytesIO(data), engine="pyarrow")
 
 
-def refuse_inside(out: str | Path, inputs: list[str | Path] | tuple[str | Path, ...]) -> Path:
+def refuse_inside(out: str | Path, inputs: Sequence[str | Path]) -> Path:
     """Refuse ``out`` when it is an input or lies inside an input folder; return it resolved."""
     target = resolve_output(out, inputs)
     for item in inputs:

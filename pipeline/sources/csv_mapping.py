@@ -160,6 +160,8 @@ def read_extract_as_of(config: SourceConfig, inputs: list[Path]) -> pd.Timestamp
         if not meta.exists():
             continue
         value = io.as_mapping(io.read_json(meta), meta).get(spec.key)
+        if value is None:
+            raise InputError(f"{meta}: {spec.key} is missing")
         try:
             stamp = pd.Timestamp(value)
         except (TypeError, ValueError) as exc:

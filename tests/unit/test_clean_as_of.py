@@ -48,3 +48,10 @@ def test_an_unreadable_statement_is_one_line_error(repo_root: Path, tmp_path: Pa
     (tmp_path / "generate_manifest.json").write_text(json.dumps({"extract_end": "soon"}))
     with pytest.raises(InputError, match="extract_end is not a timestamp"):
         read_extract_as_of(config, [tmp_path])
+
+
+def test_a_manifest_without_the_key_is_one_line_error(repo_root: Path, tmp_path: Path) -> None:
+    config = load_source_config(repo_root / "configs/sources/synthetic.yaml")
+    (tmp_path / "generate_manifest.json").write_text(json.dumps({"n_customers": 10}))
+    with pytest.raises(InputError, match="extract_end is missing"):
+        read_extract_as_of(config, [tmp_path])
