@@ -53,7 +53,8 @@ class GenerateParams(Section):
     """Size, span and seed of the embedded simulation."""
 
     seed: int = 42
-    n_customers: int = Field(20000, ge=1, le=900_000)  # ids are drawn from 10000..999999
+    # ids: 10000..999999 up to 900,000 customers, 7 digits (1000000..9999999) above
+    n_customers: int = Field(20000, ge=1, le=9_000_000)
     start: dt.date = dt.date(2023, 1, 1)
     end: dt.date = dt.date(2024, 12, 31)
     dirty: DirtyRates = DirtyRates()

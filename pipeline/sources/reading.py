@@ -30,20 +30,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline import io
 from pipeline.cleaning.reasons import Reason
 from pipeline.errors import InputError
+from pipeline.sources.csv_blocks import (
+    BLOCK_BYTES,
+    BOM,
+    Record,
+    RecordAssembler,
+    block_lines,
+    blocks,
+    decode_block,
+    fast_codec,
+    quoted_mask,
+    split_fast,
+)
 
 logger = logging.getLogger(__name__)
 
 FileFormat = Literal["csv", "parquet", "xlsx"]
 REJECT_COLUMNS = ("source_file", "line_number", "reason_code", "raw")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".csv.gz", ".txt.gz", ".tsv.gz")
-BOM = b"\xef\xbb\xbf"
 SNIFF_BYTES = 8192
 
 
@@ -110,17 +123,6 @@ def detect_format(path: Path) -> FileFormat:
     return "csv"
 
 
-def _physical_lines(path: Path) -> Iterator[bytes]:
-    """Yield the physical lines of a (possibly gzipped) file without their line breaks."""
-    with io.open_binary(path) as handle:
-        first = True
-        for line in handle:
-            if first:
-                line = line.removeprefix(BOM)
-                first = False
-            yield line.rstrip(b"\r\n")
-
-
 def count_csv_records(path: Path, quotechar: str = '"') -> int:
     """Count data records (header excluded) with the quote-parity rule, on raw bytes."""
     quote = quotechar.encode("ascii")
@@ -137,36 +139,6 @@ def count_csv_records(path: Path, quotechar: str = '"') -> int:
             if line.count(quote) % 2:
                 in_quotes = not in_quotes
     return max(records - 1, 0)
-
-
-def _records(path: Path, dialect: Dialect) -> Iterator[tuple[int, str, bool, int]]:
-    """Yield (start line, record text, decoded cleanly, fallback-decoded lines) per record."""
-    quote = dialect.quotechar.encode("ascii")
-    parts: list[str] = []
-    start = 0
-    ok = True
-    fallbacks = 0
-    in_quotes = False
-    for number, line in enumerate(_physical_lines(path), start=1):
-        if not in_quotes:
-            if not line:
-                continue
-            parts, start, ok, fallbacks = [], number, True, 0
-        try:
-            text = line.decode(dialect.encoding)
-        except UnicodeDecodeError:
-            if dialect.encoding_fallback is None:
-                text, ok = line.decode(dialect.encoding, errors="replace"), False
-            else:
-                text = line.decode(dialect.encoding_fallback, errors="replace")
-                fallbacks += 1
-        parts.append(text)
-        if quote in line and line.count(quote) % 2:
-            in_quotes = not in_quotes
-        if not in_quotes:
-            yield start, "\n".join(parts), ok, fallbacks
-    if in_quotes:  # unbalanced quote running to the end of the file
-        yield start, "\n".join(parts), ok, fallbacks
 
 
 def _split(text: str, dialect: Dialect) -> list[str] | None:
@@ -223,15 +195,26 @@ class CsvReader:
     The header is read on construction (so mapping errors come before any work);
     :meth:`chunks` yields (rows, read rejects) frames of at most ``chunk_rows`` records; after
     it is exhausted, :meth:`info` counts the records again (independently) and hashes the file.
+    Blocks of lines are split by the vectorised fast path of :mod:`pipeline.sources.csv_blocks`
+    where that gives the careful reader's result; ``fast=False`` reads every line carefully.
     """
 
     def __init__(
-        self, path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 50_000
+        self,
+        path: Path,
+        dialect: Dialect,
+        source_file: str,
+        chunk_rows: int = 50_000,
+        block_bytes: int = BLOCK_BYTES,
+        fast: bool = True,
     ) -> None:
         self.path, self.dialect, self.source_file = path, dialect, source_file
         self.chunk_rows = chunk_rows
-        self._records = _records(path, dialect)
-        first = next(self._records, None)
+        self._fast = fast and fast_codec(dialect)
+        self._assembler = RecordAssembler(dialect)
+        self._blocks = blocks(path, block_bytes)
+        self._pending: tuple[int, bytes] | None = None
+        first = self._header_record()
         if first is None:
             raise InputError(f"{source_file}: input file is empty")
         fields = _split(first[1], dialect)
@@ -240,15 +223,28 @@ class CsvReader:
         self.header = check_header(fields, source_file)
         self.fallback_lines = first[3]
 
-    def chunks(self) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-        """Yield (rows, rejects) per chunk; rows hold the header's columns, line_number, raw."""
-        width = len(self.header)
-        name = self.source_file
+    def _header_record(self) -> Record | None:
+        """Feed lines to the assembler until the first record; keep the rest of its block."""
+        for number, block in self._blocks:
+            for i, line in enumerate(block_lines(block)):
+                record = self._assembler.feed(number + i, line)
+                if record is not None:
+                    rest = block.split(b"\n", i + 1)
+                    if len(rest) == i + 2 and rest[-1]:
+                        self._pending = (number + i + 1, rest[-1])
+                    return record
+        return self._assembler.finish()
+
+    def _careful(
+        self, records: list[Record]
+    ) -> tuple[pa.Table | None, list[tuple[str, int, str, str]]]:
+        """Split records one by one (the careful reader): rows table and rejects."""
+        width, name = len(self.header), self.source_file
         rejects: list[tuple[str, int, str, str]] = []
         rows: list[list[str]] = []
         lines: list[int] = []
         raws: list[str] = []
-        for start, text, ok, fallbacks in self._records:
+        for start, text, ok, fallbacks in records:
             self.fallback_lines += fallbacks
             if not ok:
                 rejects.append((name, start, Reason.ENCODING_ERROR.value, text))
@@ -260,20 +256,77 @@ class CsvReader:
             rows.append(values)
             lines.append(start)
             raws.append(text)
-            if len(rows) >= self.chunk_rows:
-                yield (
-                    _strings_frame([_strings_table(self.header, rows, lines, raws)]),
-                    (_rejects_frame(rejects)),
-                )
-                rows, lines, raws, rejects = [], [], [], []
-        yield (
-            _strings_frame([_strings_table(self.header, rows, lines, raws)]),
-            _rejects_frame(rejects),
+        return (_strings_table(self.header, rows, lines, raws) if rows else None), rejects
+
+    def _block(
+        self, number: int, block: bytes
+    ) -> tuple[pa.Table | None, list[tuple[str, int, str, str]]]:
+        """Rows (in file order) and rejects of one block of whole lines."""
+        feed = self._assembler.feed
+        decoded = decode_block(block, self.dialect) if self._fast else None
+        if decoded is None:
+            lines = block_lines(block)
+            records = [r for i, line in enumerate(lines) if (r := feed(number + i, line))]
+            return self._careful(records)
+        mask = quoted_mask(decoded, self.dialect.quotechar, self._assembler.in_quotes)
+        records = []
+        encoding = self.dialect.encoding
+        for i, text in zip(
+            np.flatnonzero(mask), decoded.filter(pa.array(mask)).to_pylist(), strict=True
+        ):
+            record = feed(number + int(i), text.encode(encoding))
+            if record is not None:
+                records.append(record)
+        careful, rejects = self._careful(records)
+        keep = ~mask & (pc.binary_length(decoded).to_numpy(zero_copy_only=False) > 0)
+        numbers = np.arange(number, number + len(decoded), dtype=np.int64)[keep]
+        columns, line_numbers, raws, fast_rejects = split_fast(
+            decoded.filter(pa.array(keep)),
+            numbers,
+            len(self.header),
+            self.dialect.delimiter,
+            self.source_file,
         )
+        table = pa.Table.from_arrays(
+            [*columns, line_numbers, raws], names=[*self.header, "line_number", "raw"]
+        )
+        if careful is not None:
+            table = pa.concat_tables([table, careful])
+            table = table.take(pc.sort_indices(table["line_number"]))
+        if rejects and fast_rejects:
+            rejects = sorted(rejects + fast_rejects, key=lambda row: row[1])
+        return table, rejects or fast_rejects
+
+    def _all_blocks(self) -> Iterator[tuple[int, bytes]]:
+        if self._pending is not None:
+            yield self._pending
+            self._pending = None
+        yield from self._blocks
+
+    def chunks(self) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        """Yield (rows, rejects) per chunk; rows hold the header's columns, line_number, raw."""
+        for number, block in self._all_blocks():
+            table, rejects = self._block(number, block)
+            n_rows = 0 if table is None else table.num_rows
+            if table is None or (n_rows == 0 and not rejects):
+                if rejects:
+                    yield (
+                        _strings_frame([_strings_table(self.header, [], [], [])]),
+                        (_rejects_frame(rejects)),
+                    )
+                continue
+            for offset in range(0, max(n_rows, 1), self.chunk_rows):
+                part = table.slice(offset, self.chunk_rows)
+                yield _strings_frame([part]), _rejects_frame(rejects if offset == 0 else [])
+        last = self._assembler.finish()
+        table, rejects = self._careful([last] if last is not None else [])
+        if table is None:
+            table = _strings_table(self.header, [], [], [])
+        yield _strings_frame([table]), _rejects_frame(rejects)
         if self.fallback_lines:
             logger.warning(
                 "%s: %d line(s) were not valid %s and were decoded as %s",
-                name,
+                self.source_file,
                 self.fallback_lines,
                 self.dialect.encoding,
                 self.dialect.encoding_fallback,

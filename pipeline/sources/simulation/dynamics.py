@@ -23,6 +23,7 @@ CHANNELS = ("web", "store", "app")
 CHANNEL_SHARES = (0.5, 0.3, 0.2)
 PROMO_DEPTHS = (0.1, 0.2, 0.3)
 MAX_DELAY_DAYS = 20
+SMALL_IDS_MAX = 900_000  # populations up to this size draw ids from 10000..999999
 _RING = 32  # > max promised days (5) + MAX_DELAY_DAYS: pending effects never collide
 
 
@@ -73,7 +74,9 @@ def draw_population(
     n: int, start: dt.date, n_days: int, effects: Effects, rng: np.random.Generator
 ) -> Population:
     """Draw the customers' traits; new customers join more often in the seasonal peak."""
-    ids = rng.choice(990_000, size=n, replace=False).astype(np.int64) + 10_000
+    # 5-6 digit ids up to SMALL_IDS_MAX customers (unchanged draws: same bytes), 7 digits above.
+    pool, first = (990_000, 10_000) if n <= SMALL_IDS_MAX else (9_000_000, 1_000_000)
+    ids = rng.choice(pool, size=n, replace=False).astype(np.int64) + first
     existing = rng.random(n) < effects.existing_share
     weights = seasonality(day_of_year(start, n_days), effects)
     join_day = rng.choice(n_days, size=n, p=weights / weights.sum())

@@ -1,0 +1,169 @@
+"""Block-wise CSV reading: a vectorised fast path beside the careful record-by-record reader.
+
+The file is read in blocks of whole physical lines. In each block, lines that cannot change
+the quote state and hold no quote character (the common case) are split on the delimiter with
+Arrow compute kernels, all at once; the other lines (any line with a quote character, or inside
+a quoted record that spans lines) go through :class:`RecordAssembler`, the reader's record rule
+applied one line at a time. A block that does not decode strictly in the dialect's encoding, or
+a dialect whose encoding is not a simple ASCII-compatible one, is read entirely the careful way
+(per-line decoding with the fallback encoding, ``encoding_error`` rejects). Both paths give the
+same rows, line numbers, ``raw`` text and rejects, in file order (a property test checks it):
+for a line without quote characters the careful reader's split is ``text.split(delimiter)``.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline import io
+from pipeline.cleaning.reasons import Reason
+
+if TYPE_CHECKING:
+    from pipeline.sources.reading import Dialect
+
+BOM = b"\xef\xbb\xbf"
+BLOCK_BYTES = 4 * 2**20
+# Encodings where each byte 0x0A is a line break and decoding a block equals decoding its lines.
+FAST_CODECS = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252"})
+
+Record = tuple[int, str, bool, int]  # start line, text, decoded cleanly, fallback-decoded lines
+RejectRow = tuple[str, int, str, str]
+
+
+def blocks(path: Path, size: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """Yield (number of the first line, bytes of whole physical lines); a leading BOM is dropped.
+
+    Every block but possibly the last ends with a line break; line numbers start at 1 (header).
+    """
+    number, tail, first = 1, b"", True
+    with io.open_binary(path) as handle:
+        while True:
+            data = handle.read(max(size, len(BOM)) if first else size)
+            if not data:
+                if tail:
+                    yield number, tail
+                return
+            if first:  # the first read holds at least the BOM's length
+                data, first = data.removeprefix(BOM), False
+            data = tail + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                tail = data
+                continue
+            block, tail = data[:cut], data[cut:]
+            yield number, block
+            number += block.count(b"\n")
+
+
+def block_lines(block: bytes) -> list[bytes]:
+    """Split a block into physical lines without their line breaks (CR LF or LF)."""
+    lines = block.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return [line.rstrip(b"\r") for line in lines]
+
+
+class RecordAssembler:
+    """The record rule, one physical line at a time: a record ends where quotes balance."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.quote = dialect.quotechar.encode("ascii")
+        self.in_quotes = False
+        self.parts: list[str] = []
+        self.start, self.ok, self.fallbacks = 0, True, 0
+
+    def feed(self, number: int, line: bytes) -> Record | None:
+        """Take one line (no line break); return the record it completes, if any."""
+        if not self.in_quotes:
+            if not line:
+                return None
+            self.parts, self.start, self.ok, self.fallbacks = [], number, True, 0
+        dialect = self.dialect
+        try:
+            text = line.decode(dialect.encoding)
+        except UnicodeDecodeError:
+            if dialect.encoding_fallback is None:
+                text, self.ok = line.decode(dialect.encoding, errors="replace"), False
+            else:
+                text = line.decode(dialect.encoding_fallback, errors="replace")
+                self.fallbacks += 1
+        self.parts.append(text)
+        if self.quote in line and line.count(self.quote) % 2:
+            self.in_quotes = not self.in_quotes
+        if self.in_quotes:
+            return None
+        return self.start, "\n".join(self.parts), self.ok, self.fallbacks
+
+    def finish(self) -> Record | None:
+        """Return the record left open by an unbalanced quote running to the end of the file."""
+        if not self.in_quotes:
+            return None
+        self.in_quotes = False
+        return self.start, "\n".join(self.parts), self.ok, self.fallbacks
+
+
+def fast_codec(dialect: Dialect) -> bool:
+    """Whether blocks in this dialect's encoding may be decoded whole."""
+    return codecs.lookup(dialect.encoding).name in FAST_CODECS
+
+
+def _lines_array(text: str) -> pa.Array:
+    """Split decoded block text on line feeds into an Arrow string array (no Python objects)."""
+    return pc.list_flatten(pc.split_pattern(pa.array([text], pa.string()), "\n"))
+
+
+def split_fast(
+    lines: pa.Array, numbers: np.ndarray, width: int, delimiter: str, source_file: str
+) -> tuple[list[pa.Array], pa.Array, pa.Array, list[RejectRow]]:
+    """Split non-empty quote-free lines into ``width`` string columns; wrong counts are rejects.
+
+    Returns (columns, line numbers, raw text) of the accepted lines and the rejects.
+    """
+    fields = pc.split_pattern(lines, delimiter)
+    good = pc.equal(pc.list_value_length(fields), width).to_numpy(zero_copy_only=False)
+    rejects: list[RejectRow] = []
+    if not good.all():
+        bad = ~good
+        rejects = [
+            (source_file, int(n), Reason.MALFORMED_ROW.value, raw)
+            for n, raw in zip(numbers[bad], lines.filter(pa.array(bad)).to_pylist(), strict=True)
+        ]
+        fields, lines, numbers = (
+            fields.filter(pa.array(good)),
+            lines.filter(pa.array(good)),
+            numbers[good],
+        )
+    columns = (
+        [pc.list_element(fields, j) for j in range(width)]
+        if len(fields)
+        else [pa.array([], pa.string()) for _ in range(width)]
+    )
+    return columns, pa.array(numbers, pa.int64()), lines, rejects
+
+
+def quoted_mask(lines: pa.Array, quotechar: str, in_quotes: bool) -> np.ndarray:
+    """Lines the careful reader must see: with a quote char, or inside a quoted record."""
+    counts = pc.count_substring(lines, quotechar).to_numpy(zero_copy_only=False)
+    odd = (counts % 2).astype(np.int64)
+    inside = ((np.cumsum(odd) - odd + int(in_quotes)) % 2) == 1
+    return (counts > 0) | inside
+
+
+def decode_block(block: bytes, dialect: Dialect) -> pa.Array | None:
+    """Decode a block into Arrow string lines (trailing CRs trimmed); None if it cannot."""
+    try:
+        text = block.decode(dialect.encoding)
+    except UnicodeDecodeError:
+        return None
+    lines = _lines_array(text)
+    if text.endswith("\n"):  # the empty piece after the last line break is not a line
+        lines = lines.slice(0, len(lines) - 1)
+    return pc.utf8_rtrim(lines, characters="\r")
