@@ -100,7 +100,6 @@ def clean(
 
     Example: loyalty clean --params params.yaml --input data/synthetic --out data/clean
     """
-
     from pipeline import io
     from pipeline.clean import OUTPUT_TABLES, clean_export, resolve_as_of
     from pipeline.sources.csv_mapping import load_source_config, read_extract_as_of
@@ -324,7 +323,7 @@ def report(
 
     panel = io.read_parquet(features / "panel.parquet")
     test_rows = panel.loc[panel["split"] == "test"]
-    targets = {}
+    targets: dict[str, TargetInputs] = {}
     for target in settings.train.targets:
         folder = explain_dir / target
         if not folder.is_dir():

@@ -30,7 +30,7 @@ class DataParams(Section):
     input: str = "data/synthetic"
 
     def source_config_path(self) -> Path:
-        """The source config file: ``source_config``, or ``configs/sources/<source>.yaml``."""
+        """Return the source config: ``source_config``, else ``configs/sources/<source>.yaml``."""
         return Path(self.source_config or f"configs/sources/{self.source}.yaml")
 
 

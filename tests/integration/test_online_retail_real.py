@@ -1,8 +1,9 @@
 """The whole pipeline on the real UCI Online Retail II export, through DVC and the real CLI.
 
 A temporary copy of the repository runs ``dvc exp run -S data.source=online_retail
--S data.input=<absolute path>`` (every stage, as the README shows): DVC 3 accepts a dependency outside the repository given by an
-absolute path (dvc.lock records its md5), so the 7 MB export is neither copied nor symlinked.
+-S data.input=<absolute path>`` (every stage, as the README shows): DVC 3 accepts a
+dependency outside the repository given by an absolute path (dvc.lock records its md5), so
+the 7 MB export is neither copied nor symlinked.
 (Named ``..._real`` because tests/unit/sources/test_online_retail.py already takes the module
 name ``test_online_retail`` and the test folders have no ``__init__.py``.)
 """

@@ -31,7 +31,8 @@ def test_without_either_it_is_the_next_utc_midnight() -> None:
 
 def test_synthetic_config_reads_the_generate_manifest(repo_root: Path, tmp_path: Path) -> None:
     config = load_source_config(repo_root / "configs/sources/synthetic.yaml")
-    (tmp_path / "generate_manifest.json").write_text(json.dumps({"extract_end": "2024-12-31 23:59:59"}))
+    stated = {"extract_end": "2024-12-31 23:59:59"}
+    (tmp_path / "generate_manifest.json").write_text(json.dumps(stated))
     assert read_extract_as_of(config, [tmp_path]) == STATED
     assert read_extract_as_of(config, [tmp_path / "transactions.csv"]) == STATED
 
