@@ -33,7 +33,7 @@ test: install  ## Install, then run the test suite (same command as CI)
 reliability: install  ## Rerun the RELIABILITY.md case tests and regenerate docs/reliability.md
 	$(BIN)/python benchmarks/reliability.py
 
-lint:  ## ruff and mypy on pipeline/
+lint: install  ## ruff (pipeline, tests, benchmarks) and mypy (pipeline)
 	$(BIN)/ruff check pipeline tests benchmarks
 	$(BIN)/mypy
 
