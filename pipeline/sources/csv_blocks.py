@@ -14,6 +14,7 @@ for a line without quote characters the careful reader's split is ``text.split(d
 from __future__ import annotations
 
 import codecs
+import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -167,3 +168,101 @@ def decode_block(block: bytes, dialect: Dialect) -> pa.Array | None:
     if text.endswith("\n"):  # the empty piece after the last line break is not a line
         lines = lines.slice(0, len(lines) - 1)
     return pc.utf8_rtrim(lines, characters="\r")
+
+
+def split_record(text: str, dialect: Dialect) -> list[str] | None:
+    """Split one record into fields; None when the csv module cannot parse it."""
+    if dialect.quotechar not in text and "\n" not in text:
+        return text.split(dialect.delimiter)
+    try:
+        rows = list(
+            csv.reader(
+                [text], delimiter=dialect.delimiter, quotechar=dialect.quotechar, strict=True
+            )
+        )
+    except csv.Error:
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def strings_table(
+    header: tuple[str, ...], rows: list[list[str]], lines: list[int], raws: list[str]
+) -> pa.Table:
+    """Turn one chunk of split records into an Arrow table (compact; the lists can go)."""
+    transposed = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    arrays = [pa.array(values, type=pa.string()) for values in transposed]
+    arrays += [pa.array(lines, type=pa.int64()), pa.array(raws, type=pa.string())]
+    return pa.Table.from_arrays(arrays, names=[*header, "line_number", "raw"])
+
+
+class BlockParser:
+    """Turn blocks of whole lines into (rows table, rejects), fast where exact, else careful."""
+
+    def __init__(self, dialect: Dialect, source_file: str, fast: bool = True) -> None:
+        self.dialect, self.source_file = dialect, source_file
+        self.fast = fast and fast_codec(dialect)
+        self.assembler = RecordAssembler(dialect)
+        self.header: tuple[str, ...] = ()
+        self.fallback_lines = 0
+
+    def careful(
+        self, records: list[Record]
+    ) -> tuple[pa.Table | None, list[tuple[str, int, str, str]]]:
+        """Split records one by one (the careful reader); return rows table and rejects."""
+        width, name = len(self.header), self.source_file
+        rejects: list[tuple[str, int, str, str]] = []
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        raws: list[str] = []
+        for start, text, ok, fallbacks in records:
+            self.fallback_lines += fallbacks
+            if not ok:
+                rejects.append((name, start, Reason.ENCODING_ERROR.value, text))
+                continue
+            values = split_record(text, self.dialect)
+            if values is None or len(values) != width:
+                rejects.append((name, start, Reason.MALFORMED_ROW.value, text))
+                continue
+            rows.append(values)
+            lines.append(start)
+            raws.append(text)
+        return (strings_table(self.header, rows, lines, raws) if rows else None), rejects
+
+    def block(
+        self, number: int, data: bytes
+    ) -> tuple[pa.Table | None, list[tuple[str, int, str, str]]]:
+        """Return the rows (in file order) and rejects of one block of whole lines."""
+        feed = self.assembler.feed
+        decoded = decode_block(data, self.dialect) if self.fast else None
+        if decoded is None:
+            lines = block_lines(data)
+            records = [r for i, line in enumerate(lines) if (r := feed(number + i, line))]
+            return self.careful(records)
+        mask = quoted_mask(decoded, self.dialect.quotechar, self.assembler.in_quotes)
+        records = []
+        encoding = self.dialect.encoding
+        for i, text in zip(
+            np.flatnonzero(mask), decoded.filter(pa.array(mask)).to_pylist(), strict=True
+        ):
+            record = feed(number + int(i), text.encode(encoding))
+            if record is not None:
+                records.append(record)
+        careful, rejects = self.careful(records)
+        keep = ~mask & (pc.binary_length(decoded).to_numpy(zero_copy_only=False) > 0)
+        numbers = np.arange(number, number + len(decoded), dtype=np.int64)[keep]
+        columns, line_numbers, raws, fast_rejects = split_fast(
+            decoded.filter(pa.array(keep)),
+            numbers,
+            len(self.header),
+            self.dialect.delimiter,
+            self.source_file,
+        )
+        table = pa.Table.from_arrays(
+            [*columns, line_numbers, raws], names=[*self.header, "line_number", "raw"]
+        )
+        if careful is not None:
+            table = pa.concat_tables([table, careful])
+            table = table.take(pc.sort_indices(table["line_number"]))
+        if rejects and fast_rejects:
+            rejects = sorted(rejects + fast_rejects, key=lambda row: row[1])
+        return table, rejects or fast_rejects

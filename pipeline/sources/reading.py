@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import csv
 import datetime as dt
 import logging
 import zlib
@@ -30,10 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline import io
@@ -42,14 +39,12 @@ from pipeline.errors import InputError
 from pipeline.sources.csv_blocks import (
     BLOCK_BYTES,
     BOM,
+    BlockParser,
     Record,
-    RecordAssembler,
     block_lines,
     blocks,
-    decode_block,
-    fast_codec,
-    quoted_mask,
-    split_fast,
+    split_record,
+    strings_table,
 )
 
 logger = logging.getLogger(__name__)
@@ -141,36 +136,11 @@ def count_csv_records(path: Path, quotechar: str = '"') -> int:
     return max(records - 1, 0)
 
 
-def _split(text: str, dialect: Dialect) -> list[str] | None:
-    """Split one record into fields; None when the csv module cannot parse it."""
-    if dialect.quotechar not in text and "\n" not in text:
-        return text.split(dialect.delimiter)
-    try:
-        rows = list(
-            csv.reader(
-                [text], delimiter=dialect.delimiter, quotechar=dialect.quotechar, strict=True
-            )
-        )
-    except csv.Error:
-        return None
-    return rows[0] if len(rows) == 1 else None
-
-
 def _rejects_frame(rows: list[tuple[str, int, str, str]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(REJECT_COLUMNS))
     return frame.astype(
         {"source_file": "string", "line_number": "int64", "reason_code": "string", "raw": "string"}
     )
-
-
-def _strings_table(
-    header: tuple[str, ...], rows: list[list[str]], lines: list[int], raws: list[str]
-) -> pa.Table:
-    """Turn one chunk of split records into an Arrow table (compact; the lists can go)."""
-    transposed = list(zip(*rows, strict=True)) if rows else [() for _ in header]
-    arrays = [pa.array(values, type=pa.string()) for values in transposed]
-    arrays += [pa.array(lines, type=pa.int64()), pa.array(raws, type=pa.string())]
-    return pa.Table.from_arrays(arrays, names=[*header, "line_number", "raw"])
 
 
 def _strings_frame(chunks: list[pa.Table]) -> pd.DataFrame:
@@ -210,18 +180,23 @@ class CsvReader:
     ) -> None:
         self.path, self.dialect, self.source_file = path, dialect, source_file
         self.chunk_rows = chunk_rows
-        self._fast = fast and fast_codec(dialect)
-        self._assembler = RecordAssembler(dialect)
+        self._parser = BlockParser(dialect, source_file, fast)
+        self._assembler = self._parser.assembler
         self._blocks = blocks(path, block_bytes)
         self._pending: tuple[int, bytes] | None = None
         first = self._header_record()
         if first is None:
             raise InputError(f"{source_file}: input file is empty")
-        fields = _split(first[1], dialect)
+        fields = split_record(first[1], dialect)
         if fields is None:
             raise InputError(f"{source_file}:1: unreadable header")
-        self.header = check_header(fields, source_file)
-        self.fallback_lines = first[3]
+        self.header = self._parser.header = check_header(fields, source_file)
+        self._parser.fallback_lines = first[3]
+
+    @property
+    def fallback_lines(self) -> int:
+        """Lines decoded with the fallback encoding so far."""
+        return self._parser.fallback_lines
 
     def _header_record(self) -> Record | None:
         """Feed lines to the assembler until the first record; keep the rest of its block."""
@@ -235,68 +210,6 @@ class CsvReader:
                     return record
         return self._assembler.finish()
 
-    def _careful(
-        self, records: list[Record]
-    ) -> tuple[pa.Table | None, list[tuple[str, int, str, str]]]:
-        """Split records one by one (the careful reader): rows table and rejects."""
-        width, name = len(self.header), self.source_file
-        rejects: list[tuple[str, int, str, str]] = []
-        rows: list[list[str]] = []
-        lines: list[int] = []
-        raws: list[str] = []
-        for start, text, ok, fallbacks in records:
-            self.fallback_lines += fallbacks
-            if not ok:
-                rejects.append((name, start, Reason.ENCODING_ERROR.value, text))
-                continue
-            values = _split(text, self.dialect)
-            if values is None or len(values) != width:
-                rejects.append((name, start, Reason.MALFORMED_ROW.value, text))
-                continue
-            rows.append(values)
-            lines.append(start)
-            raws.append(text)
-        return (_strings_table(self.header, rows, lines, raws) if rows else None), rejects
-
-    def _block(
-        self, number: int, block: bytes
-    ) -> tuple[pa.Table | None, list[tuple[str, int, str, str]]]:
-        """Rows (in file order) and rejects of one block of whole lines."""
-        feed = self._assembler.feed
-        decoded = decode_block(block, self.dialect) if self._fast else None
-        if decoded is None:
-            lines = block_lines(block)
-            records = [r for i, line in enumerate(lines) if (r := feed(number + i, line))]
-            return self._careful(records)
-        mask = quoted_mask(decoded, self.dialect.quotechar, self._assembler.in_quotes)
-        records = []
-        encoding = self.dialect.encoding
-        for i, text in zip(
-            np.flatnonzero(mask), decoded.filter(pa.array(mask)).to_pylist(), strict=True
-        ):
-            record = feed(number + int(i), text.encode(encoding))
-            if record is not None:
-                records.append(record)
-        careful, rejects = self._careful(records)
-        keep = ~mask & (pc.binary_length(decoded).to_numpy(zero_copy_only=False) > 0)
-        numbers = np.arange(number, number + len(decoded), dtype=np.int64)[keep]
-        columns, line_numbers, raws, fast_rejects = split_fast(
-            decoded.filter(pa.array(keep)),
-            numbers,
-            len(self.header),
-            self.dialect.delimiter,
-            self.source_file,
-        )
-        table = pa.Table.from_arrays(
-            [*columns, line_numbers, raws], names=[*self.header, "line_number", "raw"]
-        )
-        if careful is not None:
-            table = pa.concat_tables([table, careful])
-            table = table.take(pc.sort_indices(table["line_number"]))
-        if rejects and fast_rejects:
-            rejects = sorted(rejects + fast_rejects, key=lambda row: row[1])
-        return table, rejects or fast_rejects
-
     def _all_blocks(self) -> Iterator[tuple[int, bytes]]:
         if self._pending is not None:
             yield self._pending
@@ -306,12 +219,12 @@ class CsvReader:
     def chunks(self) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
         """Yield (rows, rejects) per chunk; rows hold the header's columns, line_number, raw."""
         for number, block in self._all_blocks():
-            table, rejects = self._block(number, block)
+            table, rejects = self._parser.block(number, block)
             n_rows = 0 if table is None else table.num_rows
             if table is None or (n_rows == 0 and not rejects):
                 if rejects:
                     yield (
-                        _strings_frame([_strings_table(self.header, [], [], [])]),
+                        _strings_frame([strings_table(self.header, [], [], [])]),
                         (_rejects_frame(rejects)),
                     )
                 continue
@@ -319,9 +232,9 @@ class CsvReader:
                 part = table.slice(offset, self.chunk_rows)
                 yield _strings_frame([part]), _rejects_frame(rejects if offset == 0 else [])
         last = self._assembler.finish()
-        table, rejects = self._careful([last] if last is not None else [])
+        table, rejects = self._parser.careful([last] if last is not None else [])
         if table is None:
-            table = _strings_table(self.header, [], [], [])
+            table = strings_table(self.header, [], [], [])
         yield _strings_frame([table]), _rejects_frame(rejects)
         if self.fallback_lines:
             logger.warning(
@@ -380,9 +293,7 @@ def read_parquet_file(path: Path, dialect: Dialect, source_file: str) -> FileFra
         [_cell_text(value) for value in row] for row in table.itertuples(index=False, name=None)
     ]
     raws = [dialect.delimiter.join(values) for values in records]
-    frame = _strings_frame(
-        [_strings_table(header, records, list(range(2, len(records) + 2)), raws)]
-    )
+    frame = _strings_frame([strings_table(header, records, list(range(2, len(records) + 2)), raws)])
     return FileFrame(
         source_file, header, frame, _rejects_frame([]), rows_read, io.file_sha256(path)
     )
@@ -422,7 +333,7 @@ def read_xlsx_file(path: Path, dialect: Dialect, source_file: str) -> list[FileF
                 records.append(values)
                 lines.append(number)
                 raws.append(raw)
-            frame = _strings_frame([_strings_table(header, records, lines, raws)])
+            frame = _strings_frame([strings_table(header, records, lines, raws)])
             frames.append(
                 FileFrame(name, header, frame, _rejects_frame(rejects), max(counted - 1, 0), digest)
             )
