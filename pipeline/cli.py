@@ -420,14 +420,13 @@ def score(
     """
     import os
 
-    import pandas as pd
-
     from pipeline import io
-    from pipeline.clean import default_as_of
+    from pipeline.clean import resolve_as_of
     from pipeline.engines.work import ScoreJob, resolve_models
     from pipeline.errors import ConfigError
     from pipeline.features.snapshot import cutoff_timestamp
     from pipeline.scoring import ScoringRules
+    from pipeline.sources.csv_mapping import load_source_config, read_extract_as_of
 
     settings = _params(params)
     options = settings.score
@@ -441,14 +440,16 @@ def score(
     manifest = io.refuse_inside(manifest or out.with_name(out.name + ".manifest.json"), guarded)
     when = None if as_of == "latest" else cutoff_timestamp(as_of)
     rules = ScoringRules(options.risk_high, options.risk_medium, options.value_feature,
-                         options.reasons_top_share)
+                         options.reasons_top_share, options.spend_cap_quantile)
+    source_config = source or settings.data.source_config_path()
+    # The same future_date rule as the clean stage: params, else the export's own extract time.
+    stated = read_extract_as_of(load_source_config(source_config), inputs)
     with io.scratch_dir(out) as work:
         job = ScoreJob(
-            source_config=str(source or settings.data.source_config_path()),
+            source_config=str(source_config),
             features_config=str(features_config),
             as_of=when,
-            clean_as_of=pd.Timestamp(settings.clean.as_of)
-            if settings.clean.as_of else default_as_of(),
+            clean_as_of=resolve_as_of(settings.clean.as_of, stated),
             models=resolve_models(model, work / "models", settings.mlflow),
             params=settings,
             rules=rules,

@@ -180,6 +180,8 @@ class ScoreParams(Section):
     risk_medium: float = Field(0.2, ge=0, le=1)
     # Expected 12-month spend used for value_at_risk (churn probability x this feature).
     value_feature: str = "spend_sum_365d"
+    # Expected spend is capped at this quantile of the customers scored (bulk/mistyped orders).
+    spend_cap_quantile: float = Field(0.995, gt=0, le=1)
     spark_master: str = "local[*]"
 
 

@@ -196,6 +196,17 @@ def loyalty_tier(repurchase_probability: Any) -> pd.Series:
     return out.mask(p.isna())
 
 
+def spend_cap(expected_annual_spend: Any, quantile: float) -> float:
+    """Return the cap on expected spend: its ``quantile`` over the customers scored.
+
+    A few bulk or mistyped orders (kept and flagged by clean) would otherwise hold most of the
+    value at risk. The report and the scorer use this same cap, over the same population.
+    """
+    spend = pd.Series(np.asarray(expected_annual_spend, dtype="float64"))
+    spend = spend.fillna(0.0).clip(lower=0.0)
+    return float(spend.quantile(quantile)) if len(spend) else 0.0
+
+
 def value_at_risk(churn_probability: Any, expected_annual_spend: Any) -> pd.Series:
     """Return the spend expected to be lost in 12 months: churn probability x 12-month spend.
 

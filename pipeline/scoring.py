@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataError
-from pipeline.explain import loyalty_tier, value_at_risk
+from pipeline.explain import loyalty_tier, spend_cap, value_at_risk
 from pipeline.reasons import FeatureDictionary, reason_codes
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,10 @@ class ScoringRules:
     medium_risk: float = 0.2
     value_feature: str = "spend_sum_365d"
     reasons_top_share: float = 0.2
+    # Expected spend is capped at this quantile over all scored customers (as in the report);
+    # the engines gather the spend of every partition and set ``spend_cap`` before pass 1.
+    spend_cap_quantile: float = 0.995
+    spend_cap: float | None = None
 
 
 def churn_risk_band(churn_probability: Any, rules: ScoringRules) -> pd.Series:
@@ -142,6 +146,8 @@ def score_snapshot(
         if rules.value_feature in snapshot.columns
         else pd.Series(np.nan, index=snapshot.index)
     )
+    if rules.spend_cap is not None:
+        spend = spend.clip(upper=rules.spend_cap)
     out["value_at_risk"] = value_at_risk(out["churn_probability"], spend).to_numpy()
     for i in range(1, N_REASONS + 1):
         out[f"reason_{i}"] = pd.Series([None] * n, dtype="string")
@@ -152,6 +158,13 @@ def score_snapshot(
             [model.version if model else None] * n, dtype="string"
         )
     return conform_output(out)
+
+
+def with_spend_cap(rules: ScoringRules, spend: Any) -> ScoringRules:
+    """Return ``rules`` with the spend cap computed over every scored customer's spend."""
+    from dataclasses import replace
+
+    return replace(rules, spend_cap=spend_cap(spend, rules.spend_cap_quantile))
 
 
 def reasons_threshold(churn_probability: Any, top_share: float) -> float:

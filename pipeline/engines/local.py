@@ -52,7 +52,7 @@ from pipeline.engines.work import (
     snapshot_pass,
 )
 from pipeline.errors import InputError
-from pipeline.scoring import RFM_BASES, reasons_threshold
+from pipeline.scoring import RFM_BASES, reasons_threshold, with_spend_cap
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +160,18 @@ def _population_rfm_files(job: ScoreJob, work: Path, partitions: int) -> None:
         io.write_parquet(_part(work, "rfm", p), rows)
 
 
+def _all_spend(job: ScoreJob, work: Path, partitions: int) -> np.ndarray:
+    """Every scored customer's expected spend (the value feature), for the global spend cap."""
+    column = job.rules.value_feature
+    pieces = []
+    for p in range(partitions):
+        try:
+            pieces.append(io.read_parquet(_part(work, "snapshot", p), [column])[column])
+        except InputError:  # no such feature in this snapshot: value at risk stays empty
+            return np.zeros(0)
+    return pd.concat(pieces).to_numpy(dtype="float64") if pieces else np.zeros(0)
+
+
 def run_local(
     job: ScoreJob,
     inputs: list[Path],
@@ -195,6 +207,7 @@ def run_local(
                 item["seconds_snapshot"] = seconds
             lap("snapshot_seconds")
         _population_rfm_files(job, work, partitions)
+        job = replace(job, rules=with_spend_cap(job.rules, _all_spend(job, work, partitions)))
         lap("population_rfm_seconds")
         calls = [(job, p, work) for p in range(partitions)]
         for item, seconds in zip(

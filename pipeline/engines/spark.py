@@ -55,6 +55,7 @@ from pipeline.scoring import (
     RFM_BASES,
     conform_output,
     reasons_threshold,
+    with_spend_cap,
 )
 
 logger = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ def _clean_fn(shipped: ScoreJob, entries: list[tuple[int, str, str]]) -> Any:
 
 def _snapshot_row(job: ScoreJob, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     snapshot = snapshot_pass(job, tables)
-    present = ["customer_id", *(c for c in RFM_BASES if c in snapshot.columns)]
+    gathered = (*RFM_BASES, job.rules.value_feature)  # RFM and spend cap need every customer
+    present = ["customer_id", *dict.fromkeys(c for c in gathered if c in snapshot.columns)]
     return {"snapshot": _blob(snapshot), "bases": _blob(snapshot.loc[:, present])}
 
 
@@ -257,6 +259,10 @@ def run_spark(
     else:
         snapshots = cleaned
     bases = [(p, _frame(blob)) for p, blob in _iter_column(snapshots, "bases")]
+    value = job.rules.value_feature
+    spend = [frame[value] for _, frame in bases if frame is not None and value in frame.columns]
+    rules = with_spend_cap(job.rules, pd.concat(spend).to_numpy() if spend else np.zeros(0))
+    job, shipped = replace(job, rules=rules), replace(shipped, rules=rules)
     rfm_rows = pd.DataFrame(
         [{"partition": p, "rfm": _blob(rows)} for p, rows in rfm_by_partition(job, bases).items()],
         columns=["partition", "rfm"],

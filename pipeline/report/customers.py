@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.explain import loyalty_tier, value_at_risk
+from pipeline.explain import loyalty_tier, spend_cap, value_at_risk
 
 TIERS = ("high", "medium", "low")
 
@@ -65,7 +65,7 @@ def customer_table(
     spend = _column(out, value_feature).astype("float64")
     churn = _column(out, "churn_probability").astype("float64")
     spend = spend.fillna(0.0).clip(lower=0.0)
-    cap = float(spend.quantile(spend_cap_quantile)) if len(spend) else 0.0
+    cap = spend_cap(spend, spend_cap_quantile)
     out["spend_capped"] = spend > cap
     out["expected_spend_12m"] = spend.clip(upper=cap)
     out["value_at_risk"] = value_at_risk(churn, out["expected_spend_12m"]).to_numpy()

@@ -196,3 +196,27 @@ def test_as_of_latest_is_the_features_stage_scoring_snapshot(world: World, tmp_p
     assert sorted(scores["customer_id"]) == sorted(snapshot["customer_id"])
     assert (scores["as_of"] == snapshot["cutoff"].iloc[0]).all()
     assert scores["repurchase_probability"].isna().all()  # one model given: churn only
+
+
+def test_scoring_quarantines_what_clean_quarantines(world: World, tmp_path: Path) -> None:
+    """With clean.as_of left null both use the export's stated extract time for future_date.
+
+    Regression: the scorer used "tomorrow", kept the simulation's 2025-dated lines and so
+    summed them into their invoices: five customers' churn probabilities differed from the
+    features stage's scoring snapshot at the same as-of.
+    """
+    params = yaml.safe_load(world.params.read_text())
+    params["clean"]["as_of"] = None
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    assert _run("clean", "--params", str(path), "--input", str(world.root / "raw"),
+                "--out", str(tmp_path / "clean")) == 0
+    out = tmp_path / "scores.parquet"
+    assert _run("score", "--params", str(path), "--source", SOURCE, "--features-config",
+                DICTIONARY, "--as-of", world.test_cutoff, "--input", str(world.root / "raw"),
+                "--out", str(out), "--model", str(world.root / "models" / "churn"),
+                "--no-progress", "--workers", "1") == 0
+    cleaned = io.read_json(tmp_path / "clean" / "manifest.json")["rejected_by_reason"]
+    scored = io.read_json(out.with_name("scores.parquet.manifest.json"))["rejected_by_reason"]
+    assert cleaned.get("future_date", 0) > 0
+    assert scored == cleaned

@@ -15,6 +15,7 @@ from pipeline.scoring import (
     churn_risk_band,
     reasons_threshold,
     score_snapshot,
+    with_spend_cap,
 )
 
 AS_OF = pd.Timestamp("2024-06-01", tz="UTC")
@@ -120,3 +121,16 @@ def test_reasons_only_for_customers_above_threshold() -> None:
     # only risk-raising contributions become reasons: spend lowers risk, so no reason_2
     assert out["reason_2"].isna().all()
     assert scored["reason_1"].isna().all()  # input not mutated
+
+
+def test_spend_is_capped_like_the_report_when_the_engine_sets_the_cap() -> None:
+    snap = _snapshot()
+    # The cap is a quantile over all customers scored (here the median of 100, 500, 0, 0 = 50).
+    rules = with_spend_cap(ScoringRules(spend_cap_quantile=0.5), snap["spend_sum_365d"])
+    assert rules.spend_cap == 50.0
+    out = score_snapshot(snap, AS_OF, _models(), rules).set_index("customer_id")
+    assert out.loc["a", "value_at_risk"] == pytest.approx(0.1 * 50.0)  # 500 capped at 50
+    assert out.loc["c", "value_at_risk"] == pytest.approx(0.8 * 50.0)  # 100 capped at 50
+    assert out.loc["b", "value_at_risk"] == 0.0
+    uncapped = score_snapshot(snap, AS_OF, _models(), ScoringRules()).set_index("customer_id")
+    assert uncapped.loc["a", "value_at_risk"] == pytest.approx(0.1 * 500.0)
