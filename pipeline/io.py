@@ -259,17 +259,17 @@ class PartWriters:
 
     def write(self, part: int, record: bytes, line_numbers: range) -> None:
         """Buffer one raw record for partition ``part`` with its original line numbers."""
-        self._buffers[part].append(record)
         self._numbers[part].extend(line_numbers)
-        self._pending += len(record)
-        if self._pending >= self.flush_bytes:
-            self.flush()
+        self._buffer(part, record)
 
     def write_line(self, part: int, line: bytes, line_number: int) -> None:
-        """Buffer one single-line record (the common case of :meth:`write`)."""
-        self._buffers[part].append(line)
+        """Buffer one single-line record (the common case of :meth:`write`, no range built)."""
         self._numbers[part].append(line_number)
-        self._pending += len(line)
+        self._buffer(part, line)
+
+    def _buffer(self, part: int, data: bytes) -> None:
+        self._buffers[part].append(data)
+        self._pending += len(data)
         if self._pending >= self.flush_bytes:
             self.flush()
 
