@@ -150,6 +150,7 @@ def features(
     from pipeline import io
     from pipeline.features.catalog import load_catalog
     from pipeline.features.panel import PanelStats, plan_features
+    from pipeline.targets import label_columns
 
     settings = _params(params)
     out = io.resolve_output(out, [clean_dir])
@@ -166,7 +167,7 @@ def features(
     stage = plan_features(orders, **optional, params=settings.features,
                           label_params=settings.labels, catalog=catalog, as_of=when)
     del orders, optional  # the stage holds its own partitioned arrays
-    stats = PanelStats()
+    stats = PanelStats(label_columns(settings.labels))
     io.write_parquet_frames(out / "panel.parquet", stats.track(stage.panel_frames()))
     scoring = stage.scoring()
     io.write_parquet(out / "scoring.parquet", scoring)
@@ -255,20 +256,20 @@ def explain(
     from pipeline.explain import explain_target
     from pipeline.modeling.artifacts import load_predictor
     from pipeline.reasons import parse_dictionary
+    from pipeline.targets import get_target
 
-    settings = _params(params).explain
+    all_params = _params(params)
+    settings = all_params.explain
     out = io.resolve_output(out, [model, features])
     predictor = load_predictor(model)
     panel = io.read_parquet(features / "panel.parquet")
-    scoring_path = features / "scoring.parquet"
-    current = io.read_parquet(scoring_path) if scoring_path.exists() else None
     parsed = parse_dictionary(io.read_yaml(dictionary), str(dictionary))
     result = explain_target(
-        predictor, panel, current, parsed, target, settings.max_rows, settings.top_reasons
+        predictor, panel, parsed, get_target(all_params.labels, target), settings.max_rows,
+        settings.top_reasons,
     )
-    for name in ("shap", "reasons", "concepts", "features", "current"):
-        if name in result:
-            io.write_parquet(out / f"{name}.parquet", result[name])
+    for name in ("shap", "reasons", "concepts", "features"):
+        io.write_parquet(out / f"{name}.parquet", result[name])
     io.write_json(
         out / "concepts.json",
         {
@@ -288,6 +289,9 @@ def report(
     explain_dir: Annotated[
         Path, typer.Option("--explain", help="Folder of explain outputs (reports/explain/).")
     ],
+    scores: Annotated[
+        Path, typer.Option("--scores", help="Scores file of `loyalty score` (data/scores/...).")
+    ],
     features: Annotated[Path, typer.Option("--features", help="Feature folder (data/features).")],
     metrics: Annotated[Path, typer.Option("--metrics", help="Metrics folder (reports/metrics).")],
     out: Annotated[Path, typer.Option("--out", help="Site folder (reports/site).")],
@@ -304,8 +308,12 @@ def report(
 ) -> None:
     """Write the self-contained HTML report: index.html plus one page per target.
 
-    Example: loyalty report --models models --explain reports/explain --features data/features
-    --metrics reports/metrics --clean data/clean --out reports/site
+    Customer numbers come from the scores (the report re-scores nothing); drivers from the
+    explain outputs; model quality from the metrics and test predictions.
+
+    Example: loyalty report --models models --explain reports/explain
+    --scores data/scores/scores.parquet --features data/features --metrics reports/metrics
+    --clean data/clean --out reports/site
     """
     from collections.abc import Callable
     from typing import Any
@@ -314,9 +322,10 @@ def report(
     from pipeline.errors import InputError
     from pipeline.reasons import parse_dictionary
     from pipeline.report.build import ReportInputs, TargetInputs, align_explained, build_site
+    from pipeline.targets import get_target
 
     settings = _params(params)
-    out = io.resolve_output(out, [models, explain_dir, features, metrics])
+    out = io.resolve_output(out, [models, explain_dir, scores, features, metrics])
 
     def optional(path: Path, reader: Callable[[Path], Any]) -> Any:
         return reader(path) if path.exists() else None
@@ -324,32 +333,30 @@ def report(
     panel = io.read_parquet(features / "panel.parquet")
     test_rows = panel.loc[panel["split"] == "test"]
     targets: dict[str, TargetInputs] = {}
-    for target in settings.train.targets:
-        folder = explain_dir / target
+    for name in settings.train.targets:
+        folder = explain_dir / name
         if not folder.is_dir():
-            logger.warning("report: no explain output for %s in %s; skipped", target, folder)
+            logger.warning("report: no explain output for %s in %s; skipped", name, folder)
             continue
         shap_values = io.read_parquet(folder / "shap.parquet")
-        metrics_file = metrics / f"{target}.json"
-        targets[target] = TargetInputs(
-            target=target,
-            metrics=optional(metrics_file, io.read_json) or {},
+        targets[name] = TargetInputs(
+            target=get_target(settings.labels, name),
+            metrics=optional(metrics / f"{name}.json", io.read_json) or {},
             shap=shap_values,
             explained=align_explained(shap_values, test_rows),
             concepts=io.read_parquet(folder / "concepts.parquet"),
             features=io.read_parquet(folder / "features.parquet"),
-            test_predictions=optional(
-                models / target / "test_predictions.parquet", io.read_parquet
-            ),
-            current=optional(folder / "current.parquet", io.read_parquet),
-            model_features=optional(models / target / "features.json", io.read_json) or {},
+            test_predictions=optional(models / name / "test_predictions.parquet", io.read_parquet),
+            model_features=optional(models / name / "features.json", io.read_json) or {},
         )
     if not targets:
         raise InputError(f"{explain_dir}: no explain output for any target; run `loyalty explain`")
     inputs = ReportInputs(
         targets=targets,
         dictionary=parse_dictionary(io.read_yaml(dictionary), str(dictionary)),
-        snapshot=optional(features / "scoring.parquet", io.read_parquet),
+        scores=io.read_parquet(scores),
+        business=settings.business,
+        scores_manifest=optional(scores.with_name(scores.name + ".manifest.json"), io.read_json),
         manifest=optional(clean / "manifest.json", io.read_json) if clean else None,
         feature_summary=optional(features / "summary.json", io.read_json),
         source=settings.data.source,
@@ -424,6 +431,7 @@ def score(
     from pipeline.clean import resolve_as_of
     from pipeline.engines.work import ScoreJob, resolve_models
     from pipeline.errors import ConfigError
+    from pipeline.features.catalog import load_catalog
     from pipeline.features.snapshot import cutoff_timestamp
     from pipeline.scoring import ScoringRules
     from pipeline.sources.csv_mapping import load_source_config, read_extract_as_of
@@ -439,8 +447,9 @@ def score(
     out = io.refuse_inside(out, guarded)
     manifest = io.refuse_inside(manifest or out.with_name(out.name + ".manifest.json"), guarded)
     when = None if as_of == "latest" else cutoff_timestamp(as_of)
-    rules = ScoringRules(options.risk_high, options.risk_medium, options.value_feature,
-                         options.reasons_top_share, options.spend_cap_quantile)
+    grid = tuple(tuple(row) for row in load_catalog(features_config).segment_grid())
+    rules = ScoringRules(settings.business, grid, options.reasons_top_share,
+                         settings.explain.top_reasons)
     source_config = source or settings.data.source_config_path()
     # The same future_date rule as the clean stage: params, else the export's own extract time.
     stated = read_extract_as_of(load_source_config(source_config), inputs)

@@ -6,10 +6,11 @@ Unknown keys are errors (a typo in ``params.yaml`` must not be silently ignored)
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline import io
 from pipeline.errors import ConfigError
@@ -83,11 +84,38 @@ class FeaturesParams(Section):
     workers: int = Field(2, ge=1)
 
 
-class LabelsParams(Section):
-    """Label horizons."""
+#: Target names become panel columns, output columns, folder names and MLflow model names.
+TARGET_NAME = r"^[a-z][a-z0-9_]{0,39}$"
 
-    churn_horizon_days: int = Field(90, ge=1)
-    repurchase_horizon_days: int = Field(30, ge=1)
+
+class TargetParams(Section):
+    """One prediction target: its label rule and horizon (see :mod:`pipeline.targets`)."""
+
+    # no_order_within: 1 when the customer places no order in [cutoff, cutoff + horizon);
+    # order_within: 1 when they place at least one.
+    rule: Literal["no_order_within", "order_within"]
+    horizon_days: int = Field(ge=1)
+
+
+def _default_targets() -> dict[str, TargetParams]:
+    return {
+        "churn": TargetParams(rule="no_order_within", horizon_days=90),
+        "repurchase": TargetParams(rule="order_within", horizon_days=30),
+    }
+
+
+class LabelsParams(Section):
+    """The targets the pipeline can predict: one definition each (name -> rule, horizon)."""
+
+    targets: dict[str, TargetParams] = Field(default_factory=_default_targets, min_length=1)
+
+    @field_validator("targets")
+    @classmethod
+    def _names(cls, value: dict[str, TargetParams]) -> dict[str, TargetParams]:
+        bad = [name for name in value if not re.fullmatch(TARGET_NAME, name)]
+        if bad:
+            raise ValueError(f"target names must match {TARGET_NAME}: {bad}")
+        return value
 
 
 class LgbmParams(Section):
@@ -121,7 +149,8 @@ class QualityGate(Section):
 class TrainParams(Section):
     """Model training for every target."""
 
-    targets: tuple[Literal["churn", "repurchase"], ...] = ("churn", "repurchase")
+    # Targets to train (each defined under labels.targets).
+    targets: tuple[str, ...] = ("churn", "repurchase")
     seed: int = 42
     # Fixed thread count: with deterministic=true the same inputs give the same model bytes.
     num_threads: int = Field(1, ge=1)
@@ -154,17 +183,37 @@ class ExplainParams(Section):
 class ReportParams(Section):
     """HTML report options (definitions in docs/explanations.md)."""
 
-    high_value_quantile: float = Field(0.8, gt=0, lt=1)
+    # Rows in the "highest value at risk" list.
     top_customers: int = Field(20, ge=1)
-    # Predicted churner: calibrated churn probability >= this (the scorer's high band).
-    churn_threshold: float = Field(0.5, gt=0, lt=1)
-    # Expected 12-month spend (value at risk = churn probability x this) and the RFM segment.
-    value_feature: str = "spend_sum_365d"
-    # Expected spend is capped at this quantile of the customers scored (bulk/mistyped orders).
-    spend_cap_quantile: float = Field(0.995, gt=0, le=1)
-    segment_feature: str = "rfm_segment"
     top_features: int = Field(12, ge=1)
     dependence_plots: int = Field(4, ge=0)
+
+
+class BusinessParams(Section):
+    """Business rules applied to scored customers (:mod:`pipeline.business`); one key each."""
+
+    # Which target's probability gives the churn risk band and value at risk, and which the
+    # loyalty tier (both must be defined under labels.targets).
+    risk_target: str = "churn"
+    tier_target: str = "repurchase"
+    # Churn risk bands: high >= risk_high (a "predicted churner"), medium >= risk_medium.
+    risk_high: float = Field(0.5, gt=0, le=1)
+    risk_medium: float = Field(0.2, ge=0, lt=1)
+    # Loyalty tier from the tier target's probability: high >= tier_high, medium >= tier_medium.
+    tier_high: float = Field(0.7, gt=0, le=1)
+    tier_medium: float = Field(0.3, ge=0, lt=1)
+    # Expected spend (the customer's own spend over this window feature), capped at this
+    # quantile of the model's reference population, so bulk or mistyped orders do not hold most
+    # of the value at risk; high-value = expected spend at or above high_value_quantile.
+    value_feature: str = "spend_sum_365d"
+    spend_cap_quantile: float = Field(0.995, gt=0, le=1)
+    high_value_quantile: float = Field(0.8, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _bands(self) -> BusinessParams:
+        if self.risk_medium > self.risk_high or self.tier_medium > self.tier_high:
+            raise ValueError("risk_medium/tier_medium must not exceed risk_high/tier_high")
+        return self
 
 
 class ScoreParams(Section):
@@ -173,15 +222,10 @@ class ScoreParams(Section):
     engine: Literal["local", "spark"] = "local"
     partitions: int = Field(8, ge=1)
     workers: int = Field(2, ge=1)
+    # Reason codes for customers at or above the risk model's (1 - share) quantile of churn
+    # probability on its reference population (a threshold shipped with the model).
     reasons_top_share: float = Field(0.2, ge=0, le=1)
     format: Literal["parquet", "csv"] = "parquet"
-    # Churn risk bands: high >= risk_high, medium >= risk_medium, else low.
-    risk_high: float = Field(0.5, ge=0, le=1)
-    risk_medium: float = Field(0.2, ge=0, le=1)
-    # Expected 12-month spend used for value_at_risk (churn probability x this feature).
-    value_feature: str = "spend_sum_365d"
-    # Expected spend is capped at this quantile of the customers scored (bulk/mistyped orders).
-    spend_cap_quantile: float = Field(0.995, gt=0, le=1)
     spark_master: str = "local[*]"
 
 
@@ -197,7 +241,22 @@ class Params(Section):
     mlflow: MlflowParams = MlflowParams()
     explain: ExplainParams = ExplainParams()
     report: ReportParams = ReportParams()
+    business: BusinessParams = BusinessParams()
     score: ScoreParams = ScoreParams()
+
+    @model_validator(mode="after")
+    def _targets_defined(self) -> Params:
+        defined = set(self.labels.targets)
+        used = {
+            "train.targets": set(self.train.targets),
+            "business.risk_target": {self.business.risk_target},
+            "business.tier_target": {self.business.tier_target},
+        }
+        for key, names in used.items():
+            unknown = sorted(names - defined)
+            if unknown:
+                raise ValueError(f"{key}: {unknown} not defined under labels.targets")
+        return self
 
 
 def parse_params(raw: Any, origin: str = "params.yaml") -> Params:

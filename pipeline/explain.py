@@ -21,6 +21,7 @@ import pandas as pd
 
 from pipeline.errors import DataError, ModelError
 from pipeline.reasons import FeatureDictionary, reason_codes, reference_values
+from pipeline.targets import Target
 
 logger = logging.getLogger(__name__)
 
@@ -183,45 +184,7 @@ def _ranked(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return out
 
 
-# --- business measures shared with scoring and the report --------------------------------------
-
-TIER_BANDS = ((0.7, "high"), (0.3, "medium"))
-
-
-def loyalty_tier(repurchase_probability: Any) -> pd.Series:
-    """Loyalty tier from repurchase probability: high >= 70%, medium 30-70%, low < 30%."""
-    p = pd.Series(repurchase_probability, dtype="float64")
-    tier = np.select([p >= TIER_BANDS[0][0], p >= TIER_BANDS[1][0]], ["high", "medium"], "low")
-    out = pd.Series(tier, index=p.index, dtype="string")
-    return out.mask(p.isna())
-
-
-def spend_cap(expected_annual_spend: Any, quantile: float) -> float:
-    """Return the cap on expected spend: its ``quantile`` over the customers scored.
-
-    A few bulk or mistyped orders (kept and flagged by clean) would otherwise hold most of the
-    value at risk. The report and the scorer use this same cap, over the same population.
-    """
-    spend = pd.Series(np.asarray(expected_annual_spend, dtype="float64"))
-    spend = spend.fillna(0.0).clip(lower=0.0)
-    return float(spend.quantile(quantile)) if len(spend) else 0.0
-
-
-def value_at_risk(churn_probability: Any, expected_annual_spend: Any) -> pd.Series:
-    """Return the spend expected to be lost in 12 months: churn probability x 12-month spend.
-
-    The expected spend is the customer's own spend over the last 365 days (their history
-    repeated); a customer with no history has 0 at risk.
-    """
-    p = pd.Series(churn_probability, dtype="float64")
-    spend = pd.Series(np.asarray(expected_annual_spend, dtype="float64"), index=p.index)
-    return (p * spend.fillna(0.0).clip(lower=0.0)).rename("value_at_risk")
-
-
 # --- the explain stage -------------------------------------------------------------------------
-
-#: +1 when a positive contribution means more risk; for repurchase the risk is *not* buying.
-RISK_DIRECTION = {"churn": 1.0, "repurchase": -1.0}
 
 
 class StageModel(ContributionModel, Protocol):
@@ -237,17 +200,16 @@ class StageModel(ContributionModel, Protocol):
 def explain_target(
     model: StageModel,
     panel: pd.DataFrame,
-    current: pd.DataFrame | None,
     dictionary: FeatureDictionary,
-    target: str,
+    target: Target,
     max_rows: int,
     top_k: int,
 ) -> dict[str, Any]:
     """Everything the explain stage writes for one target, as frames and a summary dict.
 
-    ``panel`` is the feature panel (its ``test`` rows are explained; its ``train`` rows give
-    the typical values for reason templates); ``current`` is the latest snapshot, scored in
-    full, with reason codes for its ``max_rows`` riskiest customers.
+    ``panel`` is the feature panel: its ``test`` rows are explained, its ``train`` rows give
+    the typical values for reason templates. A reason is a feature that raises the target's
+    risk (:attr:`pipeline.targets.Target.risk_direction`).
     """
     if "split" not in panel.columns:
         raise DataError("feature panel has no 'split' column")
@@ -255,50 +217,17 @@ def explain_target(
     if test.empty:
         raise DataError("feature panel has no test rows to explain")
     names = list(model.feature_names)
-    direction = RISK_DIRECTION.get(target, 1.0)
+    direction = target.risk_direction
     rows = sample_rows(test, max_rows).reset_index(drop=True)
     table, summary = explain_frame(model, rows, names, max_rows)
     summary["rows_in"] = int(len(test))
     references = reference_values(panel.loc[panel["split"] == "train"], names)
     reasons = reason_codes(rows, table, dictionary, top_k, direction, references, True)
     concepts = dictionary.concepts(names)
-    out: dict[str, Any] = {
+    return {
         "shap": table,
         "reasons": pd.concat([table[list(KEYS)], reasons], axis=1),
         "concepts": concept_importance(table, concepts),
         "features": feature_importance(table, concepts),
-        "summary": {**summary, "target": target, "risk_direction": direction},
+        "summary": {**summary, "target": target.name, "risk_direction": direction},
     }
-    if current is not None and not current.empty:
-        out["current"] = score_current(
-            model, current, dictionary, direction, max_rows, top_k, references
-        )
-    return out
-
-
-def score_current(
-    model: StageModel,
-    current: pd.DataFrame,
-    dictionary: FeatureDictionary,
-    direction: float,
-    max_rows: int,
-    top_k: int,
-    references: Mapping[str, Any] | None = None,
-) -> pd.DataFrame:
-    """Probability for every customer of the latest snapshot; reasons for the riskiest ones."""
-    keys = [k for k in KEYS if k in current.columns]
-    x = current.reset_index(drop=True)
-    out = x[keys].copy()
-    out["probability"] = np.asarray(model.predict_proba(x), dtype="float64")
-    risk = out["probability"] * direction
-    chosen = np.sort(np.argsort(-risk.to_numpy(), kind="stable")[:max_rows])
-    sub = x.iloc[chosen]
-    contributions = pd.DataFrame(
-        np.asarray(model.contributions(sub), dtype="float64")[:, :-1],
-        columns=list(model.feature_names),
-    )
-    reasons = reason_codes(
-        sub.reset_index(drop=True), contributions, dictionary, top_k, direction, references, True
-    )
-    reasons.index = out.index[chosen]
-    return pd.concat([out, reasons.reindex(out.index)], axis=1)

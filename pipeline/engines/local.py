@@ -4,22 +4,19 @@ Flow (:func:`run_local`):
 
 1. split the raw export into ``partitions`` part folders by streaming (bounded memory,
    :mod:`pipeline.engines.partitioning`);
-2. snapshot pass (process pool): each partition is read with the source adapter, cleaned with
-   the clean rules (:func:`pipeline.clean.clean_export`) and turned into the snapshot at
-   ``as_of`` by ``build_snapshot``; written to scratch Parquet as it completes, so memory
-   depends on partition size, not on input size;
-3. RFM quintile scores rank each customer among *all* customers, so they are recomputed once
-   over the whole population from three columns per customer
-   (:func:`pipeline.scoring.population_rfm`, i.e. the training code);
-4. score pass: both models' probabilities, tiers, bands, value at risk per partition;
-5. the reason-code threshold of the top ``reasons_top_share`` of all customers, from the
-   probabilities (one float per customer);
-6. reasons pass: reason codes for the customers above it;
-7. the partitions' results are concatenated into ``--out`` atomically (one part in memory at a
+2. the map (process pool): each partition is read with the source adapter, cleaned with the
+   clean rules, turned into the snapshot at ``as_of`` by ``build_snapshot`` and scored by
+   ``pipeline.scoring.score_customers`` (:func:`pipeline.engines.work.score_partition`); its
+   rows are written to scratch Parquet as it completes, so memory depends on partition size,
+   not on input size;
+3. the partitions' rows are concatenated into ``--out`` atomically (one part in memory at a
    time).
 
-The per-partition functions live in :mod:`pipeline.engines.work` and work on in-memory frames,
-so the Spark engine runs exactly the same code on its executors.
+With ``--as-of latest`` the date is the end of the observed data over *all* partitions: the
+map's clean step keeps its tables in scratch and reports orders per day, one small reduce
+(:func:`pipeline.engines.work.latest_as_of`) decides the date, and the rest of the map runs.
+The per-partition functions work on in-memory frames, so the Spark engine runs the same code on
+its executors.
 """
 
 from __future__ import annotations
@@ -27,16 +24,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import pandas as pd
 
 from pipeline import io
 from pipeline.engines import partitioning
@@ -46,13 +39,10 @@ from pipeline.engines.work import (
     clean_pass,
     latest_as_of,
     order_days,
-    reasons_pass,
-    rfm_by_partition,
-    score_pass,
-    snapshot_pass,
+    score_partition,
+    scoring_models,
 )
-from pipeline.errors import InputError
-from pipeline.scoring import RFM_BASES, reasons_threshold, with_spend_cap
+from pipeline.scoring import rules_summary
 
 logger = logging.getLogger(__name__)
 
@@ -69,45 +59,35 @@ def _part(work: Path, kind: str, partition: int) -> Path:
     return work / kind / f"part-{partition:05d}.parquet"
 
 
-def _clean_files(job: ScoreJob, partition: int, inputs: list[Path], work: Path) -> dict:
-    """Clean one partition; snapshot it now when ``as_of`` is known, else keep the clean tables."""
+def _clean_dir(work: Path, partition: int) -> Path:
+    return work / "clean" / f"part-{partition:05d}"
+
+
+def _score_tables(
+    job: ScoreJob, partition: int, tables: dict[str, Any], work: Path
+) -> dict[str, Any]:
+    scores, stats = score_partition(job, tables)
+    io.write_parquet(_part(work, "scores", partition), scores)
+    return stats
+
+
+def _map_files(job: ScoreJob, partition: int, inputs: list[Path], work: Path) -> dict:
+    """Run the map on one partition's raw files (or, as-of unknown, its clean step only)."""
     tables, stats = clean_pass(job, inputs)
     if job.as_of is None:
         for name, frame in tables.items():
-            io.write_parquet(work / "clean" / f"part-{partition:05d}" / f"{name}.parquet", frame)
+            io.write_parquet(_clean_dir(work, partition) / f"{name}.parquet", frame)
         stats["order_days"] = order_days(tables)
     else:
-        started = time.perf_counter()
-        io.write_parquet(_part(work, "snapshot", partition), snapshot_pass(job, tables))
-        stats["seconds_snapshot"] = round(time.perf_counter() - started, 3)
+        stats.update(_score_tables(job, partition, tables, work))
     return {"partition": partition, **stats}
 
 
-def _snapshot_files(job: ScoreJob, partition: int, work: Path) -> float:
-    started = time.perf_counter()
-    folder = work / "clean" / f"part-{partition:05d}"
+def _map_clean(job: ScoreJob, partition: int, work: Path) -> dict[str, Any]:
+    """Run the rest of the map on one partition's clean tables (``--as-of latest``)."""
+    folder = _clean_dir(work, partition)
     tables = {path.stem: io.read_parquet(path) for path in sorted(folder.glob("*.parquet"))}
-    io.write_parquet(_part(work, "snapshot", partition), snapshot_pass(job, tables))
-    return round(time.perf_counter() - started, 3)
-
-
-def _score_files(job: ScoreJob, partition: int, work: Path) -> float:
-    started = time.perf_counter()
-    snapshot = io.read_parquet(_part(work, "snapshot", partition))
-    rfm_path = _part(work, "rfm", partition)
-    rfm = io.read_parquet(rfm_path) if rfm_path.exists() else None
-    scored, kept = score_pass(job, snapshot, rfm)
-    io.write_parquet(_part(work, "scored", partition), scored)
-    io.write_parquet(_part(work, "kept", partition), kept)
-    return round(time.perf_counter() - started, 3)
-
-
-def _reason_files(job: ScoreJob, partition: int, threshold: float, work: Path) -> Path:
-    scored = io.read_parquet(_part(work, "scored", partition))
-    kept = io.read_parquet(_part(work, "kept", partition))
-    out = _part(work, "final", partition)
-    io.write_parquet(out, reasons_pass(job, scored, kept, threshold))
-    return out
+    return _score_tables(job, partition, tables, work)
 
 
 class _InlineExecutor(Executor):
@@ -147,31 +127,6 @@ def _run_all(
     return [future.result() for future in futures]
 
 
-def _population_rfm_files(job: ScoreJob, work: Path, partitions: int) -> None:
-    """Compute population RFM once and write each partition's share of it."""
-    bases = []
-    for p in range(partitions):
-        try:
-            columns = ["customer_id", *RFM_BASES]
-            bases.append((p, io.read_parquet(_part(work, "snapshot", p), columns)))
-        except InputError:  # a snapshot without RFM base columns: nothing to recompute
-            return
-    for p, rows in rfm_by_partition(job, bases).items():
-        io.write_parquet(_part(work, "rfm", p), rows)
-
-
-def _all_spend(job: ScoreJob, work: Path, partitions: int) -> np.ndarray:
-    """Every scored customer's expected spend (the value feature), for the global spend cap."""
-    column = job.rules.value_feature
-    pieces = []
-    for p in range(partitions):
-        try:
-            pieces.append(io.read_parquet(_part(work, "snapshot", p), [column])[column])
-        except InputError:  # no such feature in this snapshot: value at risk stays empty
-            return np.zeros(0)
-    return pd.concat(pieces).to_numpy(dtype="float64") if pieces else np.zeros(0)
-
-
 def run_local(
     job: ScoreJob,
     inputs: list[Path],
@@ -195,37 +150,19 @@ def run_local(
         calls: list[tuple[Any, ...]] = [
             (job, p, split.part_inputs(raw_root, p), work) for p in range(partitions)
         ]
-        stats = _run_all(pool, _clean_files, calls, "clean", progress)
-        lap("clean_seconds")
+        stats = _run_all(pool, _map_files, calls, "score", progress)
         if job.as_of is None:
+            lap("clean_seconds")
             job = replace(job, as_of=latest_as_of(job, [s.pop("order_days") for s in stats]))
-            calls = [(job, p, work) for p in range(partitions)]
-            for item, seconds in zip(
-                stats, _run_all(pool, _snapshot_files, calls, "snapshot", progress),
-                strict=True,
-            ):
-                item["seconds_snapshot"] = seconds
-            lap("snapshot_seconds")
-        _population_rfm_files(job, work, partitions)
-        job = replace(job, rules=with_spend_cap(job.rules, _all_spend(job, work, partitions)))
-        lap("population_rfm_seconds")
-        calls = [(job, p, work) for p in range(partitions)]
-        for item, seconds in zip(
-            stats, _run_all(pool, _score_files, calls, "score", progress), strict=True
-        ):
-            item["seconds_score"] = seconds
-        lap("score_seconds")
-        churn = pd.concat(
-            [io.read_parquet(_part(work, "scored", p), ["churn_probability"])
-             for p in range(partitions)]
-        )["churn_probability"].to_numpy()
-        threshold = reasons_threshold(churn, job.rules.reasons_top_share)
-        calls = [(job, p, threshold, work) for p in range(partitions)]
-        parts = _run_all(pool, _reason_files, calls, "reasons", progress)
-        lap("reasons_seconds")
+            done = _run_all(pool, _map_clean, [(job, p, work) for p in range(partitions)],
+                            "score", progress)
+            for item, more in zip(stats, done, strict=True):
+                item.update(more)
+        lap("map_seconds")
+    parts = [_part(work, "scores", p) for p in range(partitions)]
     rows = io.concat_parquet_parts(out, parts, fmt)
     lap("write_seconds")
-    return build_manifest(job, split.as_dict(), stats, rows, threshold, laps.timings)
+    return build_manifest(job, split.as_dict(), stats, rows, laps.timings)
 
 
 def build_manifest(
@@ -233,7 +170,6 @@ def build_manifest(
     split: dict[str, Any],
     stats: list[dict[str, Any]],
     rows: int,
-    threshold: float,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """Summarise a run: rows in, customers scored, rejects, timings (JSON-ready)."""
@@ -244,14 +180,15 @@ def build_manifest(
     return {
         "as_of": job.as_of.isoformat() if job.as_of is not None else None,
         "models": [ref.__dict__ for ref in job.models],
+        "engine": {"name": "local"},
         "input": split,
         "rows_in": int(sum(item.get("rows_read", 0) for item in stats)),
         "rows_accepted": int(sum(item.get("rows_accepted", 0) for item in stats)),
         "rows_rejected": int(sum(rejected.values())),
         "rejected_by_reason": dict(sorted(rejected.items())),
         "customers_scored": int(rows),
-        "reasons_threshold": threshold if np.isfinite(threshold) else None,
-        "reasons_top_share": job.rules.reasons_top_share,
+        "customers_with_reasons": int(sum(item.get("with_reasons", 0) for item in stats)),
+        **rules_summary(scoring_models(job), job.rules),
         "partitions": [
             {k: v for k, v in item.items() if k != "rejected_by_reason"} for item in stats
         ],

@@ -1,15 +1,16 @@
 """What scoring does to one partition, shared by the local and the Spark engine.
 
 A :class:`ScoreJob` carries everything a worker needs (paths, as-of, params, model folders);
-the passes below are the per-partition steps, each a call of the stage's own function:
+a partition goes through the stages' own functions, and nothing in it depends on another
+partition:
 
 - :func:`clean_pass`: ``pipeline.clean.clean_export`` on the partition's raw part files;
 - :func:`snapshot_pass`: ``pipeline.features.snapshot.build_snapshot`` at ``as_of``;
-- :func:`population_rfm_of` (once, over all partitions): RFM quintiles rank a customer among
-  *all* customers, so they are recomputed by ``pipeline.features.rfm.rfm_scores`` from three
-  columns per customer and merged back (:func:`pipeline.scoring.with_population_rfm`);
-- :func:`score_pass`: both models' probabilities, tiers, bands, value at risk;
-- :func:`reasons_pass`: reason codes for customers above the run-wide threshold.
+- :func:`score_pass`: ``pipeline.scoring.score_customers`` (probabilities, business labels,
+  reason codes).
+
+:func:`score_partition` is the three in a row: the engines' map. Only ``--as-of latest`` needs
+one small reduce first (:func:`latest_as_of` over the partitions' order-day counts).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,20 +27,11 @@ import numpy as np
 import pandas as pd
 
 from pipeline import io
-from pipeline.config import MlflowParams, Params
+from pipeline.config import TARGET_NAME, MlflowParams, Params
 from pipeline.errors import DataError, ModelError
 from pipeline.reasons import FeatureDictionary, parse_dictionary
-from pipeline.scoring import (
-    RFM_BASES,
-    RFM_COLUMNS,
-    TARGETS,
-    ScoringModel,
-    ScoringRules,
-    add_reasons,
-    population_rfm,
-    score_snapshot,
-    with_population_rfm,
-)
+from pipeline.scoring import ScoringModel, ScoringRules, score_customers
+from pipeline.targets import RULES, Target
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +41,15 @@ class ModelRef:
     """A model folder (``model.txt``, ``calibration.json``, ``features.json``) and its labels."""
 
     target: str
+    rule: str
+    horizon_days: int
     path: str
     name: str
     version: str
+
+    def as_target(self) -> Target:
+        """Return the target this model predicts, as its ``features.json`` defines it."""
+        return Target(self.target, self.rule, self.horizon_days)
 
 
 @dataclass(frozen=True)
@@ -66,6 +63,11 @@ class ScoreJob:
     models: tuple[ModelRef, ...]
     params: Params
     rules: ScoringRules
+
+    @property
+    def targets(self) -> list[Target]:
+        """The targets scored, in ``--model`` order."""
+        return [ref.as_target() for ref in self.models]
 
 
 def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
@@ -87,32 +89,41 @@ def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
         folder = Path(uri)
         io.refuse_pickle(folder)
         predictor = load_predictor(folder)
-        target = str(predictor.features.get("target", ""))
         text = folder / MODEL_FILE if folder.is_dir() else folder
         version = "sha256:" + io.file_sha256(text)[:12]
-        return _checked(ModelRef(target, str(folder if folder.is_dir() else folder.parent),
-                                 str(folder), version))
+        return _ref(predictor.features, str(folder if folder.is_dir() else folder.parent),
+                    str(folder), version)
     from pipeline import tracking
 
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", uri.removeprefix("models:/"))
     resolved = tracking.resolve_model(
         uri, tracking.resolve_tracking_uri(mlflow), scratch / "download" / slug
     )
-    target = str(resolved.predictor.features.get("target", ""))
+    target = _target_name(resolved.predictor.features, uri)
     # One folder per target with a distinct name: Spark ships model folders by their base name.
     folder = scratch / f"registry-{target}"
     for file in (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE):
         with io.open_binary(resolved.folder / file) as handle:
             io.write_bytes(folder / file, handle.read())
     logger.info("%s: %s (run %s)", uri, resolved.label, resolved.run_id)
-    return _checked(ModelRef(target, str(folder), resolved.name, resolved.label))
+    return _ref(resolved.predictor.features, str(folder), resolved.name, resolved.label)
 
 
-def _checked(ref: ModelRef) -> ModelRef:
-    if ref.target not in TARGETS:
-        raise ModelError(f"{ref.name}: features.json names target {ref.target!r}, expected one "
-                         f"of {list(TARGETS)}")
-    return ref
+def _target_name(features: dict[str, Any], origin: str) -> str:
+    """Return the model's target name, checked before it becomes part of a path or a column."""
+    name = str(features.get("target", ""))
+    if not re.fullmatch(TARGET_NAME, name):
+        raise ModelError(f"{origin}: features.json names target {name!r}, not a valid name")
+    return name
+
+
+def _ref(features: dict[str, Any], path: str, name: str, version: str) -> ModelRef:
+    target = _target_name(features, name)
+    rule = str(features.get("rule", ""))
+    if rule not in RULES:
+        raise ModelError(f"{name}: features.json names label rule {rule!r}, expected one of "
+                         f"{sorted(RULES)} (a model trained before targets had rules: retrain)")
+    return ModelRef(target, rule, int(features["horizon_days"]), path, name, version)
 
 
 def resolve_models(uris: list[str], scratch: Path, mlflow: MlflowParams) -> tuple[ModelRef, ...]:
@@ -163,40 +174,12 @@ def _catalog(path: str) -> Any:
     return load_catalog(path)
 
 
-def scoring_models(job: ScoreJob) -> dict[str, ScoringModel]:
-    """Load the job's models (cached per process)."""
-    return {
-        ref.target: ScoringModel(ref.target, ref.name, ref.version, _predictor(ref.path))
+def scoring_models(job: ScoreJob) -> list[ScoringModel]:
+    """Load the job's models (cached per process), in ``--model`` order."""
+    return [
+        ScoringModel(ref.as_target(), ref.name, ref.version, _predictor(ref.path))
         for ref in job.models
-    }
-
-
-def reason_columns(job: ScoreJob) -> list[str]:
-    """Snapshot columns kept for the reasons pass: churn model features and the value feature."""
-    names: list[str] = []
-    churn = scoring_models(job).get("churn")
-    if churn is not None:
-        names.extend(churn.predictor.feature_names)
-    if job.rules.value_feature not in names:
-        names.append(job.rules.value_feature)
-    return names
-
-
-def reason_inputs(snapshot: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """Keep ``customer_id`` and ``columns``; categories as strings (the same in Parquet/Spark)."""
-    out: dict[str, Any] = {"customer_id": snapshot["customer_id"].astype("string")}
-    for name in columns:
-        if name not in snapshot.columns:
-            out[name] = pd.Series(np.nan, index=snapshot.index, dtype="float64")
-            continue
-        series = snapshot[name]
-        if isinstance(series.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(
-            series
-        ):
-            out[name] = series.astype("string")
-        else:
-            out[name] = series.astype("float64")
-    return pd.DataFrame(out).sort_values("customer_id", kind="stable").reset_index(drop=True)
+    ]
 
 
 def clean_pass(job: ScoreJob, inputs: list[Path]) -> tuple[dict[str, pd.DataFrame], dict]:
@@ -274,54 +257,27 @@ def snapshot_pass(job: ScoreJob, tables: dict[str, pd.DataFrame]) -> pd.DataFram
     )
 
 
-def population_rfm_of(job: ScoreJob, bases: pd.DataFrame) -> pd.DataFrame | None:
-    """Return population RFM of all customers (None when the catalog has no RFM feature)."""
-    if not set(RFM_BASES) <= set(bases.columns):
-        return None
-    catalog = _catalog(job.features_config)
-    names = {spec.name for spec in catalog.features}
-    if not names & set(RFM_COLUMNS):
-        return None
-    levels = tuple(catalog.spec("rfm_segment").levels or ()) if "rfm_segment" in names else ()
-    return population_rfm(bases, catalog.segment_grid(), levels)
-
-
-def rfm_by_partition(
-    job: ScoreJob, bases: Sequence[tuple[int, pd.DataFrame | None]]
-) -> dict[int, pd.DataFrame]:
-    """Return population RFM of all customers, cut into each partition's rows ({} if none)."""
-    pieces = [frame.assign(_part=p) for p, frame in bases if frame is not None]
-    if not pieces:
-        return {}
-    together = pd.concat(pieces, ignore_index=True)
-    rfm = population_rfm_of(job, together.drop(columns="_part"))
-    if rfm is None:
-        return {}
-    part_of = together.set_index("customer_id")["_part"]
-    rfm = rfm.assign(_part=part_of.loc[rfm["customer_id"].to_numpy()].to_numpy())
-    return {int(str(p)): rows.drop(columns="_part")
-            for p, rows in rfm.groupby("_part", sort=True)}
-
-
-def score_pass(
-    job: ScoreJob, snapshot: pd.DataFrame, rfm: pd.DataFrame | None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score one partition's snapshot; return the scores and the reason-pass inputs."""
-    if rfm is not None:
-        snapshot = with_population_rfm(snapshot, rfm)
+def score_pass(job: ScoreJob, snapshot: pd.DataFrame) -> pd.DataFrame:
+    """Score one partition's snapshot with the scoring stage's own function."""
     if job.as_of is None:
         raise ValueError("score_pass needs job.as_of")
-    scored = score_snapshot(snapshot, job.as_of, scoring_models(job), job.rules)
-    return scored, reason_inputs(snapshot, reason_columns(job))
-
-
-def reasons_pass(
-    job: ScoreJob, scored: pd.DataFrame, kept: pd.DataFrame, threshold: float
-) -> pd.DataFrame:
-    """Add reason codes to one partition's scores."""
-    return add_reasons(
-        scored, kept, scoring_models(job).get("churn"), _dictionary(job.features_config),
-        threshold,
+    return score_customers(
+        snapshot, job.as_of, scoring_models(job), job.rules, _dictionary(job.features_config)
     )
 
 
+def score_partition(
+    job: ScoreJob, tables: dict[str, pd.DataFrame]
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Run the map: one partition's clean tables -> its scores (and the seconds of each step)."""
+    started = time.perf_counter()
+    snapshot = snapshot_pass(job, tables)
+    built = time.perf_counter()
+    scores = score_pass(job, snapshot)
+    done = time.perf_counter()
+    return scores, {
+        "seconds_snapshot": round(built - started, 3),
+        "seconds_score": round(done - built, 3),
+        "customers": int(len(scores)),
+        "with_reasons": int(scores["reason_1"].notna().sum()) if "reason_1" in scores else 0,
+    }

@@ -17,6 +17,7 @@ from pipeline.config import FeaturesParams, LabelsParams
 from pipeline.errors import DataError
 from pipeline.features.prepare import DAY_US, Prepared
 from pipeline.features.snapshot import cutoff_timestamp, cutoff_us
+from pipeline.targets import longest_horizon_days
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,8 @@ SPLIT_RULE = (
     "test = the latest cutoff whose label window is complete; valid = the latest "
     "validation_cutoffs cutoffs whose label windows end at or before the test cutoff; train = "
     "the cutoffs whose label windows end at or before the first validation cutoff; the cutoffs "
-    "in between (embargo) are not in the panel. Label window = max(churn, repurchase) horizon."
+    "in between (embargo) are not in the panel. Label window = the longest horizon of "
+    "labels.targets."
 )
 
 
@@ -112,7 +114,7 @@ def data_bounds(
 
 def label_horizon(params: LabelsParams) -> pd.Timedelta:
     """Return the longest label window (a cutoff is usable once this much time is observed)."""
-    return pd.Timedelta(days=max(params.churn_horizon_days, params.repurchase_horizon_days))
+    return pd.Timedelta(days=longest_horizon_days(params))
 
 
 def cutoff_grid(

@@ -1,27 +1,47 @@
-"""Churn and repurchase labels from the orders in ``[cutoff, cutoff + horizon)``."""
+"""Labels of every target from the orders in ``[cutoff, cutoff + horizon)``.
+
+Each target's rule (:mod:`pipeline.targets`) names one of the functions in :data:`LABEL_RULES`.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 from pipeline.config import LabelsParams
 from pipeline.features.prepare import DAY_US, Prepared
+from pipeline.targets import all_targets
+
+
+def _ordered_within(prepared: Prepared, cutoff: int, days: int) -> np.ndarray:
+    o = prepared.orders
+    window = (o["ts"] >= cutoff) & (o["ts"] < cutoff + days * DAY_US)
+    return np.bincount(o["code"][window], minlength=prepared.n) > 0
+
+
+def no_order_within(prepared: Prepared, cutoff: int, days: int) -> np.ndarray:
+    """1 when the customer places no order within ``days`` of the cutoff (churn)."""
+    return (~_ordered_within(prepared, cutoff, days)).astype(np.int8)
+
+
+def order_within(prepared: Prepared, cutoff: int, days: int) -> np.ndarray:
+    """1 when the customer places at least one order within ``days`` of the cutoff."""
+    return _ordered_within(prepared, cutoff, days).astype(np.int8)
+
+
+LABEL_RULES: dict[str, Callable[[Prepared, int, int], np.ndarray]] = {
+    "no_order_within": no_order_within,
+    "order_within": order_within,
+}
 
 
 def label_arrays(prepared: Prepared, cutoff: int, params: LabelsParams) -> dict[str, np.ndarray]:
-    """Per-customer labels at ``cutoff`` (UTC microseconds), as int8 0/1.
+    """Per-customer label of every defined target at ``cutoff`` (UTC microseconds), int8 0/1.
 
-    ``churned``: no order within ``churn_horizon_days`` of the cutoff; ``repurchased``: an order
-    within ``repurchase_horizon_days``. An order exactly at the cutoff is in the label window.
+    An order exactly at the cutoff is in the label window.
     """
-    o, n = prepared.orders, prepared.n
-    after = o["ts"] >= cutoff
-
-    def ordered_within(days: int) -> np.ndarray:
-        window = after & (o["ts"] < cutoff + days * DAY_US)
-        return np.bincount(o["code"][window], minlength=n) > 0
-
     return {
-        "churned": (~ordered_within(params.churn_horizon_days)).astype(np.int8),
-        "repurchased": ordered_within(params.repurchase_horizon_days).astype(np.int8),
+        target.label: LABEL_RULES[target.rule](prepared, cutoff, target.horizon_days)
+        for target in all_targets(params).values()
     }

@@ -20,7 +20,6 @@ from pipeline.features.catalog import Catalog, FeatureSpec
 from pipeline.features.cutoffs import SplitPlan, cutoff_grid, data_bounds, observed_end, plan_split
 from pipeline.features.prepare import Prepared, prepare, split
 from pipeline.features.snapshot import (
-    LABELS,
     Part,
     assemble,
     check_catalog,
@@ -30,6 +29,7 @@ from pipeline.features.snapshot import (
     region_levels,
     snapshot_part,
 )
+from pipeline.targets import all_targets, label_columns
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +68,20 @@ SPLITS = ("train", "valid", "test")
 class PanelStats:
     """Row counts, label sums and customers of the panel, accumulated as frames stream by."""
 
+    labels: tuple[str, ...] = ()
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
-    positives: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {s: dict.fromkeys(LABELS, 0) for s in SPLITS}
-    )
+    positives: dict[str, dict[str, int]] = field(default_factory=dict)
     customers: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.positives = {s: dict.fromkeys(self.labels, 0) for s in SPLITS}
 
     def track(self, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Yield ``frames`` unchanged, counting them on the way."""
         for frame in frames:
             name = str(frame["split"].iloc[0]) if len(frame) else "test"
             self.rows[name] += len(frame)
-            for label in LABELS:
+            for label in self.labels:
                 self.positives[name][label] += int(frame[label].sum())
             self.customers.update(frame["customer_id"].dropna().tolist())
             yield frame
@@ -125,7 +127,8 @@ class FeatureStage:
             )
             for (cutoff, name), parts in zip(batch, results, strict=True):
                 frame = assemble(
-                    parts, self.ids, cutoff, self.present, self.catalog, with_labels=True
+                    parts, self.ids, cutoff, self.present, self.catalog,
+                    label_columns(self.label_params),
                 )
                 frame.insert(2, "split", pd.Series([name] * len(frame), dtype="string"))
                 yield frame
@@ -144,8 +147,8 @@ class FeatureStage:
                 "orders_after_data_end": self.stray_orders,
             },
             "labels": {
-                "churn_horizon_days": self.label_params.churn_horizon_days,
-                "repurchase_horizon_days": self.label_params.repurchase_horizon_days,
+                name: {"rule": t.rule, "horizon_days": t.horizon_days, "event": t.event}
+                for name, t in all_targets(self.label_params).items()
             },
             "population": {"active_within_days": self.params.active_within_days},
             "windows_days": list(self.params.windows_days),
@@ -230,7 +233,7 @@ def build_features(
     stage = plan_features(
         orders, returns, feedback, customers, params, label_params, catalog, as_of
     )
-    stats = PanelStats()
+    stats = PanelStats(label_columns(label_params))
     panel = pd.concat(list(stats.track(stage.panel_frames())), ignore_index=True)
     scoring = stage.scoring()
     return FeatureTables(panel, scoring, stage.summary(stats, len(scoring)))

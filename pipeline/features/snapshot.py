@@ -24,7 +24,6 @@ from pipeline.features.prepare import NPS_GROUPS, Prepared, prepare
 logger = logging.getLogger(__name__)
 
 KEYS = ("customer_id", "cutoff")
-LABELS = ("churned", "repurchased")
 CODED = ("nps_group", "region")  # categoricals computed as integer codes (-1 = missing)
 
 
@@ -100,9 +99,12 @@ def assemble(
     cutoff: pd.Timestamp,
     present: Sequence[FeatureSpec],
     catalog: Catalog,
-    with_labels: bool = False,
+    label_names: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Merge partition parts into one snapshot table: sorted rows, fixed columns and dtypes."""
+    """Merge partition parts into one snapshot table: sorted rows, fixed columns and dtypes.
+
+    ``label_names`` are the label columns to keep (after the keys), for the training panel.
+    """
     codes = np.concatenate([p.codes for p in parts]) if parts else np.zeros(0, dtype=np.int64)
     order = np.argsort(codes, kind="stable")
     merged = (
@@ -117,19 +119,8 @@ def assemble(
             np.full(n, cutoff.value // 1000, dtype="datetime64[us]"), tz="UTC"
         ),
     }
-    if with_labels:
-        for name in LABELS:
-            data[name] = merged.get(name, np.zeros(0, dtype=np.int8)).astype(np.int8)
-    names = {spec.name for spec in present}
-    if "rfm_segment" in names or "rfm_r_score" in names:
-        scores = rfm.rfm_scores(
-            pd.Series(merged.get("days_since_last_order", np.zeros(0))),
-            pd.Series(merged.get("lifetime_orders", np.zeros(0))),
-            pd.Series(merged.get("lifetime_spend", np.zeros(0))),
-            catalog.segment_grid(),
-            catalog.spec("rfm_segment").levels or (),
-        )
-        merged.update({k: v.to_numpy() for k, v in scores.items()})
+    for name in label_names:
+        data[name] = merged.get(name, np.zeros(0, dtype=np.int8)).astype(np.int8)
     for spec in present:
         if spec.name not in merged and n:
             raise KeyError(f"feature {spec.name} is in the catalog but no code computes it")

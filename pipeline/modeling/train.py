@@ -20,16 +20,17 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from pipeline.business import Reference
 from pipeline.config import LabelsParams, TrainParams
 from pipeline.errors import DataError, QualityGateError
 from pipeline.modeling import baselines, metrics
 from pipeline.modeling.artifacts import Predictor
 from pipeline.modeling.calibration import apply_calibration, fit_calibration
+from pipeline.targets import Target, get_target, label_columns
 
 logger = logging.getLogger(__name__)
 
 KEY_COLUMNS = ("customer_id", "cutoff", "split")
-LABELS = {"churn": "churned", "repurchase": "repurchased"}
 SPLITS = ("train", "valid", "test")
 # The small tuning grid, tried in this order (the first n_trials points).
 TUNING_GRID = {
@@ -59,9 +60,9 @@ class TrainResult:
         return Predictor(self.model_text, self.calibration, self.features)
 
 
-def feature_columns(panel: pd.DataFrame) -> list[str]:
+def feature_columns(panel: pd.DataFrame, labels: LabelsParams) -> list[str]:
     """Feature columns: every panel column except keys and labels, in panel order."""
-    excluded = set(KEY_COLUMNS) | set(LABELS.values())
+    excluded = set(KEY_COLUMNS) | set(label_columns(labels))
     return [c for c in panel.columns if c not in excluded]
 
 
@@ -112,15 +113,15 @@ MONOTONE = {"higher_is_riskier": 1, "lower_is_riskier": -1}
 
 
 def monotone_constraints(
-    frame: pd.DataFrame, names: list[str], target: str, feature_config: Mapping[str, Any] | None
+    frame: pd.DataFrame, names: list[str], target: Target, feature_config: Mapping[str, Any] | None
 ) -> list[int] | None:
     """LightGBM monotone constraints from the dictionary's ``direction`` (churn-risk sign).
 
-    ``higher_is_riskier`` -> +1 for churn, -1 for repurchase (risk = not buying); categorical
+    ``higher_is_riskier`` -> the target's risk direction (+1 churn, -1 repurchase); categorical
     and undirected features are free (0). None when no feature has a direction.
     """
     directions = baselines.dictionary_field(feature_config, "direction")
-    sign = 1 if target == "churn" else -1
+    sign = int(target.risk_direction)
     out = [
         0
         if isinstance(frame[name].dtype, pd.CategoricalDtype)
@@ -133,7 +134,7 @@ def monotone_constraints(
 def _monotone_params(
     frame: pd.DataFrame,
     names: list[str],
-    target: str,
+    target: Target,
     params: TrainParams,
     feature_config: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
@@ -244,22 +245,22 @@ def _cutoffs(part: pd.DataFrame) -> list[str]:
 
 def train_target(
     panel: pd.DataFrame,
-    target: str,
+    target_name: str,
     params: TrainParams,
     labels: LabelsParams | None = None,
     summary: Mapping[str, Any] | None = None,
     feature_config: Mapping[str, Any] | None = None,
 ) -> TrainResult:
-    """Fit, calibrate and evaluate the ``target`` model and its baselines on ``panel``."""
-    if target not in LABELS:
-        raise DataError(f"unknown target {target!r}; expected one of {sorted(LABELS)}")
-    label = LABELS[target]
+    """Fit, calibrate and evaluate the target's model and its baselines on ``panel``."""
+    labels = labels or LabelsParams()
+    target = get_target(labels, target_name)
+    label = target.label
     if panel.empty:
         raise DataError("no training rows: the feature panel is empty")
     missing = [c for c in (*KEY_COLUMNS, label) if c not in panel.columns]
     if missing:
         raise DataError(f"feature panel lacks column(s): {', '.join(missing)}")
-    names = feature_columns(panel)
+    names = feature_columns(panel, labels)
     if not names:
         raise DataError("the feature panel has no feature columns")
     frame = pd.concat([panel[list(KEY_COLUMNS) + [label]], _model_frame(panel, names)], axis=1)
@@ -284,15 +285,13 @@ def train_target(
     best_iteration = booster.best_iteration or booster.current_iteration()
     model_text = booster.model_to_string(num_iteration=best_iteration)
 
-    labels = labels or LabelsParams()
     features_meta = {
-        "target": target,
+        "target": target.name,
+        "rule": target.rule,
         "label": label,
         "features": _feature_spec(frame, names),
         "cutoffs": {name: _cutoffs(part) for name, part in parts.items()},
-        "horizon_days": labels.churn_horizon_days
-        if target == "churn"
-        else labels.repurchase_horizon_days,
+        "horizon_days": target.horizon_days,
         "windows_days": list((summary or {}).get("windows_days", []) or []),
         "lightgbm_version": lgb.__version__,
         "best_iteration": int(best_iteration),
@@ -311,6 +310,9 @@ def train_target(
     prob = predictor.predict_proba(test)
     evaluation = _evaluate(parts, y, names, label, target, prob, params, feature_config)
     evaluation["best_iteration"] = int(best_iteration)
+    # What business rules and reason codes need of the population ships with the model.
+    reference = Reference.fit(test[names], prob, f"test cutoff {evaluation['test_cutoff'][:10]}")
+    features_meta["reference"] = reference.to_dict()
     predictions = pd.DataFrame(
         {
             "customer_id": test["customer_id"].to_numpy(),
@@ -321,7 +323,7 @@ def train_target(
         }
     )
     return TrainResult(
-        target=target,
+        target=target.name,
         model_text=model_text,
         calibration=calibration,
         features=features_meta,
@@ -339,7 +341,7 @@ def _evaluate(
     y: dict[str, np.ndarray],
     names: list[str],
     label: str,
-    target: str,
+    target: Target,
     prob: np.ndarray,
     params: TrainParams,
     feature_config: Mapping[str, Any] | None,
@@ -366,11 +368,13 @@ def _evaluate(
     rfm_prob = apply_calibration(rfm_calibration, rfm_test)
     logistic = baselines.rfm_logistic_scores(parts["train"], y["train"], test, rfm, params.seed)
     return {
-        "target": target,
+        "target": target.name,
         "test_cutoff": _cutoffs(test)[-1],
         "model": metrics.probability_metrics(y["test"], prob),
         "baselines": {
-            "recency": metrics.ranking_metrics(y["test"], baselines.recency_score(test, target)),
+            "recency": metrics.ranking_metrics(
+                y["test"], baselines.recency_score(test, target.risk_direction)
+            ),
             "rfm_logistic": metrics.probability_metrics(y["test"], logistic),
             "rfm_lgbm": metrics.probability_metrics(y["test"], rfm_prob),
         },

@@ -16,23 +16,22 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from pipeline.config import ReportParams
+from pipeline.config import BusinessParams, ReportParams
 from pipeline.explain import KEYS
 from pipeline.modeling.metrics import curves
 from pipeline.reasons import FeatureDictionary
 from pipeline.report import charts
-from pipeline.report.customers import customer_table, headline, segment_table, top_value_at_risk
+from pipeline.report.customers import headline, segment_table, top_value_at_risk
 from pipeline.report.method import (
     SHORT_NAMES,
     data_and_method,
     quality_rows,
     quality_sentences,
 )
+from pipeline.targets import Target
 
 logger = logging.getLogger(__name__)
 
-OUTCOME = {"churn": "churn", "repurchase": "repurchase"}
-TITLE = {"churn": "Churn (no order in the next 90 days)", "repurchase": "Repurchase"}
 SATISFACTION = "satisfaction"
 
 
@@ -40,14 +39,13 @@ SATISFACTION = "satisfaction"
 class TargetInputs:
     """One model's outputs: metrics, test predictions, SHAP table and explain summaries."""
 
-    target: str
+    target: Target
     metrics: Mapping[str, Any]
     shap: pd.DataFrame
     explained: pd.DataFrame
     concepts: pd.DataFrame
     features: pd.DataFrame
     test_predictions: pd.DataFrame | None = None
-    current: pd.DataFrame | None = None
     model_features: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -57,7 +55,9 @@ class ReportInputs:
 
     targets: Mapping[str, TargetInputs]
     dictionary: FeatureDictionary
-    snapshot: pd.DataFrame | None = None
+    scores: pd.DataFrame
+    business: BusinessParams
+    scores_manifest: Mapping[str, Any] | None = None
     manifest: Mapping[str, Any] | None = None
     feature_summary: Mapping[str, Any] | None = None
     source: str = ""
@@ -113,7 +113,7 @@ def target_context(
     inputs: TargetInputs, dictionary: FeatureDictionary, settings: ReportParams
 ) -> dict[str, Any]:
     """Numbers, sentences and charts of one target's page."""
-    outcome = OUTCOME.get(inputs.target, inputs.target)
+    outcome = inputs.target.outcome
     labels = {c: dictionary.label(c) for c in inputs.concepts["concept"]}
     names = inputs.features["feature"].tolist()
     base = float(inputs.shap["base_value"].iloc[0]) if len(inputs.shap) else 0.0
@@ -140,8 +140,9 @@ def target_context(
     model = inputs.metrics.get("model", {})
     baselines = inputs.metrics.get("baselines", {})
     return {
-        "target": inputs.target,
-        "title": TITLE.get(inputs.target, inputs.target),
+        "target": inputs.target.name,
+        "title": inputs.target.title,
+        "ranking": inputs.target.ranking,
         "outcome": outcome,
         "concepts": [
             {**row, "label": labels[row["concept"]]}
@@ -179,26 +180,30 @@ def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
     """Render every page of the report; returns ``{file name: html}``."""
     env = _environment()
     pages = {t: target_context(ti, inputs.dictionary, settings) for t, ti in inputs.targets.items()}
-    current = {t: ti.current for t, ti in inputs.targets.items() if ti.current is not None}
-    customers = customer_table(
-        current,
-        inputs.snapshot,
-        settings.value_feature,
-        settings.segment_feature,
-        settings.high_value_quantile,
-        settings.spend_cap_quantile,
-    )
-    numbers = headline(customers, settings.churn_threshold)
-    segments = segment_table(customers, "rfm_segment", settings.churn_threshold)
-    tiers = segment_table(customers, "loyalty_tier", settings.churn_threshold)
-    top = top_value_at_risk(customers, settings.top_customers)
-    reason_cols = [c for c in top.columns if c.startswith("churn_reason_") and "feature" not in c]
+    business = inputs.business
+    risk = inputs.targets.get(business.risk_target)
+    tier = inputs.targets.get(business.tier_target)
+    risk_column = f"{business.risk_target}_probability"
+    tier_column = f"{business.tier_target}_probability"
+    cap = ((inputs.scores_manifest or {}).get("business") or {}).get("spend_cap")
+    scores = inputs.scores
+    numbers = headline(scores, risk_column, tier_column, cap)
+    segments = segment_table(scores, "rfm_segment", risk_column, tier_column)
+    tiers = segment_table(scores, "loyalty_tier", risk_column, tier_column)
+    top = top_value_at_risk(scores, settings.top_customers)
+    reason_cols = [c for c in top.columns if c.startswith("reason_")]
     common = {"targets": list(pages), "source": inputs.source}
     index = env.get_template("index.html").render(
         **common,
         page="index",
         numbers=numbers,
         settings=settings,
+        business=business,
+        risk_page=pages.get(business.risk_target),
+        risk_title=risk.target.title if risk else business.risk_target,
+        tier_title=tier.target.title if tier else business.tier_target,
+        risk_column=risk_column,
+        value_words=inputs.dictionary.info(business.value_feature).description.rstrip(". "),
         pages=pages,
         segments=segments.to_dict(orient="records"),
         segment_chart=charts.segment_bars(segments, "Value at risk by RFM segment")
@@ -214,6 +219,7 @@ def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
             inputs.feature_summary,
             {t: ti.metrics for t, ti in inputs.targets.items()},
             {t: ti.model_features for t, ti in inputs.targets.items()},
+            scores_as_of=str(scores["as_of"].iloc[0]) if len(scores) else None,
         ),
     )
     site = {"index.html": index}

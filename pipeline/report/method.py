@@ -96,6 +96,7 @@ def data_and_method(
     summary: Mapping[str, Any] | None,
     metrics: Mapping[str, Mapping[str, Any]],
     model_features: Mapping[str, Mapping[str, Any]],
+    scores_as_of: str | None = None,
 ) -> dict[str, Any]:
     """Source, windows, cutoffs, cleaning counts and absent features, for section 5."""
     manifest = manifest or {}
@@ -132,6 +133,6 @@ def data_and_method(
         "cutoffs": {s: cutoffs[s] for s in ("train", "valid", "test") if s in cutoffs},
         "horizons": horizons,
         "windows": windows,
-        "scoring_as_of": (summary.get("scoring") or {}).get("as_of"),
+        "scoring_as_of": scores_as_of,
         "rows": summary.get("rows") or {},
     }

@@ -1,0 +1,150 @@
+"""Targets as data: the one place a prediction target is described.
+
+A target is defined in ``params.yaml`` (``labels.targets.<name>: {rule, horizon_days}``). Its
+*rule* says how the label is made from the orders in ``[cutoff, cutoff + horizon)`` and brings
+everything else that follows from it: the kind of model, the direction of risk, the metrics that
+judge it and the words the report uses. Labels, train, explain, score, report and tracking read a
+:class:`Target`; none of them names a target.
+
+Adding a target with an existing rule is a params change only::
+
+    labels:
+      targets:
+        churn_180d: {rule: no_order_within, horizon_days: 180}
+    train:
+      targets: [churn, repurchase, churn_180d]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pipeline.config import LabelsParams
+from pipeline.errors import ConfigError
+
+BINARY_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top_decile")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a label rule means: model kind, risk direction and its words."""
+
+    kind: str  # "binary" | "regression"
+    # +1 when a higher prediction means more risk (churn), -1 when less (a repurchase).
+    risk_direction: float
+    # "{horizon}" is filled in; the event is what a positive label means, in words.
+    event: str
+    # Verb for sentences such as "given one customer who went on to <outcome>".
+    outcome: str
+    # How a score is read: "riskiest first" for churn-like targets, "likeliest first" otherwise.
+    ranking: str
+
+
+RULES: Mapping[str, Rule] = {
+    "no_order_within": Rule(
+        kind="binary",
+        risk_direction=1.0,
+        event="no order in the next {horizon} days",
+        outcome="churn",
+        ranking="riskiest first",
+    ),
+    "order_within": Rule(
+        kind="binary",
+        risk_direction=-1.0,
+        event="an order within the next {horizon} days",
+        outcome="buy again",
+        ranking="likeliest buyers first",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One prediction target, resolved from params."""
+
+    name: str
+    rule: str
+    horizon_days: int
+
+    @property
+    def meaning(self) -> Rule:
+        """The rule's kind, direction and words."""
+        return RULES[self.rule]
+
+    @property
+    def kind(self) -> str:
+        """``binary`` or ``regression``."""
+        return self.meaning.kind
+
+    @property
+    def risk_direction(self) -> float:
+        """+1 when a positive contribution means more risk, -1 when it means less."""
+        return self.meaning.risk_direction
+
+    @property
+    def label(self) -> str:
+        """The label column in the feature panel (the target's name)."""
+        return self.name
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics that judge this target's model on the test cutoff."""
+        return BINARY_METRICS
+
+    @property
+    def output_column(self) -> str:
+        """The scores column holding this target's prediction."""
+        return f"{self.name}_probability"
+
+    @property
+    def model_columns(self) -> tuple[str, str]:
+        """The scores columns naming the model and its version."""
+        return f"{self.name}_model", f"{self.name}_model_version"
+
+    @property
+    def event(self) -> str:
+        """What a positive label means, with the horizon: "no order in the next 90 days"."""
+        return self.meaning.event.format(horizon=self.horizon_days)
+
+    @property
+    def title(self) -> str:
+        """Page title: "Churn (no order in the next 90 days)"."""
+        return f"{self.name.replace('_', ' ').capitalize()} ({self.event})"
+
+    @property
+    def outcome(self) -> str:
+        """Verb for report sentences ("churn", "buy again")."""
+        return self.meaning.outcome
+
+    @property
+    def ranking(self) -> str:
+        """How a ranked list of this target reads ("riskiest first")."""
+        return self.meaning.ranking
+
+
+def all_targets(labels: LabelsParams) -> dict[str, Target]:
+    """Every target defined in params, in definition order."""
+    return {
+        name: Target(name, spec.rule, spec.horizon_days) for name, spec in labels.targets.items()
+    }
+
+
+def get_target(labels: LabelsParams, name: str) -> Target:
+    """Return the target called ``name``; a one-line error naming the defined ones otherwise."""
+    targets = all_targets(labels)
+    if name not in targets:
+        raise ConfigError(
+            f"unknown target {name!r}; labels.targets defines {sorted(targets)}"
+        )
+    return targets[name]
+
+
+def label_columns(labels: LabelsParams) -> tuple[str, ...]:
+    """Label columns of every defined target (never model features)."""
+    return tuple(t.label for t in all_targets(labels).values())
+
+
+def longest_horizon_days(labels: LabelsParams) -> int:
+    """Return the longest label window: a cutoff is usable once this much time is observed."""
+    return max(t.horizon_days for t in all_targets(labels).values())
