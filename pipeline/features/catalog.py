@@ -3,15 +3,21 @@
 The dictionary is the single list of features: their order in the table, their plain-language
 description, concept group, unit, inputs, reason-code template and, for categoricals, the fixed
 level list that training and scoring both encode with.
+
+This module is the only reader of the file: the reason codes (:mod:`pipeline.reasons`), the
+baselines and the monotone constraints of training ask a :class:`Catalog` (``lookup``,
+``concept_of``, ``direction_of``, ``label``) rather than walking the YAML themselves.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline import io
 from pipeline.errors import ConfigError
@@ -28,7 +34,46 @@ Concept = Literal[
     "relationship",
 ]
 
+Direction = Literal["higher_is_riskier", "lower_is_riskier"]
+
 WINDOW = "{window}"
+# Window lengths are spelled as plain day counts: "90" matches, "090" or "" do not.
+_DAYS = re.compile(r"[1-9][0-9]*")
+
+
+def window_of(pattern: str, name: str) -> int | None:
+    """Return the window (days) for which ``pattern`` expands to ``name``, else None.
+
+    ``window_of("orders_count_{window}d", "orders_count_90d") == 90``. The one matcher of
+    windowed names: every reader of the dictionary resolves expanded column names through it.
+    """
+    head, found, tail = pattern.partition(WINDOW)
+    if not found or len(name) <= len(head) + len(tail):
+        return None
+    if not (name.startswith(head) and name.endswith(tail)):
+        return None
+    middle = name[len(head) : len(name) - len(tail)]
+    return int(middle) if _DAYS.fullmatch(middle) else None
+
+
+def check_template(template: str) -> str:
+    """Return ``template`` if it is a valid reason sentence, else raise ``ValueError``.
+
+    Fields are read as column names by the reason renderer, so each must be a plain name
+    (``value``, ``typical``, ``window`` or a feature), without conversion or nested spec:
+    ``{}``, ``{0}``, ``{value.real}``, ``{value!r}`` would otherwise silently render as
+    "no data".
+    """
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"invalid reason template ({exc})") from exc
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not name.isidentifier() or conversion or "{" in (spec or ""):
+            raise ValueError(f"invalid reason template field {{{name}}} in {template!r}")
+    return template
 
 
 class FeatureSpec(BaseModel):
@@ -43,10 +88,15 @@ class FeatureSpec(BaseModel):
     requires: tuple[str, ...] = Field(min_length=1)
     reason: str
     reason_missing: str | None = None
-    direction: Literal["higher_is_riskier", "lower_is_riskier"] | None = None
+    direction: Direction | None = None
     dtype: Literal["float64", "category"] = "float64"
     levels: tuple[str, ...] | None = None
     per_window: bool = False
+
+    @field_validator("reason", "reason_missing")
+    @classmethod
+    def _check_template(cls, value: str | None) -> str | None:
+        return None if value is None else check_template(value)
 
     @model_validator(mode="after")
     def _check(self) -> FeatureSpec:
@@ -120,6 +170,36 @@ class Catalog(BaseModel):
             if item.name == name:
                 return item
         raise KeyError(name)
+
+    def lookup(self, name: str) -> FeatureSpec | None:
+        """Return the entry of column ``name``, windows filled in, or None if not listed.
+
+        An exact entry wins; else a ``per_window`` entry whose name expands to ``name``
+        (``orders_count_90d`` -> ``orders_count_{window}d`` with ``{window}`` = 90).
+        """
+        for item in self.features:
+            if item.name == name:
+                return item
+        for item in self.features:
+            days = window_of(item.name, name) if item.per_window else None
+            if days is not None:
+                return item.for_window(days)
+        return None
+
+    def concept_of(self, name: str) -> Concept | None:
+        """Concept group of column ``name`` (windows resolved), None if not listed."""
+        found = self.lookup(name)
+        return None if found is None else found.concept
+
+    def direction_of(self, name: str) -> Direction | None:
+        """Churn-risk direction of column ``name`` (for monotone constraints), None if unknown."""
+        found = self.lookup(name)
+        return None if found is None else found.direction
+
+    def label(self, concept: str) -> str:
+        """Readable name of a concept group (``concepts:``), else the concept in words."""
+        found = next((text for key, text in self.concepts.items() if key == concept), None)
+        return found or concept.replace("_", " ").capitalize()
 
     def expand(self, windows: tuple[int, ...]) -> Catalog:
         """Return the catalog with every ``per_window`` entry repeated for each window."""

@@ -6,13 +6,14 @@ import copy
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
 
 from pipeline import io
 from pipeline.errors import ConfigError
-from pipeline.features.catalog import Catalog, parse_catalog
+from pipeline.features.catalog import Catalog, check_template, parse_catalog, window_of
 
-RAW = io.read_yaml(REPO_ROOT / "configs" / "features.yaml")
+# Not `from conftest import REPO_ROOT`: with several test folders in one run, "conftest" is
+# whichever folder's came first on sys.path.
+RAW = io.read_yaml(Path(__file__).resolve().parents[3] / "configs" / "features.yaml")
 
 
 def test_every_entry_is_complete(catalog: Catalog) -> None:
@@ -68,3 +69,68 @@ def test_dictionary_is_read_with_safe_load_only(tmp_path: Path) -> None:
         from pipeline.features.catalog import load_catalog
 
         load_catalog(evil)
+
+
+def test_lookup_resolves_exact_and_windowed_names(catalog: Catalog) -> None:
+    assert catalog.lookup("days_since_last_order") is catalog.spec("days_since_last_order")
+    windowed = catalog.lookup("orders_count_90d")
+    assert windowed is not None
+    assert (windowed.name, windowed.per_window) == ("orders_count_90d", False)
+    assert windowed.description == "Number of orders in the last 90 days."
+    assert "{window}" not in windowed.reason
+    # an exact entry wins over a windowed one that would also match it
+    assert catalog.lookup("complaints_count_90d") is catalog.spec("complaints_count_90d")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "no_such_feature",
+        "orders_count_d",  # no window at all
+        "orders_count_xd",  # not a number of days
+        "orders_count_090d",  # not spelled as a plain day count
+        "orders_count_90d_trend",  # a longer name is another column
+    ],
+)
+def test_unknown_names_default_to_none(catalog: Catalog, name: str) -> None:
+    assert catalog.lookup(name) is None
+    assert catalog.concept_of(name) is None and catalog.direction_of(name) is None
+
+
+def test_concept_direction_and_label_of_a_column(catalog: Catalog) -> None:
+    assert catalog.concept_of("spend_sum_365d") == "monetary"
+    assert catalog.direction_of("spend_sum_365d") == "lower_is_riskier"
+    assert catalog.direction_of("days_since_last_order") == "higher_is_riskier"
+    assert catalog.direction_of("region") is None  # categorical: no sign
+    assert catalog.label("service") == "Complaints and service"
+    assert catalog.label("other") == "Other"  # not a concept of the file: in words
+
+
+def test_window_of_is_the_one_matcher() -> None:
+    assert window_of("orders_count_{window}d", "orders_count_365d") == 365
+    assert window_of("orders_count_{window}d", "orders_count_0d") is None
+    assert window_of("lifetime_orders", "lifetime_orders") is None  # not a windowed entry
+
+
+@pytest.mark.parametrize("field", ["reason", "reason_missing"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "No order for {value:.0f days",  # unbalanced brace
+        "No order for {} days",  # positional field: no column to read
+        "No order for {0} days",
+        "No order for {value.real} days",  # attribute access
+        "No order for {value!r} days",  # conversion the renderer would ignore
+        "No order for {value:{width}} days",  # nested format spec
+    ],
+)
+def test_a_bad_template_is_refused_at_parse(field: str, template: str) -> None:
+    raw = copy.deepcopy(RAW)
+    raw["features"][0][field] = template
+    with pytest.raises(ConfigError, match=rf"features\.0\.{field}: .*invalid reason template"):
+        parse_catalog(raw)
+
+
+def test_window_and_feature_fields_are_valid_template_fields() -> None:
+    assert check_template("Orders in {window} days: {value:.0f} vs {typical:,.1f}") != ""
+    assert check_template("every {inter_purchase_gap_days_mean:.0f} days") != ""
