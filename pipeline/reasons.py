@@ -4,15 +4,16 @@ Pure and vectorised over rows (the scorer calls it on hundreds of thousands of c
 the ranking is one numpy ``argsort``, and each sentence template is filled once per
 (rank, feature) group of rows.
 
-Templates come from the feature dictionary (``configs/features.yaml``, field ``reason``) and
-use :meth:`str.format` fields:
+Templates come from the feature catalog (:mod:`pipeline.features.catalog`, which reads and
+validates ``configs/features.yaml``; fields ``reason`` and ``reason_missing``) and use
+:meth:`str.format` fields:
 
 - ``{value}``: the customer's value of the feature itself, e.g. ``{value:.0f}``;
 - ``{<other_feature>}``: the customer's value of another feature, for a comparison with their
   own habit (``usually orders every {inter_purchase_gap_mean_days:.0f} days``);
 - ``{typical}``: a reference value of the feature (e.g. the training median), if given.
 
-A feature without a template gets ``"<description>: <value> <unit>"``. When a field is
+A column the catalog does not list gets ``"<name in words>: <value>"``. When a field is
 missing for a row (no reviews yet, say), the feature's ``reason_missing`` template is used,
 else "<description> (no data yet)".
 """
@@ -23,132 +24,82 @@ import logging
 import math
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import ConfigError
+from pipeline.features.catalog import Catalog, FeatureSpec, load_catalog, parse_catalog
 
 logger = logging.getLogger(__name__)
 
 NOT_FEATURES = frozenset({"customer_id", "cutoff", "base_value", "split", "as_of"})
-TEMPLATE_KEYS = ("reason", "reason_template", "template")
-WINDOW = "{window}"
+OTHER = "other"
 
 
 @dataclass(frozen=True)
 class FeatureInfo:
-    """One entry of the feature dictionary."""
+    """What a reason sentence needs of one feature (a catalog entry, or a plain default)."""
 
     name: str
     description: str = ""
-    concept: str = "other"
+    concept: str = OTHER
     unit: str = ""
     reason: str | None = None
     reason_missing: str | None = None
 
+    @classmethod
+    def from_spec(cls, spec: FeatureSpec) -> FeatureInfo:
+        """Return the reason-code view of a catalog entry (windows already filled in)."""
+        return cls(
+            spec.name, spec.description, spec.concept, spec.unit, spec.reason, spec.reason_missing
+        )
+
 
 @dataclass(frozen=True)
 class FeatureDictionary:
-    """The parsed feature dictionary: features by name and concept labels.
+    """The feature catalog as the report and the reason codes read it.
 
-    Entries whose name holds ``{window}`` (``orders_count_{window}d``) stand for one feature
-    per window; :meth:`info` matches ``orders_count_90d`` and fills ``{window}`` with 90.
+    A thin view: names are resolved by :meth:`Catalog.lookup` (``orders_count_90d`` matches
+    the ``orders_count_{window}d`` entry), and a column the catalog does not list gets a plain
+    default (its name in words, concept ``other``) rather than an error, so a model trained on
+    an extra column still gets reasons.
     """
 
-    features: Mapping[str, FeatureInfo] = field(default_factory=dict)
-    concept_labels: Mapping[str, str] = field(default_factory=dict)
+    catalog: Catalog
 
     def concepts(self, names: Sequence[str] | None = None) -> dict[str, str]:
         """Map feature name -> concept group (for ``names``, windows resolved, if given)."""
         if names is None:
-            return {name: info.concept for name, info in self.features.items()}
+            return {spec.name: spec.concept for spec in self.catalog.features}
         return {name: self.info(name).concept for name in names}
 
     def label(self, concept: str) -> str:
         """Readable name of a concept group."""
-        return self.concept_labels.get(concept, concept.replace("_", " ").capitalize())
+        return self.catalog.label(concept)
 
     def info(self, name: str) -> FeatureInfo:
-        """Entry of ``name``, or a plain default when the dictionary does not list it."""
-        found = self.features.get(name)
-        if found is not None:
-            return found
-        for pattern, entry in self.features.items():
-            if WINDOW not in pattern:
-                continue
-            head, _, tail = pattern.partition(WINDOW)
-            middle = name[len(head) : len(name) - len(tail)]
-            if name.startswith(head) and name.endswith(tail) and middle.isdigit():
-                return _for_window(entry, name, middle)
-        return FeatureInfo(name, description=name.replace("_", " "))
+        """Entry of ``name``, or a plain default when the catalog does not list it."""
+        spec = self.catalog.lookup(name)
+        if spec is None:
+            return FeatureInfo(name, description=name.replace("_", " "))
+        return FeatureInfo.from_spec(spec)
 
 
-def _for_window(entry: FeatureInfo, name: str, days: str) -> FeatureInfo:
-    def fill(text: str | None) -> str | None:
-        return None if text is None else text.replace(WINDOW, days)
-
-    return FeatureInfo(
-        name=name,
-        description=fill(entry.description) or name,
-        concept=entry.concept,
-        unit=entry.unit,
-        reason=fill(entry.reason),
-        reason_missing=fill(entry.reason_missing),
-    )
+def load_dictionary(path: str | Path) -> FeatureDictionary:
+    """Read and validate the feature dictionary (``configs/features.yaml``)."""
+    return FeatureDictionary(load_catalog(path))
 
 
 def parse_dictionary(raw: Any, origin: str = "configs/features.yaml") -> FeatureDictionary:
-    """Parse the feature dictionary (a list or a mapping of features, optional ``concepts``)."""
-    if not isinstance(raw, Mapping) or "features" not in raw:
-        raise ConfigError(f"{origin}: expected a mapping with a 'features' key")
-    entries = raw["features"]
-    if isinstance(entries, Mapping):
-        entries = [{"name": k, **(v or {})} for k, v in entries.items()]
-    if not isinstance(entries, list):
-        raise ConfigError(f"{origin}: 'features' must be a list or a mapping")
-    features: dict[str, FeatureInfo] = {}
-    for position, entry in enumerate(entries):
-        if not isinstance(entry, Mapping) or not entry.get("name"):
-            raise ConfigError(f"{origin}: features[{position}] has no name")
-        template = next((entry[k] for k in TEMPLATE_KEYS if entry.get(k)), None)
-        info = FeatureInfo(
-            name=str(entry["name"]),
-            description=str(entry.get("description") or entry["name"]),
-            concept=str(entry.get("concept") or "other"),
-            unit=str(entry.get("unit") or ""),
-            reason=str(template) if template else None,
-            reason_missing=entry.get("reason_missing"),
-        )
-        if info.reason:
-            _check_template(info.reason.replace(WINDOW, "0"), f"{origin}: {info.name}")
-        features[info.name] = info
-    labels = _concept_labels(raw.get("concepts"))
-    return FeatureDictionary(features=features, concept_labels=labels)
+    """Validate a parsed dictionary as the catalog does and return its view.
 
-
-def _concept_labels(raw: Any) -> dict[str, str]:
-    if isinstance(raw, Mapping):
-        return {
-            str(k): str(v.get("label") or k) if isinstance(v, Mapping) else str(v or k)
-            for k, v in raw.items()
-        }
-    if isinstance(raw, list):
-        out = {}
-        for item in raw:
-            if isinstance(item, Mapping) and item.get("name"):
-                out[str(item["name"])] = str(item.get("label") or item["name"])
-        return out
-    return {}
-
-
-def _check_template(template: str, where: str) -> None:
-    try:
-        list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ConfigError(f"{where}: invalid reason template ({exc})") from exc
+    Shim until callers take :func:`load_dictionary` or a :class:`Catalog`; it adds no parsing of
+    its own, so it refuses whatever :func:`parse_catalog` refuses.
+    """
+    return FeatureDictionary(parse_catalog(raw, origin))
 
 
 def _fmt(value: Any, spec: str) -> str:

@@ -11,43 +11,58 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError
-from pipeline.io import read_yaml
-from pipeline.reasons import parse_dictionary, reason_codes, reference_values
+from pipeline.features.catalog import parse_catalog
+from pipeline.reasons import (
+    FeatureDictionary,
+    FeatureInfo,
+    load_dictionary,
+    parse_dictionary,
+    reason_codes,
+    reference_values,
+    render_reason,
+)
 
-DICTIONARY = parse_dictionary(
+# One segment covering the whole (r, f) grid: these tests are about features, not segments.
+SEGMENTS = [{"name": "All", "r": [1, 5], "f": [1, 5]}]
+
+
+def dictionary_of(*features: dict, concepts: dict | None = None) -> FeatureDictionary:
+    """A valid catalog of ``features`` (inputs and unit filled in when a test does not care)."""
+    entries = [{"requires": ["orders.order_ts"], "unit": "", **f} for f in features]
+    raw = {"version": 1, "concepts": concepts or {}, "features": entries, "rfm_segments": SEGMENTS}
+    return FeatureDictionary(parse_catalog(raw, "test"))
+
+
+DICTIONARY = dictionary_of(
     {
-        "concepts": {"recency": {"label": "Recency"}, "service": "Service"},
-        "features": [
-            {
-                "name": "days_since_last_order",
-                "concept": "recency",
-                "unit": "days",
-                "description": "Days since the last order",
-                "reason": (
-                    "No order for {value:.0f} days; usually orders every {gap_mean_days:.0f} days"
-                ),
-            },
-            {
-                "name": "complaints_unresolved_365d",
-                "concept": "service",
-                "description": "Unresolved complaints in the last 365 days",
-                "reason": "{value:.0f} unresolved complaints",
-            },
-            {
-                "name": "review_score_last",
-                "concept": "satisfaction",
-                "description": "Score of the last review (1-5)",
-                "reason": "Last review {value:.0f} of 5",
-                "reason_missing": "Has never left a review",
-            },
-            {
-                "name": "gap_mean_days",
-                "concept": "frequency",
-                "unit": "days",
-                "description": "Usual days between orders",
-            },
-        ],
-    }
+        "name": "days_since_last_order",
+        "concept": "recency",
+        "unit": "days",
+        "description": "Days since the last order",
+        "reason": "No order for {value:.0f} days; usually orders every {gap_mean_days:.0f} days",
+    },
+    {
+        "name": "complaints_unresolved_365d",
+        "concept": "service",
+        "description": "Unresolved complaints in the last 365 days",
+        "reason": "{value:.0f} unresolved complaints",
+    },
+    {
+        "name": "review_score_last",
+        "concept": "satisfaction",
+        "description": "Score of the last review (1-5)",
+        "reason": "Last review {value:.0f} of 5",
+        "reason_missing": "Has never left a review",
+    },
+    {
+        "name": "gap_mean_days",
+        "concept": "frequency",
+        "unit": "days",
+        "description": "Usual days between orders",
+        # every catalog entry has a reason; this one reads like the no-template default
+        "reason": "Usual days between orders: {value:.0f} days",
+    },
+    concepts={"recency": "Recency", "service": "Service"},
 )
 
 # Three customers, each with a reason to exist:
@@ -95,11 +110,12 @@ def test_direction_minus_one_explains_low_repurchase() -> None:
 
 
 def test_typical_and_unknown_feature_defaults() -> None:
-    dictionary = parse_dictionary(
+    dictionary = dictionary_of(
         {
-            "features": {
-                "days_since_last_order": {"reason": "{value:.0f} days vs {typical:.0f} typical"}
-            }
+            "name": "days_since_last_order",
+            "concept": "recency",
+            "description": "Days since the last order",
+            "reason": "{value:.0f} days vs {typical:.0f} typical",
         }
     )
     refs = reference_values(FEATURES, ["days_since_last_order"])
@@ -116,18 +132,29 @@ def test_input_is_not_mutated_and_lengths_must_match() -> None:
         reason_codes(FEATURES.iloc[:2], SHAP, DICTIONARY)
 
 
-def test_bad_dictionary_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="features"):
+def test_the_shim_is_as_strict_as_the_catalog() -> None:
+    # parse_dictionary has no parsing of its own: the lenient layouts it once took are refused
+    # (a bad template is refused by the catalog itself: tests/unit/features/test_catalog.py)
+    with pytest.raises(ConfigError, match="version"):
         parse_dictionary({"feature": []})
-    with pytest.raises(ConfigError, match="x: invalid reason template"):
-        parse_dictionary({"features": [{"name": "x", "reason": "{value"}]})
+    with pytest.raises(ConfigError, match="test: features: Input should be a valid tuple"):
+        parse_dictionary(
+            {"version": 1, "features": {"x": {"reason": "{value}"}}, "rfm_segments": SEGMENTS},
+            "test",
+        )  # a mapping of features, once accepted
+
+
+def test_unlisted_columns_get_their_name_in_words() -> None:
+    info = DICTIONARY.info("tenure_days")
+    assert (info.description, info.concept, info.reason) == ("tenure days", "other", None)
+    assert DICTIONARY.label("service") == "Service"
+    assert DICTIONARY.label("product_quality") == "Product quality"  # no label: in words
 
 
 def test_descriptions_with_braces_are_not_templates() -> None:
-    dictionary = parse_dictionary({"features": [{"name": "x", "description": "Share {of} spend"}]})
-    features = pd.DataFrame({"x": [0.25]})
-    out = reason_codes(features, pd.DataFrame({"x": [1.0]}), dictionary, top_k=1)
-    assert out.loc[0, "reason_1"] == "Share {of} spend: 0.2"
+    # Only unlisted columns lack a template; their default sentence never reads braces as fields.
+    info = FeatureInfo("x", description="Share {of} spend")
+    assert render_reason(info, pd.DataFrame({"x": [0.25]})) == ["Share {of} spend: 0.2"]
 
 
 @given(
@@ -154,16 +181,13 @@ def test_reasons_follow_the_contribution_order(rows: list[list[float]], top_k: i
 
 
 def test_window_entries_match_every_window() -> None:
-    dictionary = parse_dictionary(
+    dictionary = dictionary_of(
         {
-            "features": [
-                {
-                    "name": "orders_count_{window}d",
-                    "concept": "frequency",
-                    "description": "Orders in the last {window} days",
-                    "reason": "Only {value:.0f} orders in {window} days",
-                }
-            ]
+            "name": "orders_count_{window}d",
+            "per_window": True,
+            "concept": "frequency",
+            "description": "Orders in the last {window} days",
+            "reason": "Only {value:.0f} orders in {window} days",
         }
     )
     info = dictionary.info("orders_count_90d")
@@ -182,16 +206,13 @@ def test_window_entries_match_every_window() -> None:
 
 
 def test_reason_missing_is_itself_a_template() -> None:
-    dictionary = parse_dictionary(
+    dictionary = dictionary_of(
         {
-            "features": [
-                {
-                    "name": "days_since_last_order",
-                    "description": "Days since the last order",
-                    "reason": "No order for {value:.0f} days; usually orders every {gap:.0f} days",
-                    "reason_missing": "No order for {value:.0f} days",
-                }
-            ]
+            "name": "days_since_last_order",
+            "concept": "recency",
+            "description": "Days since the last order",
+            "reason": "No order for {value:.0f} days; usually orders every {gap:.0f} days",
+            "reason_missing": "No order for {value:.0f} days",
         }
     )
     # one-order customer: no usual gap yet; second row: no value at all -> the description
@@ -205,6 +226,9 @@ def test_the_project_dictionary_parses(repo_root: Path) -> None:
     path = repo_root / "configs" / "features.yaml"
     if not path.exists():
         pytest.skip("configs/features.yaml not written yet")
-    dictionary = parse_dictionary(read_yaml(path), str(path))
+    dictionary = load_dictionary(path)
     assert dictionary.info("orders_count_90d").concept == "frequency"
+    assert dictionary.info("orders_count_90d").description.startswith(
+        "Number of orders in the last 90"
+    )
     assert dictionary.label("service") != "service"
