@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,66 +21,74 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline.errors import DataError
+from pipeline.features.catalog import Catalog, parse_catalog, window_of
 
 RECENCY_FEATURE = "days_since_last_order"
 RFM_CONCEPTS = frozenset({"recency", "frequency", "monetary"})
-# Used when configs/features.yaml is absent: RFM features by their name.
+# Shim until train.py takes the Catalog: train_target(feature_config=None), the default its
+# tests use, still picks RFM features by name. Goes with the None case of rfm_features.
 RFM_PREFIXES = ("days_since_last_order", "recency", "frequency", "monetary", "orders_", "spend_")
 
 
-def recency_score(frame: pd.DataFrame, target: str) -> np.ndarray:
-    """Score of the recency rule: days since the last order (negated for repurchase)."""
+def recency_score(frame: pd.DataFrame, risk_direction: float) -> np.ndarray:
+    """Score of the recency rule: days since the last order, times the target's risk direction.
+
+    +1 (churn): longer since the last order ranks higher; -1 (repurchase): lower.
+    """
     if RECENCY_FEATURE not in frame.columns:
         raise DataError(f"panel has no {RECENCY_FEATURE} column; the recency baseline needs it")
     days = frame[RECENCY_FEATURE].to_numpy(dtype="float64", na_value=np.nan)
     # A customer with no known last order is treated as the least recent one.
     fill = np.nanmax(days) if np.isfinite(days).any() else 0.0
     days = np.where(np.isnan(days), fill, days)
-    return days if target == "churn" else -days
+    return days * float(risk_direction)
 
 
 def rfm_features(
-    feature_names: Sequence[str], feature_config: Mapping[str, Any] | None = None
+    feature_names: Sequence[str], catalog: Catalog | Mapping[str, Any] | None
 ) -> list[str]:
-    """RFM feature names among ``feature_names``: by concept from features.yaml, else by prefix."""
-    concepts = dictionary_field(feature_config, "concept")
-    if concepts:
-        chosen = [name for name in feature_names if field_of(name, concepts) in RFM_CONCEPTS]
-    else:
+    """RFM feature names among ``feature_names``: concept recency, frequency or monetary.
+
+    Takes the parsed :class:`Catalog`. Shim until callers take the Catalog: a raw features.yaml
+    mapping is parsed here (strictly, by :func:`parse_catalog`) and None falls back to
+    ``RFM_PREFIXES``.
+    """
+    if catalog is None:
         chosen = [name for name in feature_names if name.startswith(RFM_PREFIXES)]
+    else:
+        parsed = _as_catalog(catalog)
+        chosen = [name for name in feature_names if parsed.concept_of(name) in RFM_CONCEPTS]
     if not chosen:
         raise DataError("no RFM features (recency/frequency/monetary) found in the panel")
     return chosen
 
 
-def field_of(name: str, values: Mapping[str, str]) -> str | None:
-    """Return a dictionary field of a panel column; names may hold a ``{window}``."""
-    if name in values:
-        return values[name]
-    for pattern, concept in values.items():
-        if "{window}" in pattern:
-            head, _, tail = pattern.partition("{window}")
-            regex = re.escape(head) + r"\d+" + re.escape(tail)
-            if re.fullmatch(regex, name):
-                return concept
-    return None
+def _as_catalog(config: Catalog | Mapping[str, Any]) -> Catalog:
+    # Shim until callers take the Catalog: train.py still hands over the raw YAML document.
+    return config if isinstance(config, Catalog) else parse_catalog(config)
 
 
 def dictionary_field(feature_config: Mapping[str, Any] | None, field: str) -> dict[str, str]:
-    """Map feature name -> ``field`` (concept, direction) from a features.yaml document."""
-    if not feature_config:
+    """Map dictionary entry name -> ``field`` (concept, direction); deprecated.
+
+    Shim until train.py calls :meth:`Catalog.direction_of`: parses through :func:`parse_catalog`
+    (no reading of its own); entries without the field are left out.
+    """
+    if feature_config is None:
         return {}
-    entries = feature_config.get("features", feature_config)
-    out: dict[str, str] = {}
-    if isinstance(entries, Mapping):
-        for name, meta in entries.items():
-            if isinstance(meta, Mapping) and field in meta:
-                out[str(name)] = str(meta[field])
-    elif isinstance(entries, list):
-        for meta in entries:
-            if isinstance(meta, Mapping) and "name" in meta and field in meta:
-                out[str(meta["name"])] = str(meta[field])
-    return out
+    values = ((spec.name, getattr(spec, field)) for spec in _as_catalog(feature_config).features)
+    return {name: str(value) for name, value in values if value is not None}
+
+
+def field_of(name: str, values: Mapping[str, str]) -> str | None:
+    """Return the :func:`dictionary_field` value of a column (windows resolved); deprecated.
+
+    Shim until train.py calls :meth:`Catalog.direction_of`; matches windows with the catalog's
+    :func:`window_of`.
+    """
+    if name in values:
+        return values[name]
+    return next((v for pattern, v in values.items() if window_of(pattern, name) is not None), None)
 
 
 def rfm_logistic_scores(

@@ -1,47 +1,65 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import DataError
+from pipeline import io
+from pipeline.errors import ConfigError, DataError
+from pipeline.features.catalog import Catalog, load_catalog, parse_catalog
 from pipeline.modeling import baselines
 
 NAMES = ["days_since_last_order", "orders_count_90d", "spend_sum_365d", "review_score_mean_365d"]
 
 
+@pytest.fixture
+def catalog(repo_root: Path) -> Catalog:
+    return load_catalog(repo_root / "configs" / "features.yaml")
+
+
+def catalog_of(*features: dict) -> Catalog:
+    """A valid catalog of ``features`` (text fields filled in: only names and concepts matter)."""
+    base = {"description": "d", "unit": "", "requires": ["orders.order_ts"], "reason": "r"}
+    return parse_catalog(
+        {
+            "version": 1,
+            "features": [{**base, **f} for f in features],
+            "rfm_segments": [{"name": "All", "r": [1, 5], "f": [1, 5]}],
+        },
+        "test",
+    )
+
+
 def test_recency_rule_scores_churn_up_and_repurchase_down_with_missing_as_least_recent():
     frame = pd.DataFrame({"days_since_last_order": [10.0, 200.0, np.nan]})
-    np.testing.assert_array_equal(baselines.recency_score(frame, "churn"), [10.0, 200.0, 200.0])
-    np.testing.assert_array_equal(
-        baselines.recency_score(frame, "repurchase"), [-10.0, -200.0, -200.0]
-    )
+    # risk directions: +1 churn, -1 repurchase (pipeline/targets.py)
+    np.testing.assert_array_equal(baselines.recency_score(frame, 1.0), [10.0, 200.0, 200.0])
+    np.testing.assert_array_equal(baselines.recency_score(frame, -1.0), [-10.0, -200.0, -200.0])
 
 
 def test_recency_rule_needs_its_feature():
     with pytest.raises(DataError, match="days_since_last_order"):
-        baselines.recency_score(pd.DataFrame({"x": [1.0]}), "churn")
+        baselines.recency_score(pd.DataFrame({"x": [1.0]}), 1.0)
 
 
-def test_rfm_features_by_concept_in_either_dictionary_layout():
-    as_map = {
-        "features": {
-            "orders_count_90d": {"concept": "frequency"},
-            "review_score_mean_365d": {"concept": "satisfaction"},
-        }
-    }
-    as_list = {
-        "features": [
-            {"name": "spend_sum_365d", "concept": "monetary"},
-            {"name": "days_since_last_order", "concept": "recency"},
-        ]
-    }
-    assert baselines.rfm_features(NAMES, as_map) == ["orders_count_90d"]
-    assert baselines.rfm_features(NAMES, as_list) == ["days_since_last_order", "spend_sum_365d"]
-
-
-def test_rfm_features_by_name_prefix_without_a_dictionary():
-    assert baselines.rfm_features(NAMES, None) == NAMES[:3]
+def test_rfm_features_by_concept_of_the_catalog(catalog: Catalog) -> None:
+    # recency, frequency (windowed entry), monetary (windowed entry) in; satisfaction out
+    assert baselines.rfm_features(NAMES, catalog) == NAMES[:3]
     with pytest.raises(DataError, match="no RFM"):
-        baselines.rfm_features(["review_score_mean_365d"], None)
+        baselines.rfm_features(["review_score_mean", "region"], catalog)
+
+
+def test_rfm_features_shims_until_train_takes_the_catalog(repo_root: Path, catalog: Catalog):
+    raw = io.read_yaml(repo_root / "configs" / "features.yaml")
+    assert baselines.rfm_features(NAMES, raw) == baselines.rfm_features(NAMES, catalog)
+    with pytest.raises(ConfigError):  # the raw document is parsed as strictly as the catalog
+        baselines.rfm_features(NAMES, {"features": [{"name": "x", "concept": "frequency"}]})
+    # no dictionary at all: the names (train_target's default feature_config=None)
+    assert baselines.rfm_features(NAMES, None) == NAMES[:3]
+    directions = baselines.dictionary_field(raw, "direction")
+    assert baselines.field_of("orders_count_365d", directions) == "lower_is_riskier"
+    assert baselines.field_of("region", directions) is None
+    assert baselines.dictionary_field(None, "direction") == {}
 
 
 def test_rfm_logistic_is_standardised_and_imputes_missing_values():
@@ -54,17 +72,15 @@ def test_rfm_logistic_is_standardised_and_imputes_missing_values():
     assert prob[-1] > prob[0]
 
 
-def test_rfm_features_match_per_window_dictionary_names():
-    config = {
-        "features": [
-            {"name": "orders_count_{window}d", "concept": "frequency"},
-            {"name": "review_score_mean_{window}d", "concept": "satisfaction"},
-        ]
-    }
+def test_rfm_features_match_per_window_catalog_names():
+    catalog = catalog_of(
+        {"name": "orders_count_{window}d", "per_window": True, "concept": "frequency"},
+        {"name": "review_score_mean_{window}d", "per_window": True, "concept": "satisfaction"},
+    )
     names = [
         "orders_count_90d",
         "orders_count_365d",
-        "orders_count_90d_trend",
+        "orders_count_90d_trend",  # another column, not in the catalog
         "review_score_mean_365d",
     ]
-    assert baselines.rfm_features(names, config) == ["orders_count_90d", "orders_count_365d"]
+    assert baselines.rfm_features(names, catalog) == ["orders_count_90d", "orders_count_365d"]
