@@ -27,7 +27,7 @@ from pipeline import io
 from pipeline.cleaning.reasons import Reason
 
 if TYPE_CHECKING:
-    from pipeline.sources.reading import Dialect
+    from pipeline.sources.dialect import Dialect
 
 BOM = b"\xef\xbb\xbf"
 BLOCK_BYTES = 4 * 2**20

@@ -19,7 +19,6 @@ rejected as ``encoding_error``. A UTF-8 byte-order mark is dropped.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import datetime as dt
 import logging
@@ -31,7 +30,6 @@ from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline import io
 from pipeline.cleaning.reasons import Reason
@@ -46,6 +44,7 @@ from pipeline.sources.csv_blocks import (
     split_record,
     strings_table,
 )
+from pipeline.sources.dialect import Dialect
 
 logger = logging.getLogger(__name__)
 
@@ -53,27 +52,6 @@ FileFormat = Literal["csv", "parquet", "xlsx"]
 REJECT_COLUMNS = ("source_file", "line_number", "reason_code", "raw")
 CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".csv.gz", ".txt.gz", ".tsv.gz")
 SNIFF_BYTES = 8192
-
-
-class Dialect(BaseModel):
-    """How a delimited text export is written."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    encoding: str = "utf-8"
-    encoding_fallback: str | None = "cp1252"
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    quotechar: str = Field(default='"', min_length=1, max_length=1)
-
-    @field_validator("encoding", "encoding_fallback")
-    @classmethod
-    def _known_encoding(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                codecs.lookup(value)
-            except LookupError as exc:
-                raise ValueError(f"unknown encoding {value!r}") from exc
-        return value
 
 
 @dataclass(frozen=True)
