@@ -1,0 +1,64 @@
+"""The logged model: a pyfunc "from code" that rebuilds the predictor from its three files.
+
+Its artefacts are ``model.txt``, ``calibration.json`` and ``features.json``, so loading it never
+unpickles anything; :data:`PYFUNC_ENTRY` is the file MLflow runs to declare it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.pyfunc import PythonModel
+from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
+
+from pipeline.modeling.artifacts import (
+    CALIBRATION_FILE,
+    FEATURES_FILE,
+    MODEL_FILE,
+    load_predictor_files,
+)
+
+PYFUNC_ENTRY = Path(__file__).parent / "pyfunc_entry.py"
+
+
+def signature(features: Mapping[str, Any]) -> ModelSignature:
+    """Input: one column per feature; output: probability.
+
+    Numeric features are ``double``. Categorical ones are ``any``: MLflow has no category type
+    and refuses to cast a pandas ``category`` column to ``string``, while snapshot frames carry
+    categories; the predictor itself maps values to the stored levels.
+    """
+    inputs = Schema(
+        [
+            ColSpec(AnyType() if f["dtype"] == "category" else "double", f["name"])
+            for f in features["features"]
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", "probability")]))
+
+
+class LoyaltyPyfunc(PythonModel):
+    """Pyfunc wrapper: calibrated probabilities from a DataFrame of snapshot features."""
+
+    def load_context(self, context: Any) -> None:
+        """Rebuild the predictor from the logged LightGBM text and JSON files (no pickle)."""
+        self._predictor = load_predictor_files(
+            context.artifacts[MODEL_FILE],
+            context.artifacts[CALIBRATION_FILE],
+            context.artifacts[FEATURES_FILE],
+        )
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        """Return a frame with one ``probability`` column, in input row order."""
+        return pd.DataFrame({"probability": self._predictor.predict_proba(model_input)})
+
+
+def set_pyfunc_model() -> None:
+    """Declare the pyfunc for MLflow's "models from code" (called by pyfunc_entry.py)."""
+    mlflow.models.set_model(LoyaltyPyfunc())
