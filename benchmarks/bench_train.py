@@ -20,14 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def _child(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from pipeline import io
     from pipeline.config import MlflowParams, TrainParams
-    from pipeline.modeling.demo_panel import make_demo_panel
     from pipeline.modeling.train import train_target
+
+    sys.path.insert(0, str(REPO))  # the demo panel is a test fixture (tests/support/)
+    from tests.support.demo_panel import make_demo_panel
 
     if args.panel:
         panel = pd.read_parquet(args.panel)

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline import io
 from pipeline.cli import main
-from pipeline.modeling.demo_panel import make_demo_panel
+from tests.support.demo_panel import make_demo_panel
 
 pytestmark = pytest.mark.integration
 

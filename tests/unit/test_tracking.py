@@ -8,8 +8,8 @@ import pytest
 from pipeline import io, tracking
 from pipeline.config import MlflowParams, TrainParams
 from pipeline.errors import TrackingError
-from pipeline.modeling.demo_panel import make_demo_panel
 from pipeline.modeling.train import train_target
+from tests.support.demo_panel import make_demo_panel
 
 
 def _closed_port() -> int:

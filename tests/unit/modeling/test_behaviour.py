@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import TrainParams
-from pipeline.modeling.demo_panel import make_demo_panel
 from pipeline.modeling.train import train_target
+from tests.support.demo_panel import make_demo_panel
 
 
 @pytest.fixture(scope="module")

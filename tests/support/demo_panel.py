@@ -1,4 +1,4 @@
-"""A small synthetic feature panel with known structure, for tests and benchmarks.
+"""A small synthetic feature panel with known structure, for tests and benchmarks (a fixture).
 
 It follows the "Feature panel" contract of ``docs/architecture.md`` (keys, split, labels, float64
 and category features) without running generate/clean/features, so the modelling code can be
