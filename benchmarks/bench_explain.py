@@ -68,17 +68,17 @@ def synthetic_model(folder: Path, seed: int = 0) -> tuple[Path, pd.DataFrame]:
 
 def measure(model_dir: Path, source: Path, dictionary: Path | None, n: int) -> dict:
     """Run explain on ``n`` rows sampled from ``source`` (in this process)."""
-    from pipeline import io
     from pipeline.explain import concept_importance, explain_frame
     from pipeline.modeling.artifacts import load_predictor
-    from pipeline.reasons import FeatureDictionary, parse_dictionary, reason_codes
+    from pipeline.reasons import load_dictionary, reason_codes
 
     predictor = load_predictor(model_dir)
     pool = pd.read_parquet(source)
     rng = np.random.default_rng(1)
     frame = pool.iloc[rng.integers(0, len(pool), n)].reset_index(drop=True)
     frame["customer_id"] = pd.array([f"C{i:08d}" for i in range(n)], dtype="string")
-    parsed = parse_dictionary(io.read_yaml(dictionary)) if dictionary else FeatureDictionary()
+    # No dictionary given: the project's (names it does not list are put in words).
+    parsed = load_dictionary(dictionary or REPO / "configs" / "features.yaml")
     names = predictor.feature_names
     started = time.perf_counter()
     table, summary = explain_frame(predictor, frame, names, max_rows=n)

@@ -31,7 +31,7 @@ import pipeline
 from pipeline import io
 from pipeline.config import load_params
 from pipeline.explain import concept_importance, feature_importance
-from pipeline.reasons import parse_dictionary
+from pipeline.reasons import load_dictionary
 from pipeline.report.build import align_explained
 
 PROJECT = Path(pipeline.__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ params = load_params(ROOT / "params.yaml")
 dictionary_path = ROOT / "configs" / "features.yaml"
 if not dictionary_path.exists():
     dictionary_path = PROJECT / "configs" / "features.yaml"
-dictionary = parse_dictionary(io.read_yaml(dictionary_path))
+dictionary = load_dictionary(dictionary_path)
 panel = io.read_parquet(ROOT / "data" / "features" / "panel.parquet")
 test_rows = panel[panel["split"] == "test"]
 targets = [t for t in params.train.targets if (ROOT / "reports" / "explain" / t).is_dir()]

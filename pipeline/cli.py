@@ -204,6 +204,7 @@ def train(
     --metrics reports/metrics/churn.json --plots reports/plots/churn
     """
     from pipeline import io
+    from pipeline.features.catalog import load_catalog
     from pipeline.modeling import artifacts
     from pipeline.modeling.train import check_quality_gate, train_target
     from pipeline.tracking import log_training
@@ -213,8 +214,8 @@ def train(
     panel = io.read_parquet(features / "panel.parquet")
     summary_path = features / "summary.json"
     summary = io.read_json(summary_path) if summary_path.exists() else None
-    feature_meta = io.read_yaml(dictionary) if dictionary.exists() else None
-    result = train_target(panel, target, settings.train, settings.labels, summary, feature_meta)
+    result = train_target(panel, target, settings.train, settings.labels, load_catalog(dictionary),
+                          summary)
     io.write_json(metrics, result.metrics)
     for name, frame in result.curves.items():
         io.write_csv(plots / f"{name}.csv", frame)
@@ -255,7 +256,7 @@ def explain(
     from pipeline import io
     from pipeline.explain import explain_target
     from pipeline.modeling.artifacts import load_predictor
-    from pipeline.reasons import parse_dictionary
+    from pipeline.reasons import load_dictionary
     from pipeline.targets import get_target
 
     all_params = _params(params)
@@ -263,7 +264,7 @@ def explain(
     out = io.resolve_output(out, [model, features])
     predictor = load_predictor(model)
     panel = io.read_parquet(features / "panel.parquet")
-    parsed = parse_dictionary(io.read_yaml(dictionary), str(dictionary))
+    parsed = load_dictionary(dictionary)
     result = explain_target(
         predictor, panel, parsed, get_target(all_params.labels, target), settings.max_rows,
         settings.top_reasons,
@@ -320,7 +321,7 @@ def report(
 
     from pipeline import io
     from pipeline.errors import InputError
-    from pipeline.reasons import parse_dictionary
+    from pipeline.reasons import load_dictionary
     from pipeline.report.build import ReportInputs, TargetInputs, align_explained, build_site
     from pipeline.targets import get_target
 
@@ -353,7 +354,7 @@ def report(
         raise InputError(f"{explain_dir}: no explain output for any target; run `loyalty explain`")
     inputs = ReportInputs(
         targets=targets,
-        dictionary=parse_dictionary(io.read_yaml(dictionary), str(dictionary)),
+        dictionary=load_dictionary(dictionary),
         scores=io.read_parquet(scores),
         business=settings.business,
         scores_manifest=optional(scores.with_name(scores.name + ".manifest.json"), io.read_json),

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.features.catalog import Catalog, FeatureSpec, load_catalog, parse_catalog
+from pipeline.features.catalog import Catalog, FeatureSpec, load_catalog
 
 logger = logging.getLogger(__name__)
 
@@ -91,15 +91,6 @@ class FeatureDictionary:
 def load_dictionary(path: str | Path) -> FeatureDictionary:
     """Read and validate the feature dictionary (``configs/features.yaml``)."""
     return FeatureDictionary(load_catalog(path))
-
-
-def parse_dictionary(raw: Any, origin: str = "configs/features.yaml") -> FeatureDictionary:
-    """Validate a parsed dictionary as the catalog does and return its view.
-
-    Shim until callers take :func:`load_dictionary` or a :class:`Catalog`; it adds no parsing of
-    its own, so it refuses whatever :func:`parse_catalog` refuses.
-    """
-    return FeatureDictionary(parse_catalog(raw, origin))
 
 
 def _fmt(value: Any, spec: str) -> str:

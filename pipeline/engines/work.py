@@ -29,7 +29,7 @@ import pandas as pd
 from pipeline import io
 from pipeline.config import TARGET_NAME, MlflowParams, Params
 from pipeline.errors import DataError, ModelError
-from pipeline.reasons import FeatureDictionary, parse_dictionary
+from pipeline.reasons import FeatureDictionary
 from pipeline.scoring import ScoringModel, ScoringRules, score_customers
 from pipeline.targets import RULES, Target
 
@@ -164,7 +164,7 @@ def _predictor(path: str) -> Any:
 
 @functools.lru_cache(maxsize=2)
 def _dictionary(path: str) -> FeatureDictionary:
-    return parse_dictionary(io.read_yaml(path), path)
+    return FeatureDictionary(_catalog(path))
 
 
 @functools.lru_cache(maxsize=2)

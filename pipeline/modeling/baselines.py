@@ -10,8 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,13 +20,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from pipeline.errors import DataError
-from pipeline.features.catalog import Catalog, parse_catalog, window_of
+from pipeline.features.catalog import Catalog
 
 RECENCY_FEATURE = "days_since_last_order"
 RFM_CONCEPTS = frozenset({"recency", "frequency", "monetary"})
-# Shim until train.py takes the Catalog: train_target(feature_config=None), the default its
-# tests use, still picks RFM features by name. Goes with the None case of rfm_features.
-RFM_PREFIXES = ("days_since_last_order", "recency", "frequency", "monetary", "orders_", "spend_")
 
 
 def recency_score(frame: pd.DataFrame, risk_direction: float) -> np.ndarray:
@@ -44,51 +40,12 @@ def recency_score(frame: pd.DataFrame, risk_direction: float) -> np.ndarray:
     return days * float(risk_direction)
 
 
-def rfm_features(
-    feature_names: Sequence[str], catalog: Catalog | Mapping[str, Any] | None
-) -> list[str]:
-    """RFM feature names among ``feature_names``: concept recency, frequency or monetary.
-
-    Takes the parsed :class:`Catalog`. Shim until callers take the Catalog: a raw features.yaml
-    mapping is parsed here (strictly, by :func:`parse_catalog`) and None falls back to
-    ``RFM_PREFIXES``.
-    """
-    if catalog is None:
-        chosen = [name for name in feature_names if name.startswith(RFM_PREFIXES)]
-    else:
-        parsed = _as_catalog(catalog)
-        chosen = [name for name in feature_names if parsed.concept_of(name) in RFM_CONCEPTS]
+def rfm_features(feature_names: Sequence[str], catalog: Catalog) -> list[str]:
+    """RFM feature names among ``feature_names``: concept recency, frequency or monetary."""
+    chosen = [name for name in feature_names if catalog.concept_of(name) in RFM_CONCEPTS]
     if not chosen:
         raise DataError("no RFM features (recency/frequency/monetary) found in the panel")
     return chosen
-
-
-def _as_catalog(config: Catalog | Mapping[str, Any]) -> Catalog:
-    # Shim until callers take the Catalog: train.py still hands over the raw YAML document.
-    return config if isinstance(config, Catalog) else parse_catalog(config)
-
-
-def dictionary_field(feature_config: Mapping[str, Any] | None, field: str) -> dict[str, str]:
-    """Map dictionary entry name -> ``field`` (concept, direction); deprecated.
-
-    Shim until train.py calls :meth:`Catalog.direction_of`: parses through :func:`parse_catalog`
-    (no reading of its own); entries without the field are left out.
-    """
-    if feature_config is None:
-        return {}
-    values = ((spec.name, getattr(spec, field)) for spec in _as_catalog(feature_config).features)
-    return {name: str(value) for name, value in values if value is not None}
-
-
-def field_of(name: str, values: Mapping[str, str]) -> str | None:
-    """Return the :func:`dictionary_field` value of a column (windows resolved); deprecated.
-
-    Shim until train.py calls :meth:`Catalog.direction_of`; matches windows with the catalog's
-    :func:`window_of`.
-    """
-    if name in values:
-        return values[name]
-    return next((v for pattern, v in values.items() if window_of(pattern, name) is not None), None)
 
 
 def rfm_logistic_scores(

@@ -23,6 +23,7 @@ import pandas as pd
 from pipeline.business import Reference
 from pipeline.config import LabelsParams, TrainParams
 from pipeline.errors import DataError, QualityGateError
+from pipeline.features.catalog import Catalog
 from pipeline.modeling import baselines, metrics
 from pipeline.modeling.artifacts import Predictor
 from pipeline.modeling.calibration import apply_calibration, fit_calibration
@@ -113,19 +114,18 @@ MONOTONE = {"higher_is_riskier": 1, "lower_is_riskier": -1}
 
 
 def monotone_constraints(
-    frame: pd.DataFrame, names: list[str], target: Target, feature_config: Mapping[str, Any] | None
+    frame: pd.DataFrame, names: list[str], target: Target, catalog: Catalog
 ) -> list[int] | None:
     """LightGBM monotone constraints from the dictionary's ``direction`` (churn-risk sign).
 
     ``higher_is_riskier`` -> the target's risk direction (+1 churn, -1 repurchase); categorical
     and undirected features are free (0). None when no feature has a direction.
     """
-    directions = baselines.dictionary_field(feature_config, "direction")
     sign = int(target.risk_direction)
     out = [
         0
         if isinstance(frame[name].dtype, pd.CategoricalDtype)
-        else sign * MONOTONE.get(baselines.field_of(name, directions) or "", 0)
+        else sign * MONOTONE.get(catalog.direction_of(name) or "", 0)
         for name in names
     ]
     return out if any(out) else None
@@ -136,9 +136,9 @@ def _monotone_params(
     names: list[str],
     target: Target,
     params: TrainParams,
-    feature_config: Mapping[str, Any] | None,
+    catalog: Catalog,
 ) -> dict[str, Any]:
-    constraints = monotone_constraints(frame, names, target, feature_config)
+    constraints = monotone_constraints(frame, names, target, catalog)
     if not params.monotone or constraints is None:
         return {}
     return {"monotone_constraints": constraints}
@@ -247,12 +247,11 @@ def train_target(
     panel: pd.DataFrame,
     target_name: str,
     params: TrainParams,
-    labels: LabelsParams | None = None,
+    labels: LabelsParams,
+    catalog: Catalog,
     summary: Mapping[str, Any] | None = None,
-    feature_config: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Fit, calibrate and evaluate the target's model and its baselines on ``panel``."""
-    labels = labels or LabelsParams()
     target = get_target(labels, target_name)
     label = target.label
     if panel.empty:
@@ -269,7 +268,7 @@ def train_target(
 
     trials: list[dict[str, Any]] = []
     overrides: dict[str, Any] = {}
-    fixed = _monotone_params(parts["train"], names, target, params, feature_config)
+    fixed = _monotone_params(parts["train"], names, target, params, catalog)
     if params.tuning.enabled:
         overrides, trials = _tune(parts, names, label, params, fixed)
     lgb_params = lgbm_params(params, y["train"], **fixed, **overrides)
@@ -308,7 +307,7 @@ def train_target(
     test = parts["test"]
     margin = predictor.raw_margin(test)
     prob = predictor.predict_proba(test)
-    evaluation = _evaluate(parts, y, names, label, target, prob, params, feature_config)
+    evaluation = _evaluate(parts, y, names, label, target, prob, params, catalog)
     evaluation["best_iteration"] = int(best_iteration)
     # What business rules and reason codes need of the population ships with the model.
     reference = Reference.fit(test[names], prob, f"test cutoff {evaluation['test_cutoff'][:10]}")
@@ -344,11 +343,11 @@ def _evaluate(
     target: Target,
     prob: np.ndarray,
     params: TrainParams,
-    feature_config: Mapping[str, Any] | None,
+    catalog: Catalog,
 ) -> dict[str, Any]:
     """Model and baseline metrics on the test rows, plus row counts per split."""
     test = parts["test"]
-    rfm = baselines.rfm_features(names, feature_config)
+    rfm = baselines.rfm_features(names, catalog)
     rfm_booster = fit_lgbm(
         parts["train"][rfm],
         y["train"],
@@ -357,7 +356,7 @@ def _evaluate(
         lgbm_params(
             params,
             y["train"],
-            **_monotone_params(parts["train"], rfm, target, params, feature_config),
+            **_monotone_params(parts["train"], rfm, target, params, catalog),
         ),
         params.num_boost_round,
         params.early_stopping_rounds,
