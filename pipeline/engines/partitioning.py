@@ -4,13 +4,17 @@ A partition is ``crc32(normalised customer_id) mod n``: stable across runs, mach
 versions (unlike ``hash()``), so a customer always lands in the same partition and every
 partition can be cleaned, featurised and scored on its own.
 
-Delimited text files are split record by record without parsing them into a DataFrame: each
-raw record (its original bytes, including quoted multi-line records) is appended to the part
-file of its partition. Memory holds one write buffer, never the input, so an export larger than
-memory splits in bounded memory. Each part file starts with the original header, so a
-partition folder looks exactly like the export and goes through the same source adapter and
-clean rules. The original line number of every physical line is kept in a sidecar so that
-rejects found in a part can name the line of the original file.
+Delimited text files are split record by record (:mod:`pipeline.engines.records`) without
+parsing them into a DataFrame: each raw record (its original bytes, including quoted multi-line
+records) is appended to the part file of its partition. Memory holds one write buffer, never
+the input, so an export larger than memory splits in bounded memory. Each part file starts with
+the original header, so a partition folder looks exactly like the export and goes through the
+same source adapter and clean rules. The original line number of every physical line is kept in
+a sidecar so that rejects found in a part can name the line of the original file.
+
+Two ways to the same part folders: :func:`split_export` streams each file whole (local engine);
+the Spark engine's executors read byte ranges, key each record with the same
+:class:`RecordKeys` and rebuild one partition's folder with :func:`write_partition`.
 """
 
 from __future__ import annotations
@@ -18,15 +22,17 @@ from __future__ import annotations
 import csv
 import logging
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
 from pipeline import io
 from pipeline.cleaning.parsing import normalise_id
+from pipeline.engines.records import FIRST_BODY_LINE, iter_records
 from pipeline.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -65,6 +71,11 @@ class CsvLayout:
     delimiter: str = ","
     quotechar: str = '"'
 
+    @property
+    def quote(self) -> bytes:
+        """The quote character as a byte."""
+        return self.quotechar.encode("ascii")
+
 
 @dataclass
 class PartitionStats:
@@ -97,37 +108,44 @@ def lines_path(root: str | Path, partition: int, name: str) -> Path:
     return Path(root) / "lines" / f"part-{partition:05d}" / f"{name}.lines"
 
 
-def iter_records(lines: Iterable[bytes], quote: bytes = b'"') -> Iterator[tuple[int, bytes]]:
-    """Group physical lines into records: ``(number of physical lines, raw bytes)``.
+# --- keys ---------------------------------------------------------------------------------
 
-    The record rule of :mod:`pipeline.sources.reading`: a line with an odd number of quote
-    characters opens a quoted field that continues on the next line, and the record ends where
-    the quotes balance again (an unbalanced quote runs to the end of the file as one record,
-    which clean rejects as ``malformed_row``, exactly as on the unsplit file).
+
+class RecordKeys:
+    """The partition of each record of one file, from its customer-id field.
+
+    The same for the local splitter and the Spark executors, so a record lands in the same
+    partition whichever engine reads it. Raw id bytes are cached (ids repeat across orders).
     """
-    pending: list[bytes] = []
-    quotes = 0
-    for line in lines:
-        if not pending:
-            count = line.count(quote)
-            if count % 2 == 0:
-                yield 1, line
-                continue
-            pending, quotes = [line], count
-            continue
-        pending.append(line)
-        quotes += line.count(quote)
-        if quotes % 2 == 0:
-            yield len(pending), b"".join(pending)
-            pending, quotes = [], 0
-    if pending:
-        yield len(pending), b"".join(pending)
+
+    def __init__(self, layout: CsvLayout, index: int, n_partitions: int) -> None:
+        self.layout = layout
+        self.index = index
+        self.n_partitions = n_partitions
+        self._delimiter = layout.delimiter.encode("ascii")
+        self._cache: dict[bytes, int] = {}
+
+    def partition(self, record: bytes, n_lines: int) -> int:
+        """Return the record's partition, or -1 when it has no customer id."""
+        if n_lines == 1 and self.layout.quote not in record:  # fast path: no quoting to undo
+            fields = record.split(self._delimiter, self.index + 1)
+            key = fields[self.index] if len(fields) > self.index else b""
+        else:
+            key = _key_of(record, self.index, self.layout).encode("latin-1")
+        part = self._cache.get(key)
+        if part is None:
+            text = key.decode("latin-1")
+            part = partition_of(text, self.n_partitions) if normalise_id(text) else -1
+            if len(self._cache) > 2_000_000:  # bound memory on huge id spaces
+                self._cache.clear()
+            self._cache[key] = part
+        return part
 
 
 def _key_of(record: bytes, index: int, layout: CsvLayout) -> str:
     """Extract the raw customer-id field of one record (latin-1 keeps every byte)."""
     delimiter = layout.delimiter.encode("ascii")
-    if layout.quotechar.encode("ascii") not in record:
+    if layout.quote not in record:
         fields = record.rstrip(b"\r\n").split(delimiter, index + 1)
         return fields[index].decode("latin-1") if len(fields) > index else ""
     text = record.decode("latin-1")
@@ -139,18 +157,44 @@ def _key_of(record: bytes, index: int, layout: CsvLayout) -> str:
     return row[index] if len(row) > index else ""
 
 
-def _header_index(header: bytes, path: Path, layout: CsvLayout) -> int:
+def read_header(handle: BinaryIO, path: str | Path, layout: CsvLayout) -> tuple[bytes, int]:
+    """Read the header line from ``handle``; return it and the index of the id column."""
+    header = handle.readline()
+    if not header:
+        raise InputError(f"{path}: input file is empty")
     text = header.decode("utf-8-sig", errors="replace").rstrip("\r\n")
     names = next(csv.reader([text], delimiter=layout.delimiter, quotechar=layout.quotechar), [])
     names = [name.strip() for name in names]
     wanted = (layout.key_column,) if isinstance(layout.key_column, str) else layout.key_column
     for candidate in wanted:
         if candidate in names:
-            return names.index(candidate)
+            return header, names.index(candidate)
     raise InputError(
         f"{path}: customer id column {' or '.join(map(repr, wanted))} not found in header "
         f"(found: {', '.join(names)}; wrong delimiter?)"
     )
+
+
+# --- the export, split whole (local engine) or rebuilt from records (Spark engine) ---------
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """One delimited file of an export and where its part file goes in a partition folder."""
+
+    path: str
+    table: str
+    name: str  # ``in-<input index>/<relative path>``, ``.gz`` stripped
+    layout: CsvLayout
+
+
+@dataclass(frozen=True)
+class ExportListing:
+    """The files of an export, found exactly as the source adapter finds them."""
+
+    # per original input: (index, "dir" or "file", name of the lone file or "")
+    entries: list[tuple[int, str, str]]
+    files: list[ExportFile]
 
 
 def split_csv(
@@ -167,37 +211,20 @@ def split_csv(
     the header. Bytes are copied verbatim: encodings, BOMs and bad rows are clean's business.
     """
     path = Path(path)
-    name = out_name or (path.name[:-3] if path.name.endswith(".gz") else path.name)
+    name = out_name or _stripped(path.name)
     stats = PartitionStats(file=str(path), records=[0] * n_partitions, lines=[0] * n_partitions)
-    quote = layout.quotechar.encode("ascii")
     with io.open_binary(path) as source, io.PartWriters(
         [part_dir(out_root, p) / name for p in range(n_partitions)],
         [lines_path(out_root, p, name) for p in range(n_partitions)],
     ) as writers:
-        header = source.readline()
-        if not header:
-            raise InputError(f"{path}: input file is empty")
+        header, index = read_header(source, path, layout)
         stats.header_lines = 1
         writers.write_header(header)
-        index = _header_index(header, path, layout)
-        delimiter = layout.delimiter.encode("ascii")
-        cache: dict[bytes, int] = {}  # raw id bytes -> partition (-1: no id)
+        keys = RecordKeys(layout, index, n_partitions)
         records, lines, write_line = stats.records, stats.lines, writers.write_line
-        line_no = 1  # the header is line 1
-        for n_lines, record in iter_records(source, quote):
-            line_no += 1
-            if n_lines == 1 and quote not in record:  # the fast path: no quoting to undo
-                fields = record.split(delimiter, index + 1)
-                key = fields[index] if len(fields) > index else b""
-            else:
-                key = _key_of(record, index, layout).encode("latin-1")
-            part = cache.get(key)
-            if part is None:
-                text = key.decode("latin-1")
-                part = partition_of(text, n_partitions) if normalise_id(text) else -1
-                if len(cache) > 2_000_000:  # bound memory on huge id spaces
-                    cache.clear()
-                cache[key] = part
+        line_no = FIRST_BODY_LINE
+        for n_lines, record in iter_records(source, layout.quote):
+            part = keys.partition(record, n_lines)
             if part < 0:
                 stats.no_key_records += 1
                 part = NO_KEY_PARTITION
@@ -207,9 +234,31 @@ def split_csv(
                 writers.write(part, record, range(line_no, line_no + n_lines))
             records[part] += 1
             lines[part] += n_lines
-            line_no += n_lines - 1
+            line_no += n_lines
     logger.debug("split %s: %d records into %d partitions", path, sum(stats.records), n_partitions)
     return stats
+
+
+def write_partition(
+    root: str | Path,
+    partition: int,
+    files: Sequence[tuple[str, bytes]],
+    records: Iterable[tuple[int, int, int, bytes]],
+) -> None:
+    """Write one partition's part files and sidecars as :func:`split_csv` does.
+
+    ``files`` holds ``(name, header)`` per file of the export; ``records`` holds
+    ``(file, first line number, physical lines, raw bytes)`` in original order per file.
+    Every file gets its part file, header-only when no record of it is in the partition.
+    """
+    with io.PartWriters(
+        [part_dir(root, partition) / name for name, _ in files],
+        [lines_path(root, partition, name) for name, _ in files],
+    ) as writers:
+        for index, (_, header) in enumerate(files):
+            writers.write(index, header, range(0))  # the header has no sidecar entry
+        for file, line, n_lines, record in records:
+            writers.write(file, record, range(line, line + n_lines))
 
 
 @dataclass
@@ -238,10 +287,8 @@ def _stripped(name: str) -> str:
     return name[:-3] if name.endswith(".gz") else name
 
 
-def split_export(
-    source_config: str | Path, inputs: list[Path], out_root: str | Path, n_partitions: int
-) -> ExportSplit:
-    """Split every file of an export (files and/or folders) into ``n_partitions`` part folders.
+def list_export(source_config: str | Path, inputs: list[Path]) -> ExportListing:
+    """List every delimited file of an export (files and/or folders) with its id layout.
 
     Files are found exactly as the source adapter finds them (the config's globs; a lone file
     is the transactions table), so each part folder reads like the original export.
@@ -251,7 +298,7 @@ def split_export(
 
     config = load_source_config(source_config)
     entries: list[tuple[int, str, str]] = []
-    jobs: list[tuple[Path, str, str]] = []  # (file, table, name inside in-<i>/)
+    found: list[tuple[Path, str, str]] = []  # (file, table, name inside in-<i>/)
     table: str
     for index, path in enumerate(inputs):
         if path.is_dir():
@@ -259,14 +306,14 @@ def split_export(
             for table, spec in config.tables.items():
                 for file in find_files(path, spec):
                     relative = _stripped(file.relative_to(path).as_posix())
-                    jobs.append((file, table, f"in-{index}/{relative}"))
+                    found.append((file, table, f"in-{index}/{relative}"))
         elif path.exists():
             entries.append((index, "file", _stripped(path.name)))
-            jobs.append((path, "transactions", f"in-{index}/{_stripped(path.name)}"))
+            found.append((path, "transactions", f"in-{index}/{_stripped(path.name)}"))
         else:
             raise InputError(f"{path}: input not found")
-    stats = []
-    for file, table, name in jobs:
+    files = []
+    for file, table, name in found:
         if detect_format(file) != "csv":
             raise InputError(
                 f"{file}: only delimited text (CSV, CSV.gz) is split for scoring; "
@@ -274,5 +321,17 @@ def split_export(
             )
         key = config.tables[table].columns.get("customer_id", "customer_id")  # type: ignore[index]
         layout = CsvLayout(key, config.dialect.delimiter, config.dialect.quotechar)
-        stats.append(split_csv(file, out_root, layout, n_partitions, out_name=name))
-    return ExportSplit(n_partitions, entries, stats)
+        files.append(ExportFile(str(file), table, name, layout))
+    return ExportListing(entries, files)
+
+
+def split_export(
+    source_config: str | Path, inputs: list[Path], out_root: str | Path, n_partitions: int
+) -> ExportSplit:
+    """Split every file of an export (files and/or folders) into ``n_partitions`` part folders."""
+    listing = list_export(source_config, inputs)
+    stats = [
+        split_csv(f.path, out_root, f.layout, n_partitions, out_name=f.name)
+        for f in listing.files
+    ]
+    return ExportSplit(n_partitions, listing.entries, stats)

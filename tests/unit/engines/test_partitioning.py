@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -10,13 +11,18 @@ from hypothesis import strategies as st
 from pipeline import io
 from pipeline.cleaning.parsing import normalise_id, normalise_ids
 from pipeline.engines.partitioning import (
+    NO_KEY_PARTITION,
     CsvLayout,
+    RecordKeys,
     lines_path,
     part_dir,
     partition_of,
     partition_series,
+    read_header,
     split_csv,
+    write_partition,
 )
+from pipeline.engines.records import ByteRange, count_range, place_ranges, read_range
 from pipeline.errors import InputError
 
 HEADER = b"invoice,description,quantity,customer_id\n"
@@ -117,3 +123,55 @@ def test_scalar_normalisation_agrees_with_clean() -> None:
     raw = ["17850", " 17850.0", "17850.", "17850.00 ", "A-17", " x1.0", "1.5", "0017850", "\t42\t"]
     cleaned = normalise_ids(pd.Series(raw, dtype="string"), ())
     assert [normalise_id(x) for x in raw] == list(cleaned)
+
+
+def _rebuild_from_ranges(source: Path, root: Path, n: int, starts: list[int]) -> None:
+    """What the Spark engine does: read ranges, key records, rebuild each partition's folder."""
+    layout = CsvLayout("customer_id")
+    with open(source, "rb") as handle:
+        header, index = read_header(handle, source, layout)
+    body_start = len(header)
+    starts = [body_start, *(s for s in starts if s > body_start)]
+    ranges = [ByteRange(0, s, e) for s, e in zip(starts, [*starts[1:], math.inf], strict=True)]
+    counts = [count_range(source, r.start, r.end) for r in ranges]
+    keys = RecordKeys(layout, index, n)
+    by_part: dict[int, list[tuple[int, int, int, bytes]]] = {p: [] for p in range(n)}
+    for item in place_ranges(ranges, counts):
+        for line, n_lines, record in read_range(source, item, body_start):
+            part = keys.partition(record, n_lines)
+            by_part[NO_KEY_PARTITION if part < 0 else part].append((0, line, n_lines, record))
+    for p, records in by_part.items():
+        write_partition(root, p, [("transactions.csv", header)], sorted(records))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["plain", '"quoted, comma"', '"two\nlines"', '"a ""b"""', '"open']),
+            st.sampled_from(["1", "2.0", " 3", '"4"', "", "17850"]),
+            st.sampled_from(["\n", "\r\n"]),
+        ),
+        max_size=25,
+    ),
+    n=st.integers(1, 4),
+    data=st.data(),
+)
+def test_ranges_rebuild_the_very_part_files_of_the_whole_split(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str, str]], n: int,
+    data: st.DataObject,
+) -> None:
+    tmp = tmp_path_factory.mktemp("rebuild")
+    body = b"".join(f"{i},{text},1,{cid}{end}".encode() for i, (text, cid, end) in
+                    enumerate(rows))
+    source = _write(tmp, [body.removesuffix(b"\n")])  # last line without its newline
+    size = source.stat().st_size
+    starts = sorted(set(data.draw(st.lists(st.integers(0, size), max_size=6))))
+    split_csv(source, tmp / "whole", CsvLayout("customer_id"), n)
+    _rebuild_from_ranges(source, tmp / "ranged", n, starts)
+    for p in range(n):
+        name = "transactions.csv"
+        assert (part_dir(tmp / "ranged", p) / name).read_bytes() == (
+            part_dir(tmp / "whole", p) / name).read_bytes()
+        assert list(io.read_line_numbers(lines_path(tmp / "ranged", p, name))) == list(
+            io.read_line_numbers(lines_path(tmp / "whole", p, name)))
