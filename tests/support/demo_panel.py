@@ -8,8 +8,14 @@ and with unresolved complaints, and falls with orders, spend and review scores.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from pipeline.config import LabelsParams, TrainParams
+from pipeline.features.catalog import Catalog, load_catalog, parse_catalog
+from pipeline.modeling.train import TrainResult, train_target
 
 CHANNELS = ("app", "store", "web")
 
@@ -55,8 +61,8 @@ def make_demo_panel(n_customers: int = 2000, n_cutoffs: int = 6, seed: int = 0) 
             ),
             "cutoff": cutoffs[cutoff_index],
             "split": pd.array(split, dtype="string"),
-            "churned": churned.astype("int8"),
-            "repurchased": repurchased.astype("int8"),
+            "churn": churned.astype("int8"),
+            "repurchase": repurchased.astype("int8"),
             "days_since_last_order": days,
             "orders_count_90d": orders,
             "spend_sum_365d": spend,
@@ -65,3 +71,36 @@ def make_demo_panel(n_customers: int = 2000, n_cutoffs: int = 6, seed: int = 0) 
             "channel_main": pd.Categorical(channel, categories=list(CHANNELS)),
         }
     )
+
+
+def demo_catalog() -> Catalog:
+    """The project's feature dictionary (the demo panel's names it lacks have no direction)."""
+    return load_catalog(Path(__file__).resolve().parents[2] / "configs" / "features.yaml")
+
+
+def train_demo(
+    panel: pd.DataFrame, target: str, params: TrainParams, catalog: Catalog | None = None
+) -> TrainResult:
+    """``train_target`` with the default label definitions and the project's dictionary."""
+    return train_target(panel, target, params, LabelsParams(), catalog or demo_catalog())
+
+
+def tiny_catalog(*entries: dict) -> Catalog:
+    """A valid catalog of the given entries (name plus any field); the rest filled in plainly."""
+    features = [
+        {
+            "description": entry["name"].replace("_", " "),
+            "concept": "recency",
+            "unit": "count",
+            "requires": ["orders.order_ts"],
+            "reason": f"{entry['name']}: {{value}}",
+            **entry,
+        }
+        for entry in entries
+    ]
+    raw = {
+        "version": 1,
+        "features": features,
+        "rfm_segments": [{"name": "All", "r": [1, 5], "f": [1, 5]}],
+    }
+    return parse_catalog(raw, "tiny catalog")

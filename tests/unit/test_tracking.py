@@ -8,8 +8,7 @@ import pytest
 from pipeline import io, tracking
 from pipeline.config import MlflowParams, TrainParams
 from pipeline.errors import TrackingError
-from pipeline.modeling.train import train_target
-from tests.support.demo_panel import make_demo_panel
+from tests.support.demo_panel import make_demo_panel, train_demo
 
 
 def _closed_port() -> int:
@@ -21,7 +20,7 @@ def _closed_port() -> int:
 @pytest.fixture(scope="module")
 def logged_result(tmp_path_factory):
     panel = make_demo_panel(n_customers=600, n_cutoffs=4, seed=5)
-    result = train_target(panel, "churn", TrainParams())
+    result = train_demo(panel, "churn", TrainParams())
     folder = tmp_path_factory.mktemp("churn")
     io.write_text(folder / "model.txt", result.model_text)
     io.write_json(folder / "calibration.json", result.calibration)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import TrainParams
-from pipeline.modeling.train import TrainResult, train_target
-from tests.support.demo_panel import make_demo_panel
+from pipeline.modeling.train import TrainResult
+from tests.support.demo_panel import make_demo_panel, train_demo
 
 
 @pytest.fixture(scope="session")
@@ -18,4 +18,4 @@ def small_panel() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def churn_result(small_panel: pd.DataFrame) -> TrainResult:
-    return train_target(small_panel, "churn", TrainParams())
+    return train_demo(small_panel, "churn", TrainParams())

@@ -4,8 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import io
-from pipeline.errors import ConfigError, DataError
+from pipeline.errors import DataError
 from pipeline.features.catalog import Catalog, load_catalog, parse_catalog
 from pipeline.modeling import baselines
 
@@ -49,17 +48,9 @@ def test_rfm_features_by_concept_of_the_catalog(catalog: Catalog) -> None:
         baselines.rfm_features(["review_score_mean", "region"], catalog)
 
 
-def test_rfm_features_shims_until_train_takes_the_catalog(repo_root: Path, catalog: Catalog):
-    raw = io.read_yaml(repo_root / "configs" / "features.yaml")
-    assert baselines.rfm_features(NAMES, raw) == baselines.rfm_features(NAMES, catalog)
-    with pytest.raises(ConfigError):  # the raw document is parsed as strictly as the catalog
-        baselines.rfm_features(NAMES, {"features": [{"name": "x", "concept": "frequency"}]})
-    # no dictionary at all: the names (train_target's default feature_config=None)
-    assert baselines.rfm_features(NAMES, None) == NAMES[:3]
-    directions = baselines.dictionary_field(raw, "direction")
-    assert baselines.field_of("orders_count_365d", directions) == "lower_is_riskier"
-    assert baselines.field_of("region", directions) is None
-    assert baselines.dictionary_field(None, "direction") == {}
+def test_directions_come_from_the_catalog_with_windows_resolved(catalog: Catalog):
+    assert catalog.direction_of("orders_count_365d") == "lower_is_riskier"
+    assert catalog.direction_of("region") is None
 
 
 def test_rfm_logistic_is_standardised_and_imputes_missing_values():

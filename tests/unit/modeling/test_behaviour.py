@@ -9,14 +9,13 @@ import pandas as pd
 import pytest
 
 from pipeline.config import TrainParams
-from pipeline.modeling.train import train_target
-from tests.support.demo_panel import make_demo_panel
+from tests.support.demo_panel import make_demo_panel, train_demo
 
 
 @pytest.fixture(scope="module")
 def behaviour():
     panel = make_demo_panel(n_customers=3000, n_cutoffs=5, seed=11)
-    result = train_target(panel, "churn", TrainParams())
+    result = train_demo(panel, "churn", TrainParams())
     test = panel[panel["split"] == "test"].reset_index(drop=True)
     return result, result.predictor(), test
 

@@ -2,13 +2,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import QualityGate, TrainParams, TuningParams
+from pipeline.config import LabelsParams, QualityGate, TrainParams, TuningParams
 from pipeline.errors import DataError, QualityGateError
-from pipeline.modeling.train import check_quality_gate, feature_columns, lgbm_params, train_target
+from pipeline.modeling.train import check_quality_gate, feature_columns, lgbm_params
+from pipeline.targets import get_target
+from tests.support.demo_panel import CHANNELS, tiny_catalog, train_demo
+
+
+def names_only(names: list[str]) -> list[dict]:
+    return [{"name": n} for n in names]
 
 
 def test_same_inputs_give_the_same_model_bytes_and_metrics(small_panel, churn_result):
-    again = train_target(small_panel, "churn", TrainParams())
+    again = train_demo(small_panel, "churn", TrainParams())
     assert again.model_text == churn_result.model_text
     assert again.metrics == churn_result.metrics
     assert again.calibration == churn_result.calibration
@@ -44,8 +50,8 @@ def test_metrics_cover_model_and_baselines_on_the_test_rows_only(small_panel, ch
 def test_test_labels_never_touch_the_model_or_the_calibration(small_panel, churn_result):
     flipped = small_panel.copy()
     test = flipped["split"] == "test"
-    flipped.loc[test, "churned"] = (1 - flipped.loc[test, "churned"]).astype("int8")
-    other = train_target(flipped, "churn", TrainParams())
+    flipped.loc[test, "churn"] = (1 - flipped.loc[test, "churn"]).astype("int8")
+    other = train_demo(flipped, "churn", TrainParams())
     assert other.model_text == churn_result.model_text
     assert other.calibration == churn_result.calibration
     assert other.metrics["model"]["roc_auc"] != churn_result.metrics["model"]["roc_auc"]
@@ -59,11 +65,12 @@ def test_features_json_records_the_contract(churn_result):
                 "customer_id",
                 "cutoff",
                 "split",
-                "churned",
-                "repurchased",
+                "churn",
+                "repurchase",
                 *[f["name"] for f in meta["features"]],
             ]
-        )
+        ),
+        LabelsParams(),
     )
     channel = next(f for f in meta["features"] if f["name"] == "channel_main")
     assert channel == {
@@ -86,7 +93,7 @@ def test_lgbm_params_are_deterministic_and_balanced_weighting_is_explicit():
 
 def test_platt_calibration_and_tuning_trials(small_panel):
     params = TrainParams(calibration="platt", tuning=TuningParams(enabled=True, n_trials=2))
-    result = train_target(small_panel, "repurchase", params)
+    result = train_demo(small_panel, "repurchase", params)
     assert result.calibration["method"] == "platt"
     assert len(result.trials) == 2
     assert {"params", "best_iteration", "valid_logloss", "valid_auc"} <= set(result.trials[0])
@@ -104,7 +111,7 @@ def test_platt_calibration_and_tuning_trials(small_panel):
 )
 def test_unusable_panels_are_data_errors(small_panel, change, message):
     with pytest.raises(DataError, match=message):
-        train_target(change(small_panel), "churn", TrainParams())
+        train_demo(change(small_panel), "churn", TrainParams())
 
 
 def test_splits_that_overlap_in_time_are_refused(small_panel):
@@ -112,7 +119,7 @@ def test_splits_that_overlap_in_time_are_refused(small_panel):
     first = shuffled["cutoff"] == shuffled["cutoff"].min()
     shuffled.loc[first, "split"] = "valid"  # a validation cutoff before the training ones
     with pytest.raises(DataError, match="overlap in time"):
-        train_target(shuffled, "churn", TrainParams())
+        train_demo(shuffled, "churn", TrainParams())
 
 
 def test_quality_gate_flags_leakage_and_losing_to_recency(churn_result):
@@ -127,8 +134,8 @@ def test_quality_gate_flags_leakage_and_losing_to_recency(churn_result):
 
 
 def test_a_leaked_label_trips_the_gate(small_panel):
-    leaky = small_panel.assign(leak=small_panel["churned"].astype("float64"))
-    result = train_target(leaky, "churn", TrainParams(num_boost_round=40))  # never stops early
+    leaky = small_panel.assign(leak=small_panel["churn"].astype("float64"))
+    result = train_demo(leaky, "churn", TrainParams(num_boost_round=40))  # never stops early
     with pytest.raises(QualityGateError, match="suspiciously good"):
         check_quality_gate(result.metrics, TrainParams())
 
@@ -136,21 +143,23 @@ def test_a_leaked_label_trips_the_gate(small_panel):
 def test_monotone_constraints_follow_the_dictionary_direction(small_panel):
     from pipeline.modeling.train import monotone_constraints
 
-    config = {
-        "features": [
-            {"name": "complaints_unresolved_365d", "direction": "higher_is_riskier"},
-            {"name": "review_score_mean_{window}d", "direction": "lower_is_riskier"},
-            {"name": "channel_main", "direction": "higher_is_riskier"},  # categorical: never bound
-        ]
-    }
+    catalog = tiny_catalog(
+        {"name": "days_since_last_order"},
+        {"name": "complaints_unresolved_365d", "direction": "higher_is_riskier"},
+        {"name": "review_score_mean_{window}d", "direction": "lower_is_riskier", "per_window": True,
+         "reason": "score {value}"},
+        {"name": "channel_main", "direction": "higher_is_riskier", "dtype": "category",
+         "levels": list(CHANNELS)},  # categorical: never bound
+    )
+    churn, repurchase = (get_target(LabelsParams(), name) for name in ("churn", "repurchase"))
     names = [
         "days_since_last_order",
         "complaints_unresolved_365d",
         "review_score_mean_365d",
         "channel_main",
     ]
-    assert monotone_constraints(small_panel, names, "churn", config) == [0, 1, -1, 0]
-    assert monotone_constraints(small_panel, names, "repurchase", config) == [0, -1, 1, 0]
-    assert monotone_constraints(small_panel, names, "churn", None) is None
-    result = train_target(small_panel, "churn", TrainParams(), feature_config=config)
+    assert monotone_constraints(small_panel, names, churn, catalog) == [0, 1, -1, 0]
+    assert monotone_constraints(small_panel, names, repurchase, catalog) == [0, -1, 1, 0]
+    assert monotone_constraints(small_panel, names, churn, tiny_catalog(*names_only(names))) is None
+    result = train_demo(small_panel, "churn", TrainParams(), catalog=catalog)
     assert result.features["monotone_constraints"] == [0, 0, 0, -1, 1, 0]
