@@ -74,7 +74,7 @@ def test_writes_panel_scoring_and_summary(features_dir: Path) -> None:
     panel = pd.read_parquet(features_dir / "panel.parquet")
     scoring = pd.read_parquet(features_dir / "scoring.parquet")
     summary = json.loads((features_dir / "summary.json").read_text())
-    assert list(panel.columns[:5]) == ["customer_id", "cutoff", "split", "churned", "repurchased"]
+    assert list(panel.columns[:5]) == ["customer_id", "cutoff", "split", "churn", "repurchase"]
     assert str(panel["cutoff"].dtype) == "datetime64[us, UTC]"
     assert list(scoring.columns) == ["customer_id", "cutoff", *summary["features"]["present"]]
     assert list(panel.columns[5:]) == summary["features"]["present"]
@@ -166,8 +166,8 @@ def test_synthetic_churn_follows_satisfaction_and_unresolved_complaints(tmp_path
     assert _features(clean, tmp_path / "features") == 0
     panel = pd.read_parquet(tmp_path / "features" / "panel.parquet")
     bins = pd.cut(panel["review_score_mean"], [1, 2, 3, 4, 5.01], right=False)
-    by_review = panel.groupby(bins, observed=True)["churned"].mean()
+    by_review = panel.groupby(bins, observed=True)["churn"].mean()
     assert len(by_review) == 4 and by_review.is_monotonic_decreasing, by_review
     recent = panel[panel["complaints_count_90d"] > 0]
-    by_open = recent.groupby(recent["complaints_unresolved_90d"].clip(upper=1))["churned"].mean()
+    by_open = recent.groupby(recent["complaints_unresolved_90d"].clip(upper=1))["churn"].mean()
     assert by_open.is_monotonic_increasing and by_open.iloc[-1] > by_open.iloc[0] + 0.05, by_open

@@ -98,7 +98,7 @@ def test_unreachable_server_only_warns_when_not_required(workdir, monkeypatch):
 def test_quality_gate_failure_is_one_line_and_saves_no_model(workdir, capsys):
     panel = io.read_parquet(workdir / "features/panel.parquet")
     io.write_parquet(
-        workdir / "features/panel.parquet", panel.assign(leak=panel["churned"].astype("float64"))
+        workdir / "features/panel.parquet", panel.assign(leak=panel["churn"].astype("float64"))
     )
     # A perfect feature never stops early: cap the rounds to keep the test fast.
     (workdir / "params.yaml").write_text("train:\n  num_boost_round: 40\n")

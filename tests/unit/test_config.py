@@ -13,12 +13,14 @@ from pipeline.errors import ConfigError
 def test_repository_params_yaml_is_valid(repo_root: Path) -> None:
     params = load_params(repo_root / "params.yaml")
     assert params.data.source == "synthetic"
-    assert params.labels.churn_horizon_days == 90
+    assert params.labels.targets["churn"].horizon_days == 90
 
 
 def test_unknown_key_is_an_error() -> None:
-    with pytest.raises(ConfigError, match=r"labels\.churn_horizon_dayz"):
-        parse_params({"labels": {"churn_horizon_dayz": 90}})
+    with pytest.raises(ConfigError, match=r"labels\.targets\.churn\.horizon_dayz"):
+        parse_params({"labels": {"targets": {"churn": {"rule": "no_order_within",
+                                                       "horizon_days": 90,
+                                                       "horizon_dayz": 90}}}})
 
 
 def test_wrong_type_names_the_key() -> None:
@@ -34,4 +36,19 @@ def test_top_level_must_be_a_mapping() -> None:
 def test_params_are_frozen() -> None:
     params = parse_params({})
     with pytest.raises(ValueError):
-        params.labels.churn_horizon_days = 1  # type: ignore[misc]
+        params.labels.targets["churn"].horizon_days = 1  # type: ignore[misc]
+
+
+def test_targets_are_defined_once_and_used_by_name() -> None:
+    with pytest.raises(ConfigError, match=r"train\.targets.*'value'.*not defined"):
+        parse_params({"train": {"targets": ["churn", "value"]}})
+    with pytest.raises(ConfigError, match="target names must match"):
+        parse_params({"labels": {"targets": {"../x": {"rule": "order_within",
+                                                     "horizon_days": 9}}}})
+    params = parse_params(
+        {"labels": {"targets": {"churn": {"rule": "no_order_within", "horizon_days": 90},
+                                "repurchase": {"rule": "order_within", "horizon_days": 30},
+                                "churn_180d": {"rule": "no_order_within", "horizon_days": 180}}},
+         "train": {"targets": ["churn_180d"]}}
+    )
+    assert params.train.targets == ("churn_180d",)

@@ -10,6 +10,7 @@ from pipeline.config import LabelsParams
 from pipeline.features.labels import label_arrays
 from pipeline.features.prepare import prepare
 from pipeline.features.snapshot import cutoff_us
+from tests.support.targets import churn_and_repurchase
 
 
 def _labels(orders: pd.DataFrame, params: LabelsParams) -> pd.DataFrame:
@@ -48,7 +49,7 @@ def test_order_exactly_at_the_window_end_is_outside() -> None:
         ("G", "2024-01-01"),
         ("G", "2024-06-29 23:59:59"),  # one second inside the churn window
     )
-    labels = _labels(orders, LabelsParams(churn_horizon_days=90, repurchase_horizon_days=30))
+    labels = _labels(orders, churn_and_repurchase(90, 30))
     assert labels.loc["E"].tolist() == [0, 0]
     assert labels.loc["F"].tolist() == [1, 0]
     assert labels.loc["G"].tolist() == [0, 0]

@@ -20,6 +20,7 @@ from pipeline.features.cutoffs import (
 )
 from pipeline.features.panel import build_features
 from pipeline.features.snapshot import build_snapshot
+from tests.support.targets import churn_and_repurchase
 
 UTC = "UTC"
 
@@ -79,7 +80,7 @@ def test_no_label_window_reaches_a_later_split(
 ) -> None:
     start = pd.Timestamp("2022-01-01", tz=UTC)
     grid = [start + pd.DateOffset(months=k * step) for k in range(months)]
-    labels = LabelsParams(churn_horizon_days=churn, repurchase_horizon_days=repurchase)
+    labels = churn_and_repurchase(churn, repurchase)
     try:
         plan = plan_split(grid, labels, n_valid)
     except DataError:
@@ -120,8 +121,8 @@ def built(catalog: Catalog) -> tuple[dict[str, pd.DataFrame], object]:
 def test_panel_layout_and_summary(built: tuple[dict[str, pd.DataFrame], object]) -> None:
     _, result = built
     panel, summary = result.panel, result.summary
-    assert list(panel.columns[:5]) == ["customer_id", "cutoff", "split", "churned", "repurchased"]
-    assert panel["churned"].dtype == np.int8 and panel["repurchased"].dtype == np.int8
+    assert list(panel.columns[:5]) == ["customer_id", "cutoff", "split", "churn", "repurchase"]
+    assert panel["churn"].dtype == np.int8 and panel["repurchase"].dtype == np.int8
     assert not panel.duplicated(["customer_id", "cutoff"]).any()
     assert panel.equals(panel.sort_values(["cutoff", "customer_id"], ignore_index=True))
     assert set(panel["split"]) == {"train", "valid", "test"}
@@ -141,7 +142,7 @@ def test_panel_rows_equal_build_snapshot_at_each_cutoff(
     params = FeaturesParams(partitions=1, workers=1)
     for cutoff, rows in result.panel.groupby("cutoff"):
         expected = build_snapshot(**tables, cutoff=cutoff, params=params, catalog=catalog)
-        got = rows.drop(columns=["split", "churned", "repurchased"]).reset_index(drop=True)
+        got = rows.drop(columns=["split", "churn", "repurchase"]).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected)
 
 
@@ -155,5 +156,5 @@ def test_labels_match_a_brute_force_count(built: tuple[dict[str, pd.DataFrame], 
     sample = result.panel.iloc[:: max(len(result.panel) // 25, 1)]
     for row in sample.itertuples():
         mine = orders.loc[orders["customer_id"] == row.customer_id, "order_ts"]
-        assert row.churned == 1 - _ordered_within(mine, row.cutoff, 90)
-        assert row.repurchased == _ordered_within(mine, row.cutoff, 30)
+        assert row.churn == 1 - _ordered_within(mine, row.cutoff, 90)
+        assert row.repurchase == _ordered_within(mine, row.cutoff, 30)

@@ -122,8 +122,11 @@ def test_dtypes_and_fixed_category_levels(catalog: Catalog, fparams: FeaturesPar
     assert str(snap["cutoff"].dtype) == "datetime64[us, UTC]"
     assert list(snap["region"].cat.categories) == ["central", "east", "north", "south", "west"]
     assert list(snap["nps_group"].cat.categories) == ["detractor", "passive", "promoter"]
-    numeric = snap.drop(columns=["customer_id", "cutoff", "region", "nps_group", "rfm_segment"])
+    numeric = snap.drop(columns=["customer_id", "cutoff", "region", "nps_group"])
     assert set(numeric.dtypes.astype(str)) == {"float64"}
+    # RFM quintile scores rank a customer among the batch: they are business labels of scored
+    # rows (pipeline.business, with shipped edges), never model inputs.
+    assert not [c for c in snap.columns if c.startswith("rfm_")]
 
 
 def test_every_catalog_feature_is_computed(catalog: Catalog, fparams: FeaturesParams) -> None:
