@@ -1,24 +1,35 @@
-from __future__ import annotations
+"""score_customers: columns, business labels, reasons; every row depends on its customer only."""
 
-import math
+from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipeline.reasons import FeatureDictionary, FeatureInfo
-from pipeline.scoring import (
-    OUTPUT_COLUMNS,
-    ScoringModel,
-    ScoringRules,
-    add_reasons,
-    churn_risk_band,
-    reasons_threshold,
-    score_snapshot,
-    with_spend_cap,
-)
+from pipeline.business import QUANTILES, Reference
+from pipeline.config import BusinessParams, LabelsParams
+from pipeline.reasons import FeatureDictionary
+from pipeline.scoring import ScoringModel, ScoringRules, output_columns, score_customers
+from pipeline.targets import get_target
+from tests.support.demo_panel import tiny_catalog
 
 AS_OF = pd.Timestamp("2024-06-01", tz="UTC")
+FEATURES = ["days_since_last_order", "lifetime_orders", "spend_sum_365d", "p_churn", "p_rep"]
+
+
+def _reference() -> Reference:
+    """A reference population in which each feature is uniform on a known range."""
+    ranges = {
+        "days_since_last_order": (0.0, 400.0),
+        "lifetime_orders": (1.0, 11.0),
+        "spend_sum_365d": (0.0, 1000.0),  # spend cap (0.995) 995, high value (0.8) 800
+    }
+    features = {name: tuple(lo + q * (hi - lo) for q in QUANTILES) for name, (lo, hi) in
+                ranges.items()}
+    probability = tuple(i / 1000 for i in range(1001))  # uniform: 0.8 quantile = 0.8
+    return Reference("test cutoff 2024-03-01", 1000, probability, features)
 
 
 class FakeModel:
@@ -26,7 +37,8 @@ class FakeModel:
 
     def __init__(self, column: str) -> None:
         self.column = column
-        self.feature_names = ["days_since_last_order", "spend_sum_365d", "p_churn", "p_rep"]
+        self.feature_names = FEATURES
+        self.features = {"reference": _reference().to_dict()}
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return frame[self.column].to_numpy(dtype="float64")
@@ -44,93 +56,123 @@ def _snapshot() -> pd.DataFrame:
         {
             "customer_id": pd.array(["c", "a", "b", "d"], dtype="string"),
             "days_since_last_order": [200.0, 10.0, 60.0, 400.0],
-            "spend_sum_365d": [100.0, 500.0, 0.0, np.nan],  # d: no spend in the year
-            "p_churn": [0.8, 0.1, 0.3, 0.5],  # c high, a low, b medium, d high (at the edge)
+            "lifetime_orders": [2.0, 11.0, 5.0, 1.0],
+            "spend_sum_365d": [100.0, 5000.0, 0.0, np.nan],  # a: a bulk order; d: no spend
+            "p_churn": [0.85, 0.1, 0.3, 0.5],  # c high, a low, b medium, d high (at the edge)
             "p_rep": [0.1, 0.9, 0.5, 0.7],  # c low, a high, b medium, d high (at the edge)
         }
     )
 
 
-def _models() -> dict[str, ScoringModel]:
-    return {
-        "churn": ScoringModel("churn", "loyalty-churn", "3", FakeModel("p_churn")),
-        "repurchase": ScoringModel("repurchase", "models/repurchase", "local", FakeModel("p_rep")),
+def _models(*names: str) -> list[ScoringModel]:
+    labels = LabelsParams()
+    made = {
+        "churn": ScoringModel(get_target(labels, "churn"), "loyalty-churn", "3",
+                              FakeModel("p_churn")),
+        "repurchase": ScoringModel(get_target(labels, "repurchase"), "models/repurchase",
+                                   "local", FakeModel("p_rep")),
     }
+    return [made[n] for n in (names or made)]
 
 
-def test_pass_one_columns_bands_and_value_at_risk() -> None:
+def _dictionary() -> FeatureDictionary:
+    return FeatureDictionary(tiny_catalog(
+        {"name": "days_since_last_order", "reason": "No order for {value:.0f} days"},
+        {"name": "spend_sum_365d", "concept": "monetary"},
+    ))
+
+
+def _grid() -> tuple[tuple[str, ...], ...]:
+    # recency score r (1-5) in rows, frequency f in columns: name = "r<r>f<f>"
+    return tuple(tuple(f"r{r}f{f}" for f in range(1, 6)) for r in range(1, 6))
+
+
+RULES = ScoringRules(BusinessParams(), _grid(), reasons_top_share=0.2, top_reasons=3)
+
+
+def _score(snapshot: pd.DataFrame, models: list[ScoringModel] | None = None,
+           rules: ScoringRules = RULES) -> pd.DataFrame:
+    return score_customers(snapshot, AS_OF, models or _models(), rules, _dictionary())
+
+
+def test_columns_bands_tiers_and_value() -> None:
     snap = _snapshot()
     before = snap.copy()
-    out = score_snapshot(snap, AS_OF, _models(), ScoringRules())
+    out = _score(snap)
     pd.testing.assert_frame_equal(snap, before)  # input not mutated
-    assert tuple(out.columns) == OUTPUT_COLUMNS
+    assert tuple(out.columns) == output_columns([m.target for m in _models()], 3)
     assert list(out["customer_id"]) == ["a", "b", "c", "d"]
     assert list(out["loyalty_tier"]) == ["high", "medium", "low", "high"]
     assert list(out["churn_risk_band"]) == ["low", "medium", "high", "high"]
-    assert list(out["value_at_risk"]) == [50.0, 0.0, 80.0, 0.0]
-    assert out["reason_1"].isna().all()
+    # expected value: own 365-day spend, capped at the reference's 0.995 quantile (995)
+    assert out["expected_value"].tolist() == pytest.approx([995.0, 0.0, 100.0, 0.0])
+    assert out["value_at_risk"].tolist() == pytest.approx([99.5, 0.0, 85.0, 0.0])
+    assert out["high_value"].tolist() == [True, False, False, False]  # line: 0.8 quantile, 800
     assert set(out["churn_model_version"]) == {"3"}
     assert (out["as_of"] == AS_OF).all()
 
 
-def test_missing_model_leaves_its_columns_empty() -> None:
-    out = score_snapshot(_snapshot(), AS_OF, {"churn": _models()["churn"]}, ScoringRules())
-    assert out["repurchase_probability"].isna().all()
+def test_rfm_segment_uses_the_shipped_quintile_edges() -> None:
+    out = _score(_snapshot()).set_index("customer_id")
+    # recency edges 80/160/240/320 days (lower is better), frequency edges 3/5/7/9 orders
+    assert out.loc["a", "rfm_segment"] == "r5f5"  # 10 days, 11 orders
+    assert out.loc["b", "rfm_segment"] == "r5f2"  # 60 days, 5 orders (on the edge: lower)
+    assert out.loc["c", "rfm_segment"] == "r3f1"  # 200 days, 2 orders
+    assert out.loc["d", "rfm_segment"] == "r1f1"  # 400 days, 1 order
+
+
+def test_reasons_only_above_the_shipped_threshold() -> None:
+    out = _score(_snapshot()).set_index("customer_id")
+    # reference probabilities uniform: top 20% = churn probability >= 0.8, customer c only
+    assert out["reason_1"].notna().tolist() == [False, False, True, False]
+    assert out.loc["c", "reason_1"] == "No order for 200 days"
+    # only risk-raising contributions become reasons: spend lowers risk, so no reason_2
+    assert out["reason_2"].isna().all()
+    none = ScoringRules(BusinessParams(), _grid(), reasons_top_share=0.0)
+    assert _score(_snapshot(), rules=none)["reason_1"].isna().all()
+
+
+def test_missing_model_leaves_its_labels_empty() -> None:
+    out = _score(_snapshot(), _models("churn"))
+    assert "repurchase_probability" not in out.columns
     assert out["loyalty_tier"].isna().all()
-    assert out["repurchase_model"].isna().all()
+    assert out["churn_risk_band"].notna().all()
 
 
 def test_empty_snapshot_gives_empty_output() -> None:
-    out = score_snapshot(_snapshot().iloc[0:0], AS_OF, _models(), ScoringRules())
-    assert out.empty and tuple(out.columns) == OUTPUT_COLUMNS
+    out = _score(_snapshot().iloc[0:0])
+    assert out.empty and tuple(out.columns) == output_columns([m.target for m in _models()], 3)
 
 
-def test_risk_band_edges() -> None:
-    rules = ScoringRules(high_risk=0.5, medium_risk=0.2)
-    bands = churn_risk_band([0.5, 0.4999, 0.2, 0.19, np.nan], rules)
-    assert list(bands.iloc[:4]) == ["high", "medium", "medium", "low"]
-    assert pd.isna(bands.iloc[4])
+def test_a_model_without_a_reference_is_refused() -> None:
+    model = _models("churn")[0]
+    model.predictor.features = {}  # type: ignore[misc]
+    with pytest.raises(Exception, match="no reference distribution"):
+        _score(_snapshot(), [model])
 
 
-@pytest.mark.parametrize(
-    ("share", "expected"),
-    [(0.0, math.inf), (0.25, 0.8), (0.5, 0.5), (0.6, 0.3), (1.0, 0.1)],
-)
-def test_reasons_threshold_is_the_kth_largest(share: float, expected: float) -> None:
-    assert reasons_threshold([0.1, 0.3, 0.5, 0.8, np.nan], share) == expected
-
-
-def test_threshold_does_not_depend_on_how_customers_are_split() -> None:
-    p = np.random.default_rng(0).random(1000)
-    t = reasons_threshold(p, 0.2)
-    assert (p >= t).sum() == 200
-    # the same customers are chosen whatever the partition they sit in
-    assert sum(int((part >= t).sum()) for part in np.array_split(p, 7)) == 200
-
-
-def test_reasons_only_for_customers_above_threshold() -> None:
-    snap = _snapshot()
-    scored = score_snapshot(snap, AS_OF, _models(), ScoringRules())
-    dictionary = FeatureDictionary(
-        {"days_since_last_order": FeatureInfo("days_since_last_order",
-                                              reason="No order for {value:.0f} days")}
+def _population(seed: int, n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array([f"C{i:05d}" for i in rng.permutation(n)], dtype="string"),
+            "days_since_last_order": rng.integers(0, 500, n).astype(float),
+            "lifetime_orders": rng.integers(1, 15, n).astype(float),
+            "spend_sum_365d": np.where(rng.random(n) < 0.1, np.nan, rng.gamma(1.0, 300.0, n)),
+            "p_churn": rng.random(n),
+            "p_rep": rng.random(n),
+        }
     )
-    out = add_reasons(scored, snap, _models()["churn"], dictionary, threshold=0.5)
-    assert out["reason_1"].isna().tolist() == [True, True, False, False]
-    assert out.loc[2, "reason_1"] == "No order for 200 days"
-    # only risk-raising contributions become reasons: spend lowers risk, so no reason_2
-    assert out["reason_2"].isna().all()
-    assert scored["reason_1"].isna().all()  # input not mutated
 
 
-def test_spend_is_capped_like_the_report_when_the_engine_sets_the_cap() -> None:
-    snap = _snapshot()
-    # The cap is a quantile over all customers scored (here the median of 100, 500, 0, 0 = 50).
-    rules = with_spend_cap(ScoringRules(spend_cap_quantile=0.5), snap["spend_sum_365d"])
-    assert rules.spend_cap == 50.0
-    out = score_snapshot(snap, AS_OF, _models(), rules).set_index("customer_id")
-    assert out.loc["a", "value_at_risk"] == pytest.approx(0.1 * 50.0)  # 500 capped at 50
-    assert out.loc["c", "value_at_risk"] == pytest.approx(0.8 * 50.0)  # 100 capped at 50
-    assert out.loc["b", "value_at_risk"] == 0.0
-    uncapped = score_snapshot(snap, AS_OF, _models(), ScoringRules()).set_index("customer_id")
-    assert uncapped.loc["a", "value_at_risk"] == pytest.approx(0.1 * 500.0)
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 80), data=st.data())
+def test_scoring_any_subset_gives_exactly_the_rows_of_scoring_everyone(
+    seed: int, n: int, data: st.DataObject
+) -> None:
+    population = _population(seed, n)
+    everyone = _score(population).set_index("customer_id")
+    keep = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    subset = population.loc[np.asarray(keep, dtype=bool)]
+    part = _score(subset).set_index("customer_id")
+    pd.testing.assert_frame_equal(part, everyone.loc[part.index], check_exact=True)
