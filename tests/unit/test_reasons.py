@@ -10,13 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.errors import ConfigError
 from pipeline.features.catalog import parse_catalog
 from pipeline.reasons import (
     FeatureDictionary,
     FeatureInfo,
     load_dictionary,
-    parse_dictionary,
     reason_codes,
     reference_values,
     render_reason,
@@ -130,18 +128,6 @@ def test_input_is_not_mutated_and_lengths_must_match() -> None:
     pd.testing.assert_frame_equal(SHAP, before)
     with pytest.raises(ValueError, match="rows"):
         reason_codes(FEATURES.iloc[:2], SHAP, DICTIONARY)
-
-
-def test_the_shim_is_as_strict_as_the_catalog() -> None:
-    # parse_dictionary has no parsing of its own: the lenient layouts it once took are refused
-    # (a bad template is refused by the catalog itself: tests/unit/features/test_catalog.py)
-    with pytest.raises(ConfigError, match="version"):
-        parse_dictionary({"feature": []})
-    with pytest.raises(ConfigError, match="test: features: Input should be a valid tuple"):
-        parse_dictionary(
-            {"version": 1, "features": {"x": {"reason": "{value}"}}, "rfm_segments": SEGMENTS},
-            "test",
-        )  # a mapping of features, once accepted
 
 
 def test_unlisted_columns_get_their_name_in_words() -> None:

@@ -12,9 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import business
+from pipeline.config import BusinessParams, LabelsParams
 from pipeline.explain import concept_importance, feature_importance, shap_table
-from pipeline.reasons import parse_dictionary
+from pipeline.features.catalog import parse_catalog
+from pipeline.reasons import FeatureDictionary
 from pipeline.report.build import ReportInputs, TargetInputs
+from pipeline.targets import get_target
 
 EVIL_ID = "<script>alert('x')</script>"
 FEATURES = [
@@ -25,6 +29,8 @@ FEATURES = [
     "region",
 ]
 DICTIONARY = {
+    "version": 1,
+    "rfm_segments": [{"name": "All", "r": [1, 5], "f": [1, 5]}],
     "concepts": {
         "recency": "Recency",
         "service": "Complaints and service",
@@ -35,6 +41,7 @@ DICTIONARY = {
     "features": [
         {
             "name": "days_since_last_order",
+            "requires": ["orders.order_ts"],
             "concept": "recency",
             "unit": "days",
             "description": "Days since the last order",
@@ -42,6 +49,7 @@ DICTIONARY = {
         },
         {
             "name": "complaints_unresolved_365d",
+            "requires": ["orders.order_ts"],
             "concept": "service",
             "unit": "count",
             "description": "Unresolved complaints",
@@ -49,6 +57,7 @@ DICTIONARY = {
         },
         {
             "name": "review_score_mean_365d",
+            "requires": ["orders.order_ts"],
             "concept": "satisfaction",
             "unit": "score",
             "description": "Average review score",
@@ -56,6 +65,7 @@ DICTIONARY = {
         },
         {
             "name": "spend_sum_365d",
+            "requires": ["orders.order_ts"],
             "concept": "monetary",
             "unit": "currency",
             "description": "Spend in the last 365 days",
@@ -63,8 +73,11 @@ DICTIONARY = {
         },
         {
             "name": "region",
+            "requires": ["orders.order_ts"],
             "concept": "relationship",
             "unit": "category",
+            "dtype": "category",
+            "levels": ["north", "south"],
             "description": "Region",
             "reason": "Lives in {value}",
         },
@@ -112,17 +125,45 @@ def _frame(n: int, seed: int, cutoff: str) -> pd.DataFrame:
         + 0.9 * frame["complaints_unresolved_365d"]
         - 0.6 * (frame["review_score_mean_365d"] - 3)
     )
-    frame["churned"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")
+    frame["churn"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")
     return frame
+
+
+def _scores(current: pd.DataFrame, churn: np.ndarray) -> pd.DataFrame:
+    """Scores as ``loyalty score`` writes them (business labels from pipeline.business)."""
+    rules = BusinessParams()
+    spend = current["spend_sum_365d"].to_numpy()
+    expected = business.expected_value(spend, float(np.quantile(spend, 0.995)))
+    line = float(np.quantile(spend, 0.8))
+    scores = pd.DataFrame(
+        {
+            "customer_id": current["customer_id"],
+            "as_of": current["cutoff"],
+            "churn_probability": churn,
+            "repurchase_probability": 1 - churn,
+            "churn_risk_band": business.churn_risk_band(churn, rules).to_numpy(),
+            "loyalty_tier": business.loyalty_tier(1 - churn, rules).to_numpy(),
+            "rfm_segment": current["rfm_segment"].astype("string").to_numpy(),
+            "expected_value": expected.to_numpy(),
+            "value_at_risk": business.value_at_risk(churn, expected).to_numpy(),
+            "high_value": pd.array(expected.to_numpy() >= line, dtype="boolean"),
+            "reason_1": pd.array(
+                ["No order for 200 days <img src=x onerror=alert(1)>"] + [None] * (len(churn) - 1),
+                dtype="string",
+            ),
+            "reason_2": pd.array([None] * len(churn), dtype="string"),
+        }
+    )
+    return scores
 
 
 @pytest.fixture(scope="session")
 def report_inputs() -> ReportInputs:
     test = _frame(300, 1, "2024-06-01")
-    current = _frame(120, 2, "2024-09-01").drop(columns="churned")
+    current = _frame(120, 2, "2024-09-01").drop(columns="churn")
     params = {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 10, "verbose": -1}
-    booster = lgb.train(params, lgb.Dataset(test[FEATURES], test["churned"]), num_boost_round=25)
-    dictionary = parse_dictionary(DICTIONARY)
+    booster = lgb.train(params, lgb.Dataset(test[FEATURES], test["churn"]), num_boost_round=25)
+    dictionary = FeatureDictionary(parse_catalog(DICTIONARY, "report test"))
     table = shap_table(
         test[["customer_id", "cutoff"]],
         booster.predict(test[FEATURES], pred_contrib=True),
@@ -130,30 +171,16 @@ def report_inputs() -> ReportInputs:
     )
     concepts = dictionary.concepts(FEATURES)
     margin = booster.predict(current[FEATURES], raw_score=True)
-    churn_current = pd.DataFrame(
-        {
-            "customer_id": current["customer_id"],
-            "cutoff": current["cutoff"],
-            "probability": 1 / (1 + np.exp(-margin)),
-            "reason_1": pd.array(
-                ["No order for 200 days <img src=x onerror=alert(1)>"] + [None] * 119,
-                dtype="string",
-            ),
-        }
-    )
-    repurchase_current = churn_current.assign(
-        probability=1 - churn_current["probability"], reason_1=pd.NA
-    )
     probability = 1 / (1 + np.exp(-booster.predict(test[FEATURES], raw_score=True)))
+    labels = LabelsParams()
     churn = TargetInputs(
-        target="churn",
+        target=get_target(labels, "churn"),
         metrics=METRICS,
         shap=table,
         explained=test[["customer_id", "cutoff", *FEATURES]],
         concepts=concept_importance(table, concepts),
         features=feature_importance(table, concepts),
-        test_predictions=pd.DataFrame({"label": test["churned"], "probability": probability}),
-        current=churn_current,
+        test_predictions=pd.DataFrame({"label": test["churn"], "probability": probability}),
         model_features={
             "cutoffs": {"train": ["2024-01-01", "2024-03-01"], "valid": ["2024-04-01"]},
             "horizon_days": 90,
@@ -161,16 +188,15 @@ def report_inputs() -> ReportInputs:
         },
     )
     repurchase = TargetInputs(
-        target="repurchase",
+        target=get_target(labels, "repurchase"),
         metrics={**METRICS, "target": "repurchase"},
         shap=table,
         explained=churn.explained,
         concepts=churn.concepts,
         features=churn.features,
         test_predictions=churn.test_predictions.assign(
-            label=1 - test["churned"], probability=1 - probability
+            label=1 - test["churn"], probability=1 - probability
         ),
-        current=repurchase_current,
     )
     manifest = {
         "source": "synthetic",
@@ -190,12 +216,14 @@ def report_inputs() -> ReportInputs:
     }
     summary = {
         "features": {"absent": {"late_delivery_share": "source lacks orders.delivered_ts"}},
-        "scoring": {"as_of": "2024-09-01T00:00:00+00:00"},
     }
+    scores = _scores(current, 1 / (1 + np.exp(-margin)))
     return ReportInputs(
         targets={"churn": churn, "repurchase": repurchase},
         dictionary=dictionary,
-        snapshot=current,
+        scores=scores,
+        business=BusinessParams(),
+        scores_manifest={"business": {"spend_cap": float(scores["expected_value"].max())}},
         manifest=manifest,
         feature_summary=summary,
         source="synthetic",

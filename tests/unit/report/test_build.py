@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import ReportParams
 from pipeline.report.build import ReportInputs, build_site
-from pipeline.report.customers import customer_table, headline
+from pipeline.report.customers import headline
 
 EVIL_ID = "<script>alert('x')</script>"  # the id conftest gives customer 0
 
@@ -59,16 +59,9 @@ def test_numbers_match_the_inputs(site: dict[str, str], report_inputs: ReportInp
     index = site["index.html"]
     assert "0.812" in index and "0.701" in index and "0.733" in index  # AUCs of metrics.json
     assert "(+0.079)" in index  # what satisfaction adds over RFM alone
-    settings = ReportParams()
-    customers = customer_table(
-        {t: ti.current for t, ti in report_inputs.targets.items() if ti.current is not None},
-        report_inputs.snapshot,
-        settings.value_feature,
-        settings.segment_feature,
-        settings.high_value_quantile,
-        settings.spend_cap_quantile,
-    )
-    numbers = headline(customers, settings.churn_threshold)
+    # the report's numbers are those of the scores, re-scored nowhere
+    numbers = headline(report_inputs.scores, "churn_probability", "repurchase_probability", None)
+    assert numbers["value_at_risk"] == pytest.approx(report_inputs.scores["value_at_risk"].sum())
     assert f"<strong>{numbers['customers']}</strong>" in index
     assert f"<strong>{numbers['predicted_churners']}</strong>" in index
     assert f"<strong>{numbers['value_at_risk']:,.0f}</strong>" in index
@@ -78,3 +71,8 @@ def test_numbers_match_the_inputs(site: dict[str, str], report_inputs: ReportInp
 
 def test_satisfaction_curve_is_drawn(site: dict[str, str]) -> None:
     assert "the satisfaction curve" in site["churn.html"]
+
+
+def test_titles_take_the_horizon_from_the_target(site: dict[str, str]) -> None:
+    assert "Churn (no order in the next 90 days)" in site["index.html"]
+    assert "Repurchase (an order within the next 30 days)" in site["repurchase.html"]

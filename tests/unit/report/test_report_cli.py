@@ -19,6 +19,8 @@ def _args(tmp_path: Path) -> list[str]:
         str(tmp_path / "m"),
         "--explain",
         str(tmp_path / "e"),
+        "--scores",
+        str(tmp_path / "s" / "scores.parquet"),
         "--features",
         str(tmp_path / "f"),
         "--metrics",
