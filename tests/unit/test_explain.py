@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import shap
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,13 +22,9 @@ from pipeline.explain import (
     concept_importance,
     explain_frame,
     feature_importance,
-    loyalty_tier,
     sample_rows,
-    score_current,
     shap_table,
-    value_at_risk,
 )
-from pipeline.reasons import parse_dictionary
 
 FEATURES = [
     "days_since_last_order",
@@ -80,13 +75,13 @@ def snapshot() -> pd.DataFrame:
         + 0.8 * frame["complaints_unresolved_365d"]
         - 0.5 * (frame["review_score_last"].fillna(3) - 3)
     )
-    frame["churned"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")
+    frame["churn"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")
     return frame
 
 
 @pytest.fixture(scope="module")
 def booster(snapshot: pd.DataFrame) -> lgb.Booster:
-    data = lgb.Dataset(snapshot[FEATURES], snapshot["churned"])
+    data = lgb.Dataset(snapshot[FEATURES], snapshot["churn"])
     params = {
         "objective": "binary",
         "num_leaves": 7,
@@ -193,17 +188,6 @@ def test_sample_rows_is_a_subset_of_the_right_size(max_rows: int, n: int) -> Non
     assert out.index.is_monotonic_increasing and out.index.isin(frame.index).all()
 
 
-def test_loyalty_tier_bands() -> None:
-    tiers = loyalty_tier([0.70, 0.6999, 0.30, 0.2999, np.nan])
-    assert tiers.tolist()[:4] == ["high", "medium", "medium", "low"]
-    assert pd.isna(tiers.iloc[4])
-
-
-def test_value_at_risk_is_probability_times_spend() -> None:
-    out = value_at_risk([0.5, 0.1, 0.9], [200.0, np.nan, 50.0])
-    assert out.tolist() == [100.0, 0.0, 45.0]
-
-
 def _model_folder(folder: Path, booster: lgb.Booster) -> Path:
     """The model folder contract (model.txt, features.json, calibration.json), written by hand."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -218,15 +202,19 @@ def _model_folder(folder: Path, booster: lgb.Booster) -> Path:
 
 
 DICTIONARY_YAML = """
+version: 1
 concepts: {recency: Recency, service: Customer service}
+rfm_segments: [{name: All, r: [1, 5], f: [1, 5]}]
 features:
   - {name: days_since_last_order, concept: recency, unit: days, description: Days since last order,
-     reason: "No order for {value:.0f} days"}
+     requires: [orders.order_ts], reason: "No order for {value:.0f} days"}
   - {name: complaints_unresolved_365d, concept: service, description: Unresolved complaints,
-     reason: "{value:.0f} unresolved complaints"}
+     unit: count, requires: [feedback.kind], reason: "{value:.0f} unresolved complaints"}
   - {name: review_score_last, concept: satisfaction, description: Last review score,
-     reason: "Last review {value:.0f} of 5", reason_missing: "No review yet"}
-  - {name: region_code, concept: relationship, description: Region}
+     unit: score, requires: [feedback.score], reason: "Last review {value:.0f} of 5",
+     reason_missing: "No review yet"}
+  - {name: region_code, concept: relationship, description: Region, unit: code,
+     requires: [customers.region], reason: "Region {value}"}
 """
 
 
@@ -238,7 +226,6 @@ def test_explain_cli_writes_the_tables(
     features.mkdir()
     panel = snapshot.assign(split=np.where(np.arange(len(snapshot)) < 300, "train", "test"))
     panel.to_parquet(features / "panel.parquet")
-    snapshot.drop(columns="churned").iloc[:50].to_parquet(features / "scoring.parquet")
     (tmp_path / "features.yaml").write_text(DICTIONARY_YAML)
     out = tmp_path / "explain" / "churn"
     code = main(
@@ -264,8 +251,8 @@ def test_explain_cli_writes_the_tables(
     reasons = pd.read_parquet(out / "reasons.parquet")
     assert reasons["customer_id"].tolist() == shap_values["customer_id"].tolist()
     assert reasons["reason_1"].str.contains("days|complaints|review|Region").any()
-    current = pd.read_parquet(out / "current.parquet")
-    assert len(current) == 50 and current["probability"].between(0, 1).all()
+    # explain describes the model; customers are scored by `loyalty score` alone
+    assert not (out / "current.parquet").exists()
     summary = json.loads((out / "concepts.json").read_text())
     assert summary["summary"]["additivity_max_abs_error"] <= 1e-6
     assert summary["labels"]["service"] == "Customer service"
@@ -288,34 +275,3 @@ def test_explain_cli_refuses_a_pickle_model(tmp_path: Path) -> None:
         ]
     )
     assert code == 5
-
-
-class Scored(BoosterModel):
-    """A stage model: names and probabilities (uncalibrated sigmoid) on top of the booster."""
-
-    feature_names = FEATURES
-
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return 1 / (1 + np.exp(-self.raw_margin(frame[FEATURES])))
-
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
-        return super().contributions(frame[FEATURES])
-
-
-def test_current_snapshot_reasons_go_to_the_riskiest(
-    booster: lgb.Booster, snapshot: pd.DataFrame
-) -> None:
-    dictionary = parse_dictionary(yaml.safe_load(DICTIONARY_YAML))
-    churn = score_current(Scored(booster), snapshot, dictionary, 1.0, max_rows=30, top_k=2)
-    assert len(churn) == len(snapshot) and churn["probability"].notna().all()
-    with_reasons = churn["reason_1"].notna() | churn["reason_feature_1"].notna()
-    assert with_reasons.sum() <= 30
-    assert (
-        churn.loc[with_reasons, "probability"].min()
-        >= churn.loc[~with_reasons, "probability"].max()
-    )
-    repurchase = score_current(Scored(booster), snapshot, dictionary, -1.0, max_rows=30, top_k=2)
-    chosen = repurchase["reason_1"].notna()
-    assert (
-        repurchase.loc[chosen, "probability"].max() <= repurchase.loc[~chosen, "probability"].min()
-    )
