@@ -90,6 +90,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 str(reports / "explain" / target),
             )
         _cli(
+            "score", "--params", p, "--input", str(data / "synthetic"), "--as-of", "latest",
+            "--model", str(models / "churn"), "--model", str(models / "repurchase"),
+            "--features-config", dictionary, "--out", str(data / "scores" / "scores.parquet"),
+            "--no-progress",
+        )
+        _cli(
             "report",
             "--params",
             p,
@@ -97,6 +103,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(models),
             "--explain",
             str(reports / "explain"),
+            "--scores",
+            str(data / "scores" / "scores.parquet"),
             "--features",
             str(data / "features"),
             "--metrics",
@@ -137,10 +145,15 @@ def test_report_numbers_match_metrics_json(run: Path) -> None:
         assert f"{metrics['model']['roc_auc']:.3f}" in index
         assert f"{metrics['baselines']['recency']['roc_auc']:.3f}" in index
         assert f"{metrics['model']['lift_top_decile']:.2f}" in index
-    scored = pd.read_parquet(run / "reports" / "explain" / "churn" / "current.parquet")
+    # every customer number of the report is read off the scores (nothing is re-scored)
+    scored = pd.read_parquet(run / "data" / "scores" / "scores.parquet")
     assert f"<strong>{len(scored):,}</strong> active customers scored" in index
-    churners = int((scored["probability"] >= 0.5).sum())
+    churners = int((scored["churn_risk_band"] == "high").sum())
+    assert churners == int((scored["churn_probability"] >= 0.5).sum())
     assert f"<strong>{churners:,}</strong> ({churners / len(scored):.0%})" in index
+    assert f"<strong>{scored['value_at_risk'].sum():,.0f}</strong>" in index
+    high_tier = int((scored["loyalty_tier"] == "high").sum())
+    assert f'<div class="value">{high_tier:,}</div><div class="label">high loyalty tier' in index
     manifest = json.loads((run / "data" / "clean" / "manifest.json").read_text())
     for reason, count in manifest["rejected_by_reason"].items():
         assert f'<td>{reason}</td><td class="n">{count:,}</td>' in index
