@@ -378,7 +378,11 @@ def score(
     out: Annotated[Path, typer.Option("--out", help="Output file (.parquet or .csv).")],
     model: Annotated[
         list[str],
-        typer.Option("--model", help="Model folder or models:/name@alias (repeat for both)."),
+        typer.Option(
+            "--model",
+            help="Model folder, folder of model folders (models/), or models:/name@alias "
+            "(repeatable).",
+        ),
     ],
     input_paths: Annotated[
         list[Path] | None,
@@ -460,7 +464,9 @@ def score(
             features_config=str(features_config),
             as_of=when,
             clean_as_of=resolve_as_of(settings.clean.as_of, stated),
-            models=resolve_models(model, work / "models", settings.mlflow),
+            models=resolve_models(
+                model, work / "models", settings.mlflow, settings.train.targets
+            ),
             params=settings,
             rules=rules,
         )

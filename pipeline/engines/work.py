@@ -19,6 +19,7 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,9 +127,39 @@ def _ref(features: dict[str, Any], path: str, name: str, version: str) -> ModelR
     return ModelRef(target, rule, int(features["horizon_days"]), path, name, version)
 
 
-def resolve_models(uris: list[str], scratch: Path, mlflow: MlflowParams) -> tuple[ModelRef, ...]:
-    """Resolve every ``--model``; at most one model per target."""
-    refs = tuple(resolve_model(uri, scratch, mlflow) for uri in uris)
+def model_folders(uri: str, order: Sequence[str] = ()) -> list[str]:
+    """Return ``uri`` itself or, for a folder of model folders (``models/``), its models.
+
+    With ``order`` (the trained targets, ``train.targets``) the folder gives those targets'
+    models in that order, so that a target added to ``train.targets`` is scored by the DVC
+    stage without a change to its command; others in the folder are left out with a warning.
+    Without it, every model in the folder, by name.
+    """
+    from pipeline.modeling.artifacts import MODEL_FILE
+
+    folder = Path(uri)
+    if uri.startswith("models:/") or not folder.is_dir() or (folder / MODEL_FILE).exists():
+        return [uri]
+    found = {p.name: str(p) for p in folder.iterdir() if (p / MODEL_FILE).is_file()}
+    if not found:
+        raise ModelError(f"{folder}: neither a model folder nor a folder of model folders")
+    if not order:
+        return [found[name] for name in sorted(found)]
+    ignored = sorted(set(found) - set(order))
+    if ignored:
+        logger.warning("%s: not in train.targets, not scored: %s", folder, ", ".join(ignored))
+    missing = [name for name in order if name not in found]
+    if missing:
+        raise ModelError(f"{folder}: no model for target(s) {missing} of train.targets")
+    return [found[name] for name in order]
+
+
+def resolve_models(
+    uris: list[str], scratch: Path, mlflow: MlflowParams, order: Sequence[str] = ()
+) -> tuple[ModelRef, ...]:
+    """Resolve every ``--model`` (a folder of model folders gives each); one per target."""
+    expanded = [folder for uri in uris for folder in model_folders(uri, order)]
+    refs = tuple(resolve_model(uri, scratch, mlflow) for uri in expanded)
     targets = [ref.target for ref in refs]
     if len(set(targets)) != len(targets):
         raise ModelError(f"two models for the same target: {targets}")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -88,3 +89,29 @@ def test_metrics_show_reads_both_targets(pipeline_run: Path) -> None:
     shown = _run(["dvc", "metrics", "show", "--json"], pipeline_run)
     text = shown.stdout
     assert "churn.json" in text and "repurchase.json" in text
+
+
+def test_a_third_target_needs_params_alone(
+    pipeline_run: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Targets are data: `churn_180d` through params.yaml only, then train -> explain -> score
+    -> report run for it (DVC's foreach over train.targets; the score stage scores models/)."""
+    work = tmp_path_factory.mktemp("third") / "repo"
+    shutil.copytree(pipeline_run, work, symlinks=True)
+    params_file = work / "params.yaml"
+    params = yaml.safe_load(params_file.read_text())
+    params["labels"]["targets"]["churn_180d"] = {"rule": "no_order_within", "horizon_days": 180}
+    params["train"]["targets"].append("churn_180d")
+    params["train"]["quality_gate"]["min_auc_margin_over_recency"] = -1.0  # plumbing, not quality
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["dvc", "repro"], work)
+    features = json.loads((work / "models" / "churn_180d" / "features.json").read_text())
+    assert (features["target"], features["rule"], features["horizon_days"]) == (
+        "churn_180d", "no_order_within", 180)
+    assert (work / "reports" / "explain" / "churn_180d" / "shap.parquet").exists()
+    scores = pd.read_parquet(work / "data" / "scores" / "scores.parquet")
+    assert {"churn_probability", "repurchase_probability", "churn_180d_probability",
+            "churn_180d_model"} <= set(scores.columns)
+    assert scores["churn_180d_probability"].between(0, 1).all()
+    page = (work / "reports" / "site" / "churn_180d.html").read_text()
+    assert "Churn 180d (no order in the next 180 days)" in page

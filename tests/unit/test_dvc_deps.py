@@ -166,3 +166,23 @@ def test_required_files_follow_function_imports_packages_and_templates():
         f.startswith("pipeline/report/")
         for f in required_files("generate", files, import_graph(files))
     )
+
+
+def test_no_stage_depends_on_code_its_command_never_runs():
+    """The other half: a stale code dep reruns a stage for nothing (and hides what it uses)."""
+    files = module_files()
+    graph = import_graph(files)
+    extra: dict[str, list[str]] = {}
+    for name, stage in _stages().items():
+        cmd = stage["cmd"] if isinstance(stage["cmd"], str) else " ".join(stage["cmd"])
+        found = COMMAND.search(cmd)
+        if found is None:
+            continue
+        required = required_files(found.group(1), files, graph)
+        code = [d for d in _dep_paths(stage) if d == "pipeline" or d.startswith("pipeline/")]
+        unused = [d for d in code if not any(_covered(f, [d]) for f in required)]
+        if unused:
+            extra[name] = unused
+    assert not extra, "stages whose deps name code they never run:\n" + "\n".join(
+        f"  {stage}: " + ", ".join(deps) for stage, deps in extra.items()
+    )
