@@ -1,14 +1,17 @@
 """Partitions of customers by a stable hash of ``customer_id``, run in a process pool.
 
-A customer's partition depends only on its id (``pandas.util.hash_array`` with a fixed key), so
-the same customer lands in the same partition in every run, on every machine, in training and
-scoring. Each partition holds all the events of its customers, so partitions are independent.
+The one customer hash of the project: ``crc32(normalised customer_id) mod n``
+(:func:`customer_partition`). It depends only on the id, so a customer lands in the same
+partition in every run, on every machine, Python version and engine: the features stage's
+process pool and the scorer's split of a raw export (:mod:`pipeline.engines.partitioning`) use
+it alike. Each partition holds all the events of its customers, so partitions are independent.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -18,17 +21,22 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-HASH_KEY = "loyalty-pipeline"[:16].ljust(16, "0")
 T = TypeVar("T")
 
 
+def customer_partition(normalised_id: str, n_parts: int) -> int:
+    """Return the partition of one normalised customer id: ``crc32(utf-8 id) mod n_parts``."""
+    return zlib.crc32(normalised_id.encode("utf-8")) % n_parts
+
+
 def partition_of(ids: pd.Index | pd.Series, n_parts: int) -> np.ndarray:
-    """Return the partition number (0 .. n_parts - 1) of each customer id."""
-    values = np.asarray(pd.Series(ids, dtype="string").to_numpy(dtype=object, na_value=""))
+    """Return the partition number (0 .. n_parts - 1) of each (normalised) customer id."""
+    values = pd.Series(ids, dtype="string").to_numpy(dtype=object, na_value="")
     if n_parts <= 1:
         return np.zeros(values.size, dtype=np.int64)
-    hashed = pd.util.hash_array(values, hash_key=HASH_KEY, categorize=False)
-    return (hashed % np.uint64(n_parts)).astype(np.int64)
+    return np.fromiter(
+        (customer_partition(v, n_parts) for v in values), dtype=np.int64, count=values.size
+    )
 
 
 # Set only inside pool worker processes (by the pool initializer): the partitions the worker

@@ -17,7 +17,8 @@ def test_partition_depends_only_on_the_id() -> None:
 
 
 def test_partition_numbers_are_pinned() -> None:
-    # Pinned values: a change of hash would silently move customers between partitions.
+    # Pinned values: a change of hash would silently move customers between partitions. The
+    # same crc32 as the scorer's split of a raw export (one customer hash for both).
     assert (
         partition_of(pd.Index(["17850", "13047", "C0000001"], dtype="string"), 4).tolist() == PINNED
     )
@@ -39,4 +40,12 @@ def test_pool_keeps_partition_order() -> None:
     assert run_partitions(_scaled, parts, (10,), workers=1) == expected
 
 
-PINNED = [3, 1, 1]
+PINNED = [1, 0, 2]  # zlib.crc32(id) % 4
+
+
+def test_the_scorer_splits_by_the_same_hash() -> None:
+    from pipeline.engines.partitioning import partition_of as scorer_partition
+
+    ids = ["17850", " 17850.0", "13047", "C0000001"]
+    panel = partition_of(pd.Index(["17850", "17850", "13047", "C0000001"], dtype="string"), 7)
+    assert [scorer_partition(i, 7) for i in ids] == panel.tolist()
