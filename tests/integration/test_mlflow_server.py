@@ -101,6 +101,8 @@ def test_champion_from_the_server_predicts_exactly_like_the_local_model(
             "metrics.json",
             "--plots",
             "plots",
+            "--dictionary",
+            str(Path(__file__).resolve().parents[2] / "configs" / "features.yaml"),
         ]
     )
     assert code == 0

@@ -10,7 +10,11 @@ import pytest
 
 from pipeline import io
 from pipeline.cli import main
+from pipeline.config import LabelsParams
+from pipeline.features.catalog import load_catalog
 from tests.support.demo_panel import make_demo_panel
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +52,8 @@ def _train(target: str = "churn", out: str = "models/churn", *extra: str) -> int
             f"reports/metrics/{target}.json",
             "--plots",
             f"reports/plots/{target}",
+            "--dictionary",
+            str(REPO / "configs" / "features.yaml"),
             *extra,
         ]
     )
@@ -126,7 +132,6 @@ def test_missing_panel_is_one_line(workdir, capsys):
 
 # --- model behaviour on the real simulation (generate -> clean -> features) -------------------
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +164,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory):
     ):
         assert main([command[0], "--params", str(params), *command[1:]]) == 0
     panel = io.read_parquet(tmp / "features" / "panel.parquet")
-    result = train_target(panel, "churn", TrainParams(), None, None, io.read_yaml(dictionary))
+    result = train_target(panel, "churn", TrainParams(), LabelsParams(), load_catalog(dictionary))
     test = panel[panel["split"] == "test"].reset_index(drop=True)
     return result, result.predictor(), test
 
