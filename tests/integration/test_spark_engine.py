@@ -1,21 +1,25 @@
 """`loyalty score --engine spark` in Spark local mode equals the local engine, row for row.
 
 Starts a real local SparkSession (pyspark is the optional extra ``.[spark]``), on a small
-pipeline run built like the one in test_score_cli.py.
+pipeline run built like the one in test_score_cli.py. The export is small, so files are cut
+into several byte ranges (about two per core): the executors' range reading is exercised too.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_score_cli import World, assert_parity, build_world, score
+from test_score_cli import SOURCE, World, _run, assert_parity, build_world, score
 
 from pipeline import io
 
 pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SPARK = ("--engine", "spark", "--spark-master", "local[2]")
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +29,50 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         yield build_world(tmp_path_factory.mktemp("spark"), n_customers=400)
 
 
+def _manifest(out: Path) -> dict:
+    return io.read_json(out.with_name(out.name + ".manifest.json"))
+
+
 def test_spark_local_mode_equals_the_local_engine(world: World, tmp_path: Path) -> None:
     local, spark = tmp_path / "local.parquet", tmp_path / "spark.parquet"
     assert score(world, local, "--partitions", "3", "--workers", "1") == 0
-    assert score(world, spark, "--partitions", "3", "--engine", "spark",
-                 "--spark-master", "local[2]") == 0
+    assert score(world, spark, "--partitions", "3", *SPARK) == 0
     a, b = io.read_parquet(local), io.read_parquet(spark)
     # same rows in the same order, same dtypes, probabilities equal (not just close)
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert_parity(world, b)
-    manifest = io.read_json(spark.with_name("spark.parquet.manifest.json"))
+    manifest, expected = _manifest(spark), _manifest(local)
     assert manifest["engine"]["name"] == "spark"
+    assert manifest["engine"]["ranges"] > len(manifest["input"]["files"])  # files were cut
     assert manifest["customers_scored"] == len(b)
+    assert manifest["input"] == expected["input"]  # records per file and partition
+    for key in ("rows_in", "rows_accepted", "rows_rejected", "rejected_by_reason"):
+        assert manifest[key] == expected[key], key
+
+
+def test_as_of_latest_equals_the_local_engine(world: World, tmp_path: Path) -> None:
+    outs = {name: tmp_path / f"{name}.parquet" for name in ("local", "spark")}
+    for name, extra in (("local", ("--workers", "1")), ("spark", SPARK)):
+        args = ["score", "--params", str(world.params), "--source", SOURCE, "--as-of", "latest",
+                "--input", str(world.root / "raw"), "--out", str(outs[name]), "--no-progress",
+                "--model", str(world.root / "models" / "churn"), "--partitions", "2", *extra]
+        assert _run(*args) == 0
+    a, b = io.read_parquet(outs["local"]), io.read_parquet(outs["spark"])
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert _manifest(outs["spark"])["as_of"] == _manifest(outs["local"])["as_of"]
+
+
+@pytest.mark.reliability("missing or renamed columns")
+def test_an_error_on_an_executor_is_one_line(world: World, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    raw = tmp_path / "raw"
+    shutil.copytree(world.root / "raw", raw)
+    path = raw / "transactions.csv"
+    header, rest = path.read_bytes().split(b"\n", 1)
+    path.write_bytes(header.replace(b"quantity", b"qty") + b"\n" + rest)
+    out = tmp_path / "scores.parquet"
+    assert score(world, out, "--partitions", "2", *SPARK, inputs=(raw,)) == 2  # InputError
+    err = capsys.readouterr().err
+    assert "error: transactions.csv:1: required columns missing" in err
+    assert "Traceback" not in err
+    assert not out.exists()
