@@ -79,7 +79,8 @@ class Predictor:
         extra = [c for c in frame.columns if c not in set(self.feature_names)]
         if extra:
             logger.debug("ignoring %d column(s) the model does not use: %s", len(extra), extra[:10])
-            non_key = [c for c in extra if c not in _KNOWN_NON_FEATURES]
+            known = _KNOWN_NON_FEATURES | {self.features.get("label")}
+            non_key = [c for c in extra if c not in known]
             if non_key:
                 logger.warning("ignoring %d extra column(s): %s", len(non_key), non_key[:10])
         columns: dict[str, Any] = {}
@@ -131,9 +132,8 @@ class Predictor:
         return pd.DataFrame(values, columns=[*self.feature_names, BASE_VALUE], index=frame.index)
 
 
-_KNOWN_NON_FEATURES = frozenset(
-    {"customer_id", "cutoff", "split", "churned", "repurchased", "as_of"}
-)
+#: Columns of a panel or snapshot that are never features (with the model's own label).
+_KNOWN_NON_FEATURES = frozenset({"customer_id", "cutoff", "split", "as_of"})
 
 
 def _as_float(name: str, series: pd.Series) -> np.ndarray:
