@@ -4,8 +4,8 @@ For each N: generate N customers with the synthetic source (`loyalty generate` w
 override), then time `loyalty score` on the raw export (subprocess) and sample the resident
 memory of its whole process tree (driver + workers, or Spark JVM + Python workers) every 0.2 s.
 Prints one JSON line per run: wall seconds, customers/s, peak memory (MiB), and the run
-manifest's per-step timings (where the time goes). ``--profile`` also runs cProfile on one
-partition's passes in-process and prints the top functions by cumulative time.
+manifest's per-step timings (where the time goes). ``--profile`` instead runs cProfile on the
+map of one partition in-process and prints the top functions by cumulative time.
 
 Models: ``--models DIR`` (with churn/ and repurchase/), else a small pipeline run
 (3000 customers) is generated, cleaned, featurised and trained first in ``--workdir``.
@@ -95,8 +95,8 @@ def bench(work: Path, models: Path, n: int, engine: str, partitions: int, worker
     params, raw = generate(work, n)
     out = work / f"scores-{n}-{engine}.parquet"
     cmd = [LOYALTY, "score", "--params", str(params), "--source", SOURCE, "--input", str(raw),
-           "--as-of", as_of, "--model", str(models / "churn"), "--model",
-           str(models / "repurchase"), "--features-config", DICTIONARY, "--out", str(out),
+           "--as-of", as_of, "--model", str(models), "--features-config", DICTIONARY,
+           "--out", str(out),
            "--engine", engine, "--partitions", str(partitions), "--workers", str(workers),
            "--no-progress"]
     started = time.perf_counter()
@@ -123,29 +123,30 @@ def bench(work: Path, models: Path, n: int, engine: str, partitions: int, worker
 
 
 def profile(work: Path, models: Path, n: int, as_of: str, top: int = 25) -> None:
-    """cProfile the passes of one partition in-process (clean, snapshot, score, reasons)."""
+    """cProfile the map on one partition in-process (clean, snapshot, score with reasons)."""
     import pandas as pd
 
     from pipeline.config import load_params
     from pipeline.engines import partitioning
     from pipeline.engines import work as passes
+    from pipeline.features.catalog import load_catalog
     from pipeline.features.snapshot import cutoff_timestamp
-    from pipeline.scoring import ScoringRules, reasons_threshold
+    from pipeline.scoring import ScoringRules
 
     params, raw = generate(work, n)
     settings = load_params(params)
-    refs = passes.resolve_models([str(models / "churn"), str(models / "repurchase")],
-                                 work / "m", settings.mlflow)
+    refs = passes.resolve_models([str(models)], work / "m", settings.mlflow,
+                                 settings.train.targets)
+    grid = tuple(tuple(row) for row in load_catalog(DICTIONARY).segment_grid())
+    rules = ScoringRules(settings.business, grid, settings.score.reasons_top_share,
+                         settings.explain.top_reasons)
     job = passes.ScoreJob(SOURCE, DICTIONARY, cutoff_timestamp(as_of),
-                          pd.Timestamp(settings.clean.as_of), refs, settings, ScoringRules())
+                          pd.Timestamp(settings.clean.as_of), refs, settings, rules)
     split = partitioning.split_export(SOURCE, [raw], work / "profile-raw", 4)
     profiler = cProfile.Profile()
     profiler.enable()
     tables, _ = passes.clean_pass(job, split.part_inputs(work / "profile-raw", 0))
-    snapshot = passes.snapshot_pass(job, tables)
-    rfm = passes.rfm_by_partition(job, [(0, snapshot[["customer_id", *passes.RFM_BASES]])])
-    scored, kept = passes.score_pass(job, snapshot, rfm.get(0))
-    passes.reasons_pass(job, scored, kept, reasons_threshold(scored["churn_probability"], 0.2))
+    passes.score_partition(job, tables)
     profiler.disable()
     print(f"# cProfile of one partition (1/4 of {n} customers), top {top} by cumulative time")
     pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(top)
