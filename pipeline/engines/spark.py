@@ -1,24 +1,23 @@
 """Spark engine: the local engine's map (clean -> score per partition) run by PySpark.
 
 pyspark is an optional extra (``pip install .[spark]``) and is imported only in this module,
-only when ``--engine spark`` runs. The executors read the export; the driver never holds it.
-The driver lists the input files (paths, sizes, header lines: the same
-:func:`~pipeline.engines.partitioning.list_export` as the local splitter) and plans byte
-ranges of them (:mod:`pipeline.engines.records`); executors need the same paths (a shared file
-system, or one machine). Then, on the cluster:
+only when ``--engine spark`` runs. The executors read the export; the driver never holds it:
+it lists the input files and reads their header lines (:mod:`pipeline.engines.export_plan`)
+and plans byte ranges of them (:mod:`pipeline.engines.records`). Executors need the same
+paths (a shared file system, or one machine). Then, on the cluster:
 
-1. **count** (one task per range, skipped when no file is cut): quotes and newlines per range;
+1. **count** (one task per range; skipped when no file is cut): quotes and newlines per range;
    the driver's prefix sums give each range its quote parity and line number at its start;
-2. **read**: ``mapInPandas`` over the ranges; each task reads its range, cuts it into records
-   with the local splitter's record rule and key (:class:`~pipeline.engines.partitioning.
-   RecordKeys`) and emits ``(partition, file, line, lines, record bytes)``; one marker row per
-   partition keeps empty partitions in the map, as the local engine scores header-only parts;
-3. **the map**: Spark shuffles the records by partition and ``groupBy("partition")
+2. **read**: ``mapInPandas`` over the ranges; each task reads its range and cuts it into
+   records keyed by partition (the local splitter's record rule and key), rows of
+   ``(partition, file, line, lines, no_key, record bytes)``; one marker row per partition
+   keeps empty partitions in the map, as the local engine scores header-only parts;
+3. **the map**: Spark shuffles the records by partition, and ``groupBy("partition")
    .applyInPandas`` rebuilds each partition's part files and line sidecars in a temporary
-   folder on the executor (:func:`~pipeline.engines.partitioning.write_partition`: the very
-   bytes the local splitter writes) and runs :func:`pipeline.engines.work.clean_pass` and
-   :func:`~pipeline.engines.work.score_partition`; the rows, plus one row of the partition's
-   counts (``stats``), are written by Spark as Parquet ``partitionBy("partition")``;
+   folder on the executor (the very bytes the local splitter writes) and runs
+   :func:`pipeline.engines.work.clean_pass` and :func:`~pipeline.engines.work.score_partition`;
+   the rows, plus one row of the partition's counts (column ``stats``), are written by Spark as
+   Parquet ``partitionBy("partition")``;
 4. the driver gathers the partitions into ``--out`` in partition order, one in memory at a
    time, through the same :func:`pipeline.scoring.conform_output` and
    :func:`pipeline.io.concat_parquet_parts` as the local engine.
@@ -31,9 +30,10 @@ Python worker), while clean is a pure function of the partition's bytes, so clea
 CPU only and gives the same tables. The shuffled records are persisted (memory and disk), so
 the input is read and shuffled once.
 
-Model folders, the source config and the feature dictionary are shipped to executors with
-``SparkContext.addFile``. An expected error raised on an executor (bad input, no orders) comes
-back as the same one-line :class:`~pipeline.errors.PipelineError`.
+Models (a zip of their artefacts, ``SparkContext.addArchive``), the source config and the
+feature dictionary (``addFile``) are shipped to executors. An expected error raised on an
+executor (bad input, no orders) comes back as the same one-line
+:class:`~pipeline.errors.PipelineError`.
 """
 
 from __future__ import annotations
@@ -41,21 +41,23 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import re
 import sys
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipeline import errors, io
-from pipeline.engines import partitioning, records
+from pipeline.engines import export_plan, records
+from pipeline.engines.export_plan import ExportPlan
 from pipeline.engines.work import (
     Laps,
     ModelRef,
@@ -70,12 +72,6 @@ from pipeline.scoring import BOOLEAN_COLUMNS, conform_output, float_columns, out
 
 logger = logging.getLogger(__name__)
 
-RECORD_SCHEMA = "partition int, file int, line long, lines int, no_key boolean, record binary"
-#: The read step emits record batches of about this many bytes.
-BATCH_BYTES = 16 << 20
-#: Range sizes: about two ranges per core, within these bounds.
-MIN_RANGE_BYTES = 256 << 10
-MAX_RANGE_BYTES = 128 << 20
 #: pyspark 4 warns on every import of its pandas layer under pandas 3: noise once the output is
 #: checked equal to the local engine's (tests/integration/test_spark_engine.py).
 PANDAS_NOTICE = "PySpark does not yet fully support pandas"
@@ -103,61 +99,6 @@ logger.writer.level = off
 logger.utils.name = org.apache.spark.util.Utils
 logger.utils.level = off
 """
-
-
-@dataclass(frozen=True)
-class InputFile:
-    """What an executor needs to read one export file and rebuild its part files."""
-
-    path: str  # absolute: executors open it
-    shown: str  # as given on the command line (the manifest names it so)
-    name: str  # the part file inside a partition folder
-    header: bytes
-    key_index: int
-    layout: partitioning.CsvLayout
-    size: int
-
-    @property
-    def splittable(self) -> bool:
-        """Whether a reader can start at a byte offset (not inside a gzip stream)."""
-        return not self.path.endswith(".gz")
-
-
-@dataclass(frozen=True)
-class ExportPlan:
-    """The export as the driver sees it: file list, headers and byte ranges (tiny)."""
-
-    entries: list[tuple[int, str, str]]
-    files: list[InputFile]
-
-    def ranges(self, range_bytes: int) -> list[records.ByteRange]:
-        """Cut every file's body into ranges of about ``range_bytes``."""
-        return [
-            item
-            for index, f in enumerate(self.files)
-            for item in records.plan_ranges(index, len(f.header), f.size, range_bytes,
-                                            f.splittable)
-        ]
-
-
-def plan_export(source_config: str, inputs: list[Path]) -> ExportPlan:
-    """List the export's files and read their header lines (the driver's only reads)."""
-    listing = partitioning.list_export(source_config, inputs)
-    files = []
-    for f in listing.files:
-        with io.open_binary(f.path) as handle:
-            header, index = partitioning.read_header(handle, f.path, f.layout)
-        path = Path(f.path).resolve()
-        files.append(InputFile(str(path), f.path, f.name, header, index, f.layout,
-                               path.stat().st_size))
-    return ExportPlan(listing.entries, files)
-
-
-def range_bytes_for(plan: ExportPlan, cores: int) -> int:
-    """About two ranges per core, never tiny and never huge."""
-    body = sum(max(f.size - len(f.header), 0) for f in plan.files)
-    wanted = math.ceil(body / max(2 * cores, 1))
-    return int(min(max(wanted, MIN_RANGE_BYTES), MAX_RANGE_BYTES))
 
 
 # --- the session --------------------------------------------------------------------------
@@ -234,17 +175,31 @@ def _start(builder: Any, master: str, partitions: int) -> Any:
     return spark
 
 
-def _ship(spark: Any, job: ScoreJob) -> ScoreJob:
-    """Add model folders and configs to the Spark job; return the job with shipped names."""
+def _ship(spark: Any, job: ScoreJob, scratch: Path) -> ScoreJob:
+    """Add model archives and configs to the Spark job; return the job with shipped names.
+
+    A model folder goes as a zip of its three artefacts (``addArchive``: unpacked once per
+    executor; Spark ships no folder to a cluster), named by its target (one model per target).
+    """
+    from pipeline.modeling.artifacts import CALIBRATION_FILE, FEATURES_FILE, MODEL_FILE
+
+    models = []
     for ref in job.models:
-        spark.sparkContext.addFile(str(Path(ref.path).resolve()), recursive=True)
+        buffer = BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE):
+                with io.open_binary(Path(ref.path) / name) as handle:
+                    archive.writestr(name, handle.read())
+        shipped = io.write_bytes(scratch / "ship" / f"model-{ref.target}.zip", buffer.getvalue())
+        spark.sparkContext.addArchive(str(shipped.resolve()))
+        models.append(replace(ref, path=shipped.name))
     spark.sparkContext.addFile(str(Path(job.source_config).resolve()))
     spark.sparkContext.addFile(str(Path(job.features_config).resolve()))
     return replace(
         job,
         source_config=Path(job.source_config).name,
         features_config=Path(job.features_config).name,
-        models=tuple(replace(ref, path=Path(ref.path).name) for ref in job.models),
+        models=tuple(models),
     )
 
 
@@ -279,56 +234,16 @@ def _executor_errors() -> Iterator[None]:
 
 
 def _count_fn(plan: ExportPlan) -> Any:
-    def count(item: records.ByteRange) -> tuple[int, int]:
-        f = plan.files[item.file]
-        return records.count_range(f.path, item.start, item.end, f.layout.quote)
-
-    return count
+    return lambda item: export_plan.count(plan, item)
 
 
 def _read_fn(plan: ExportPlan, ranges: list[records.ByteRange], partitions: int) -> Any:
     def read(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             for index in batch["id"].tolist():
-                yield from _read_range(plan, ranges[int(index)], partitions)
+                yield from export_plan.read_keyed(plan, ranges[int(index)], partitions)
 
     return read
-
-
-def _read_range(
-    plan: ExportPlan, item: records.ByteRange, partitions: int
-) -> Iterator[pd.DataFrame]:
-    """One range's records keyed by partition, in batches of about :data:`BATCH_BYTES`."""
-    f = plan.files[item.file]
-    keys = partitioning.RecordKeys(f.layout, f.key_index, partitions)
-    rows: dict[str, list[Any]] = {k: [] for k in ("partition", "line", "lines", "no_key",
-                                                   "record")}
-    held = 0
-    for line, n_lines, record in records.read_range(f.path, item, len(f.header), f.layout.quote):
-        part = keys.partition(record, n_lines)
-        rows["partition"].append(partitioning.NO_KEY_PARTITION if part < 0 else part)
-        rows["line"].append(line)
-        rows["lines"].append(n_lines)
-        rows["no_key"].append(part < 0)
-        rows["record"].append(record)
-        held += len(record)
-        if held >= BATCH_BYTES:
-            yield _records_frame(item.file, rows)
-            rows, held = {k: [] for k in rows}, 0
-    if rows["record"]:
-        yield _records_frame(item.file, rows)
-
-
-def _records_frame(file: int, rows: dict[str, list[Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame({
-        "partition": pd.array(rows["partition"], dtype="int32"),
-        "file": pd.array([file] * len(rows["record"]), dtype="int32"),
-        "line": pd.array(rows["line"], dtype="int64"),
-        "lines": pd.array(rows["lines"], dtype="int32"),
-        "no_key": pd.array(rows["no_key"], dtype="bool"),
-    })
-    frame["record"] = pd.Series(rows["record"], dtype=object)
-    return frame
 
 
 def _local_dir() -> str | None:
@@ -342,23 +257,10 @@ def _clean_group(
 ) -> tuple[int, dict[str, pd.DataFrame], dict[str, Any]]:
     """Rebuild one partition's part folder from its records and clean it as the local engine."""
     partition = int(group["partition"].iloc[0])
-    rows = group[group["file"] >= 0].sort_values(["file", "line"], kind="stable")
-    per_file = rows.groupby("file")["lines"].agg(["size", "sum"])
-    split = partitioning.ExportSplit(0, plan.entries, [])
     with tempfile.TemporaryDirectory(prefix="loyalty-part-", dir=_local_dir()) as tmp:
-        partitioning.write_partition(
-            tmp, partition, [(f.name, f.header) for f in plan.files],
-            zip(rows["file"].tolist(), rows["line"].tolist(), rows["lines"].tolist(),
-                rows["record"].tolist(), strict=True),
-        )
-        tables, stats = clean_pass(job, split.part_inputs(tmp, partition))
-    stats["input"] = {
-        "records": [int(per_file["size"].get(i, 0)) for i in range(len(plan.files))],
-        "lines": [int(per_file["sum"].get(i, 0)) for i in range(len(plan.files))],
-        "no_key": [int(rows.loc[rows["file"] == i, "no_key"].sum())
-                   for i in range(len(plan.files))],
-    }
-    return partition, tables, {"partition": partition, **stats}
+        inputs, counts = export_plan.rebuild_partition(plan, tmp, partition, group)
+        tables, stats = clean_pass(job, inputs)
+    return partition, tables, {"partition": partition, **stats, "input": counts}
 
 
 def _days_fn(shipped: ScoreJob, plan: ExportPlan) -> Any:
@@ -419,19 +321,6 @@ def _spark_schema(job: ScoreJob) -> str:
 # --- the driver ---------------------------------------------------------------------------
 
 
-def _split_summary(plan: ExportPlan, stats: list[dict[str, Any]]) -> dict[str, object]:
-    """Rebuild the local splitter's summary of the input from the partitions' counts."""
-    files = []
-    for i, f in enumerate(plan.files):
-        files.append(partitioning.PartitionStats(
-            file=f.shown, header_lines=1,
-            records=[s["input"]["records"][i] for s in stats],
-            lines=[s["input"]["lines"][i] for s in stats],
-            no_key_records=sum(s["input"]["no_key"][i] for s in stats),
-        ))
-    return partitioning.ExportSplit(len(stats), plan.entries, files).as_dict()
-
-
 def _placed_ranges(spark: Any, plan: ExportPlan, range_bytes: int) -> list[records.ByteRange]:
     """Plan the ranges; count quotes and newlines on the cluster when a file is cut."""
     ranges = plan.ranges(range_bytes)
@@ -477,18 +366,19 @@ def run_spark(
 
     laps = Laps()
     lap = laps.lap
-    plan = plan_export(job.source_config, inputs)
+    plan = export_plan.plan_export(job.source_config, inputs)
     with session(master, partitions, work) as spark, _executor_errors():
-        size = range_bytes or range_bytes_for(plan, spark.sparkContext.defaultParallelism)
-        shipped = _ship(spark, job)
+        size = range_bytes or plan.range_bytes_for(spark.sparkContext.defaultParallelism)
+        shipped = _ship(spark, job, work)
         lap("plan_seconds")
         ranges = _placed_ranges(spark, plan, size)
         lap("count_seconds")
-        markers = spark.createDataFrame(
-            [(p, -1, 0, 0, False, b"") for p in range(partitions)], RECORD_SCHEMA)
+        markers = spark.range(partitions).selectExpr(  # built in the JVM: no Python round trip
+            "cast(id as int) as partition", "-1 as file", "0L as line", "0 as lines",
+            "false as no_key", "X'' as record")
         keyed = (
             spark.range(len(ranges), numPartitions=len(ranges))
-            .mapInPandas(_read_fn(plan, ranges, partitions), RECORD_SCHEMA)
+            .mapInPandas(_read_fn(plan, ranges, partitions), export_plan.RECORD_SCHEMA)
             .unionByName(markers)
             .repartition(partitions, "partition")
         )
@@ -512,7 +402,7 @@ def run_spark(
     parts, stats = _gather(job, spark_out, work, partitions)
     rows = io.concat_parquet_parts(out, parts, fmt)
     lap("write_seconds")
-    manifest = build_manifest(job, _split_summary(plan, stats),
+    manifest = build_manifest(job, plan.split_summary([s["input"] for s in stats]),
                               [{k: v for k, v in s.items() if k != "input"} for s in stats],
                               rows, laps.timings)
     manifest["engine"] = {"name": "spark", "master": master, "ranges": len(ranges),
@@ -520,4 +410,4 @@ def run_spark(
     return manifest
 
 
-__all__ = ["ModelRef", "plan_export", "run_spark", "session"]
+__all__ = ["ModelRef", "run_spark", "session"]
