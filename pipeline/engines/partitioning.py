@@ -1,6 +1,7 @@
 """Streaming hash partitioning of a raw export by customer id.
 
-A partition is ``crc32(normalised customer_id) mod n``: stable across runs, machines and Python
+A partition is ``crc32(normalised customer_id) mod n``, the project's one customer hash
+(:func:`pipeline.features.partition.customer_partition`): stable across runs, machines and Python
 versions (unlike ``hash()``), so a customer always lands in the same partition and every
 partition can be cleaned, featurised and scored on its own.
 
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from pipeline import io
 from pipeline.cleaning.parsing import normalise_id
 from pipeline.engines.records import FIRST_BODY_LINE, iter_records
 from pipeline.errors import InputError
+from pipeline.features.partition import customer_partition
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def partition_of(customer_id: str, n_partitions: int) -> int:
     key = normalise_id(customer_id)
     if not key:
         return NO_KEY_PARTITION
-    return zlib.crc32(key.encode("utf-8")) % n_partitions
+    return customer_partition(key, n_partitions)
 
 
 def partition_series(customer_ids: pd.Series, n_partitions: int) -> np.ndarray:
