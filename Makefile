@@ -33,8 +33,9 @@ test: install  ## Install, then run the test suite (same command as CI)
 reliability: install  ## Rerun the RELIABILITY.md case tests and regenerate docs/reliability.md
 	$(BIN)/python benchmarks/reliability.py
 
-lint: install  ## ruff (pipeline, tests, benchmarks) and mypy (pipeline)
+lint: install  ## ruff check and ruff format --check (pipeline, tests, benchmarks), mypy (pipeline)
 	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests benchmarks
 	$(BIN)/mypy
 
 lock:  ## Re-resolve requirements.lock from pyproject.toml (needs network to PyPI)

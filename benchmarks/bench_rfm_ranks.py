@@ -50,14 +50,36 @@ def with_shipped_ranks(panel: pd.DataFrame, catalog: Catalog) -> tuple[pd.DataFr
     raw = io.read_yaml(DICTIONARY)
     common = {"unit": "score", "requires": ["orders.order_ts"], "reason": "{value}"}
     extra = [
-        {"name": "rfm_r_score", "description": "Recency score", "concept": "recency",
-         "direction": "lower_is_riskier", **common},
-        {"name": "rfm_f_score", "description": "Frequency score", "concept": "frequency",
-         "direction": "lower_is_riskier", **common},
-        {"name": "rfm_m_score", "description": "Spend score", "concept": "monetary",
-         "direction": "lower_is_riskier", **common},
-        {"name": "rfm_segment", "description": "RFM segment", "concept": "recency",
-         **common, "unit": "category", "dtype": "category", "levels": levels},
+        {
+            "name": "rfm_r_score",
+            "description": "Recency score",
+            "concept": "recency",
+            "direction": "lower_is_riskier",
+            **common,
+        },
+        {
+            "name": "rfm_f_score",
+            "description": "Frequency score",
+            "concept": "frequency",
+            "direction": "lower_is_riskier",
+            **common,
+        },
+        {
+            "name": "rfm_m_score",
+            "description": "Spend score",
+            "concept": "monetary",
+            "direction": "lower_is_riskier",
+            **common,
+        },
+        {
+            "name": "rfm_segment",
+            "description": "RFM segment",
+            "concept": "recency",
+            **common,
+            "unit": "category",
+            "dtype": "category",
+            "levels": levels,
+        },
     ]
     return out, parse_catalog({**raw, "features": [*raw["features"], *extra]}, "option A")
 
@@ -73,12 +95,18 @@ def main() -> None:
     for target in ("churn", "repurchase"):
         b = train_target(panel, target, params, labels, catalog).metrics["model"]
         a = train_target(ranked, target, params, labels, catalog_a).metrics["model"]
-        print(json.dumps({
-            "bench": "rfm_ranks", "panel": str(args.panel), "target": target,
-            **{f"B_{k}": round(b[k], 5) for k in ("roc_auc", "brier", "ece")},
-            **{f"A_{k}": round(a[k], 5) for k in ("roc_auc", "brier", "ece")},
-            "A_minus_B_auc": round(a["roc_auc"] - b["roc_auc"], 5),
-        }))
+        print(
+            json.dumps(
+                {
+                    "bench": "rfm_ranks",
+                    "panel": str(args.panel),
+                    "target": target,
+                    **{f"B_{k}": round(b[k], 5) for k in ("roc_auc", "brier", "ece")},
+                    **{f"A_{k}": round(a[k], 5) for k in ("roc_auc", "brier", "ece")},
+                    "A_minus_B_auc": round(a["roc_auc"] - b["roc_auc"], 5),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

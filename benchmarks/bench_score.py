@@ -67,12 +67,33 @@ def train_models(work: Path) -> Path:
         return models
     p = ["--params", str(params)]
     run("clean", *p, "--input", str(raw), "--out", str(work / "clean"))
-    run("features", *p, "--clean", str(work / "clean"), "--out", str(work / "features"),
-        "--dictionary", DICTIONARY)
+    run(
+        "features",
+        *p,
+        "--clean",
+        str(work / "clean"),
+        "--out",
+        str(work / "features"),
+        "--dictionary",
+        DICTIONARY,
+    )
     for target in ("churn", "repurchase"):
-        run("train", *p, "--target", target, "--features", str(work / "features"),
-            "--out", str(models / target), "--metrics", str(work / f"{target}.json"),
-            "--plots", str(work / "plots" / target), "--dictionary", DICTIONARY)
+        run(
+            "train",
+            *p,
+            "--target",
+            target,
+            "--features",
+            str(work / "features"),
+            "--out",
+            str(models / target),
+            "--metrics",
+            str(work / f"{target}.json"),
+            "--plots",
+            str(work / "plots" / target),
+            "--dictionary",
+            DICTIONARY,
+        )
     return models
 
 
@@ -90,15 +111,36 @@ def peak_rss(process: subprocess.Popen, stop: threading.Event, out: list[int]) -
     out.append(peak)
 
 
-def bench(work: Path, models: Path, n: int, engine: str, partitions: int, workers: int,
-          as_of: str) -> dict:
+def bench(
+    work: Path, models: Path, n: int, engine: str, partitions: int, workers: int, as_of: str
+) -> dict:
     params, raw = generate(work, n)
     out = work / f"scores-{n}-{engine}.parquet"
-    cmd = [LOYALTY, "score", "--params", str(params), "--source", SOURCE, "--input", str(raw),
-           "--as-of", as_of, "--model", str(models), "--features-config", DICTIONARY,
-           "--out", str(out),
-           "--engine", engine, "--partitions", str(partitions), "--workers", str(workers),
-           "--no-progress"]
+    cmd = [
+        LOYALTY,
+        "score",
+        "--params",
+        str(params),
+        "--source",
+        SOURCE,
+        "--input",
+        str(raw),
+        "--as-of",
+        as_of,
+        "--model",
+        str(models),
+        "--features-config",
+        DICTIONARY,
+        "--out",
+        str(out),
+        "--engine",
+        engine,
+        "--partitions",
+        str(partitions),
+        "--workers",
+        str(workers),
+        "--no-progress",
+    ]
     started = time.perf_counter()
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stop, peak = threading.Event(), []
@@ -113,12 +155,18 @@ def bench(work: Path, models: Path, n: int, engine: str, partitions: int, worker
     manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
     scored = manifest["customers_scored"]
     return {
-        "bench": "score", "engine": engine, "customers_generated": n,
-        "customers_scored": scored, "rows_in": manifest["rows_in"],
+        "bench": "score",
+        "engine": engine,
+        "customers_generated": n,
+        "customers_scored": scored,
+        "rows_in": manifest["rows_in"],
         "input_mib": round(sum(f.stat().st_size for f in raw.glob("*.csv")) / 2**20, 1),
-        "partitions": partitions, "workers": workers, "wall_seconds": round(wall, 1),
+        "partitions": partitions,
+        "workers": workers,
+        "wall_seconds": round(wall, 1),
         "customers_per_second": round(scored / wall, 1),
-        "peak_rss_mib": round(peak[0] / 2**20, 1), "timings": manifest["timings"],
+        "peak_rss_mib": round(peak[0] / 2**20, 1),
+        "timings": manifest["timings"],
     }
 
 
@@ -135,13 +183,20 @@ def profile(work: Path, models: Path, n: int, as_of: str, top: int = 25) -> None
 
     params, raw = generate(work, n)
     settings = load_params(params)
-    refs = passes.resolve_models([str(models)], work / "m", settings.mlflow,
-                                 settings.train.targets)
+    refs = passes.resolve_models([str(models)], work / "m", settings.mlflow, settings.train.targets)
     grid = tuple(tuple(row) for row in load_catalog(DICTIONARY).segment_grid())
-    rules = ScoringRules(settings.business, grid, settings.score.reasons_top_share,
-                         settings.explain.top_reasons)
-    job = passes.ScoreJob(SOURCE, DICTIONARY, cutoff_timestamp(as_of),
-                          pd.Timestamp(settings.clean.as_of), refs, settings, rules)
+    rules = ScoringRules(
+        settings.business, grid, settings.score.reasons_top_share, settings.explain.top_reasons
+    )
+    job = passes.ScoreJob(
+        SOURCE,
+        DICTIONARY,
+        cutoff_timestamp(as_of),
+        pd.Timestamp(settings.clean.as_of),
+        refs,
+        settings,
+        rules,
+    )
     split = partitioning.split_export(SOURCE, [raw], work / "profile-raw", 4)
     profiler = cProfile.Profile()
     profiler.enable()
@@ -169,8 +224,9 @@ def main() -> None:
         if args.profile:
             profile(args.workdir, models, n, args.as_of)
             continue
-        result = bench(args.workdir, models, n, args.engine, args.partitions, args.workers,
-                       args.as_of)
+        result = bench(
+            args.workdir, models, n, args.engine, args.partitions, args.workers, args.as_of
+        )
         print(json.dumps(result), flush=True)
 
 

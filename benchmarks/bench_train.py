@@ -48,14 +48,18 @@ def _child(args: argparse.Namespace) -> None:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     dictionary = io.read_yaml(args.dictionary) if Path(args.dictionary).exists() else None
-    result = train_target(panel, args.target, TrainParams(num_threads=args.threads),
-                          feature_config=dictionary)
+    result = train_target(
+        panel, args.target, TrainParams(num_threads=args.threads), feature_config=dictionary
+    )
     train_s = time.perf_counter() - started
-    out = {"rows": len(panel), "features": result.metrics["n_features"],
-           "train_seconds": round(train_s, 2),
-           "trees": result.features["best_iteration"],
-           "test_auc": round(result.metrics["model"]["roc_auc"], 4),
-           "peak_rss_mb_before_train": round(rss_before, 1)}
+    out = {
+        "rows": len(panel),
+        "features": result.metrics["n_features"],
+        "train_seconds": round(train_s, 2),
+        "trees": result.features["best_iteration"],
+        "test_auc": round(result.metrics["model"]["roc_auc"], 4),
+        "peak_rss_mb_before_train": round(rss_before, 1),
+    }
     if args.mlflow:
         from pipeline import tracking
 
@@ -71,8 +75,13 @@ def _child(args: argparse.Namespace) -> None:
             times = []
             for _ in range(args.mlflow):
                 t0 = time.perf_counter()
-                logged = tracking.log_training(result=result, params={"target": args.target},
-                                      mlflow_params=settings, model_dir=folder, plots_dir=None)
+                logged = tracking.log_training(
+                    result=result,
+                    params={"target": args.target},
+                    mlflow_params=settings,
+                    model_dir=folder,
+                    plots_dir=None,
+                )
                 times.append(time.perf_counter() - t0)
                 assert logged is not None and logged["version"] == str(len(times))
             out["mlflow_seconds_per_run"] = [round(t, 2) for t in times]
@@ -81,8 +90,9 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def _run(extra: list[str]) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", *extra], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *extra], capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -100,14 +110,31 @@ def main() -> None:
     if args.child:
         _child(args)
         return
-    common = ["--threads", str(args.threads), "--target", args.target,
-              "--dictionary", args.dictionary]
-    default = (["--panel", args.panel, "--rows", "0"] if args.panel
-               else ["--rows", str(20_000 * args.cutoffs), "--cutoffs", str(args.cutoffs)])
+    common = [
+        "--threads",
+        str(args.threads),
+        "--target",
+        args.target,
+        "--dictionary",
+        args.dictionary,
+    ]
+    default = (
+        ["--panel", args.panel, "--rows", "0"]
+        if args.panel
+        else ["--rows", str(20_000 * args.cutoffs), "--cutoffs", str(args.cutoffs)]
+    )
     result = {
         "default": _run([*default, *common, "--mlflow", "3"]),
-        "large": _run([*(["--panel", args.panel] if args.panel else []), "--rows",
-                       str(args.rows), "--cutoffs", str(args.cutoffs), *common]),
+        "large": _run(
+            [
+                *(["--panel", args.panel] if args.panel else []),
+                "--rows",
+                str(args.rows),
+                "--cutoffs",
+                str(args.cutoffs),
+                *common,
+            ]
+        ),
         "threads": args.threads,
     }
     print(json.dumps(result))

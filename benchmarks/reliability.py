@@ -26,7 +26,10 @@ def run_ledger() -> list[dict[str, object]]:
         env = os.environ | {"LOYALTY_RELIABILITY_REPORT": folder}
         subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-m", "reliability", "-p", "no:cacheprovider"],
-            cwd=REPO, env=env, capture_output=True, text=True,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
         )
         rows: list[dict[str, object]] = []
         for ledger in sorted(Path(folder).glob("ledger-*.json")):
@@ -78,8 +81,15 @@ def main() -> None:
     if not rows:
         sys.exit("no reliability tests ran")
     args.out.write_text(render(rows))
-    print(json.dumps({"cases": len({r["case"] for r in rows}), "tests": len(rows),
-                      "failed": sum(r["outcome"] != "passed" for r in rows)}))
+    print(
+        json.dumps(
+            {
+                "cases": len({r["case"] for r in rows}),
+                "tests": len(rows),
+                "failed": sum(r["outcome"] != "passed" for r in rows),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -118,8 +118,14 @@ def clean(
     io.write_parquet(out / "rejects.parquet", result.rejects)
     io.write_json(out / "manifest.json", result.manifest)
     manifest = result.manifest
-    logger.info("clean: %d rows read, %d accepted, %d rejected %s -> %s", manifest["rows_read"],
-                manifest["accepted"], manifest["rejected"], manifest["rejected_by_reason"], out)
+    logger.info(
+        "clean: %d rows read, %d accepted, %d rejected %s -> %s",
+        manifest["rows_read"],
+        manifest["accepted"],
+        manifest["rejected"],
+        manifest["rejected_by_reason"],
+        out,
+    )
 
 
 # --- features -----------------------------------------------------------------------------
@@ -164,8 +170,14 @@ def features(
         for name in ("returns", "feedback", "customers")
     }
     orders = io.read_parquet(clean_dir / "orders.parquet")
-    stage = plan_features(orders, **optional, params=settings.features,
-                          label_params=settings.labels, catalog=catalog, as_of=when)
+    stage = plan_features(
+        orders,
+        **optional,
+        params=settings.features,
+        label_params=settings.labels,
+        catalog=catalog,
+        as_of=when,
+    )
     del orders, optional  # the stage holds its own partitioned arrays
     stats = PanelStats(label_columns(settings.labels))
     io.write_parquet_frames(out / "panel.parquet", stats.track(stage.panel_frames()))
@@ -174,10 +186,18 @@ def features(
     summary = stage.summary(stats, len(scoring))
     io.write_json(out / "summary.json", summary)
     rows = summary["rows"]
-    logger.info("features: panel %d rows (train %d, valid %d, test %d), scoring %d rows, "
-                "%d features (%d absent) -> %s", rows["panel"], rows["train"], rows["valid"],
-                rows["test"], rows["scoring"], len(summary["features"]["present"]),
-                len(summary["features"]["absent"]), out)
+    logger.info(
+        "features: panel %d rows (train %d, valid %d, test %d), scoring %d rows, "
+        "%d features (%d absent) -> %s",
+        rows["panel"],
+        rows["train"],
+        rows["valid"],
+        rows["test"],
+        rows["scoring"],
+        len(summary["features"]["present"]),
+        len(summary["features"]["absent"]),
+        out,
+    )
 
 
 # --- train --------------------------------------------------------------------------------
@@ -214,8 +234,9 @@ def train(
     panel = io.read_parquet(features / "panel.parquet")
     summary_path = features / "summary.json"
     summary = io.read_json(summary_path) if summary_path.exists() else None
-    result = train_target(panel, target, settings.train, settings.labels, load_catalog(dictionary),
-                          summary)
+    result = train_target(
+        panel, target, settings.train, settings.labels, load_catalog(dictionary), summary
+    )
     io.write_json(metrics, result.metrics)
     for name, frame in result.curves.items():
         io.write_csv(plots / f"{name}.csv", frame)
@@ -226,14 +247,28 @@ def train(
     io.write_json(out / "metrics.json", result.metrics)
     io.write_parquet(out / "test_predictions.parquet", result.test_predictions)
     model = result.metrics["model"]
-    logger.info("train %s: test AUC %.4f (recency %.4f), %d trees -> %s", target,
-                model["roc_auc"], result.metrics["baselines"]["recency"]["roc_auc"],
-                result.features["best_iteration"], out)
+    logger.info(
+        "train %s: test AUC %.4f (recency %.4f), %d trees -> %s",
+        target,
+        model["roc_auc"],
+        result.metrics["baselines"]["recency"]["roc_auc"],
+        result.features["best_iteration"],
+        out,
+    )
     lock = io.read_yaml(dvc_lock) if dvc_lock.exists() else None
-    logged_params = {"target": target, "train": settings.train.model_dump(mode="json"),
-                     "labels": settings.labels.model_dump(mode="json")}
-    log_training(result=result, params=logged_params, mlflow_params=settings.mlflow,
-                 model_dir=out, plots_dir=plots, dvc_lock=lock)
+    logged_params = {
+        "target": target,
+        "train": settings.train.model_dump(mode="json"),
+        "labels": settings.labels.model_dump(mode="json"),
+    }
+    log_training(
+        result=result,
+        params=logged_params,
+        mlflow_params=settings.mlflow,
+        model_dir=out,
+        plots_dir=plots,
+        dvc_lock=lock,
+    )
 
 
 # --- explain ------------------------------------------------------------------------------
@@ -266,7 +301,11 @@ def explain(
     panel = io.read_parquet(features / "panel.parquet")
     parsed = load_dictionary(dictionary)
     result = explain_target(
-        predictor, panel, parsed, get_target(all_params.labels, target), settings.max_rows,
+        predictor,
+        panel,
+        parsed,
+        get_target(all_params.labels, target),
+        settings.max_rows,
         settings.top_reasons,
     )
     for name in ("shap", "reasons", "concepts", "features"):
@@ -453,8 +492,9 @@ def score(
     manifest = io.refuse_inside(manifest or out.with_name(out.name + ".manifest.json"), guarded)
     when = None if as_of == "latest" else cutoff_timestamp(as_of)
     grid = tuple(tuple(row) for row in load_catalog(features_config).segment_grid())
-    rules = ScoringRules(settings.business, grid, options.reasons_top_share,
-                         settings.explain.top_reasons)
+    rules = ScoringRules(
+        settings.business, grid, options.reasons_top_share, settings.explain.top_reasons
+    )
     source_config = source or settings.data.source_config_path()
     # The same future_date rule as the clean stage: params, else the export's own extract time.
     stated = read_extract_as_of(load_source_config(source_config), inputs)
@@ -464,9 +504,7 @@ def score(
             features_config=str(features_config),
             as_of=when,
             clean_as_of=resolve_as_of(settings.clean.as_of, stated),
-            models=resolve_models(
-                model, work / "models", settings.mlflow, settings.train.targets
-            ),
+            models=resolve_models(model, work / "models", settings.mlflow, settings.train.targets),
             params=settings,
             rules=rules,
         )
@@ -479,12 +517,17 @@ def score(
         else:
             from pipeline.engines.local import run_local
 
-            result = run_local(job, inputs, out, fmt, n_parts, workers or options.workers, work,
-                               progress)
+            result = run_local(
+                job, inputs, out, fmt, n_parts, workers or options.workers, work, progress
+            )
     io.write_json(manifest, result)
-    logger.info("score: %d rows read, %d customers scored, %d rejected -> %s",
-                result["rows_in"], result["customers_scored"], result["rows_rejected"], out)
-
+    logger.info(
+        "score: %d rows read, %d customers scored, %d rejected -> %s",
+        result["rows_in"],
+        result["customers_scored"],
+        result["rows_rejected"],
+        out,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

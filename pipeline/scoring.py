@@ -149,15 +149,15 @@ def score_customers(
     out["as_of"] = pd.Series([as_of] * n, dtype="datetime64[us, UTC]")
     probabilities: dict[str, np.ndarray] = {}
     for model in models:
-        proba = np.asarray(model.predictor.predict_proba(snapshot), dtype="float64") if n else (
-            np.zeros(0)
+        proba = (
+            np.asarray(model.predictor.predict_proba(snapshot), dtype="float64")
+            if n
+            else (np.zeros(0))
         )
         probabilities[model.target.name] = proba
         out[model.target.output_column] = proba
     reference = reference_of(models, rules.business.risk_target)
-    labels = business_labels(
-        snapshot, probabilities, rules.business, reference, rules.segment_grid
-    )
+    labels = business_labels(snapshot, probabilities, rules.business, reference, rules.segment_grid)
     for name in BUSINESS_COLUMNS:
         out[name] = labels[name].to_numpy()
     reasons = risk_reasons(snapshot, models, probabilities, rules, reference, dictionary)
@@ -193,7 +193,10 @@ def risk_reasons(
     rows = snapshot.iloc[chosen].reset_index(drop=True)
     contributions = risk.predictor.contributions(rows)
     reasons = reason_codes(
-        rows, contributions, dictionary, top_k=rules.top_reasons,
+        rows,
+        contributions,
+        dictionary,
+        top_k=rules.top_reasons,
         direction=risk.target.risk_direction,
     )
     for name in columns:

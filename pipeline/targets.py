@@ -134,9 +134,7 @@ def get_target(labels: LabelsParams, name: str) -> Target:
     """Return the target called ``name``; a one-line error naming the defined ones otherwise."""
     targets = all_targets(labels)
     if name not in targets:
-        raise ConfigError(
-            f"unknown target {name!r}; labels.targets defines {sorted(targets)}"
-        )
+        raise ConfigError(f"unknown target {name!r}; labels.targets defines {sorted(targets)}")
     return targets[name]
 
 

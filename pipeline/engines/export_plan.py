@@ -63,8 +63,7 @@ class ExportPlan:
         return [
             item
             for index, f in enumerate(self.files)
-            for item in records.plan_ranges(index, len(f.header), f.size, range_bytes,
-                                            f.splittable)
+            for item in records.plan_ranges(index, len(f.header), f.size, range_bytes, f.splittable)
         ]
 
     def range_bytes_for(self, cores: int) -> int:
@@ -77,7 +76,8 @@ class ExportPlan:
         """Rebuild the local splitter's input summary from :func:`rebuild_partition` counts."""
         files = [
             partitioning.PartitionStats(
-                file=f.shown, header_lines=1,
+                file=f.shown,
+                header_lines=1,
                 records=[c["records"][i] for c in counts],
                 lines=[c["lines"][i] for c in counts],
                 no_key_records=sum(c["no_key"][i] for c in counts),
@@ -95,8 +95,9 @@ def plan_export(source_config: str, inputs: list[Path]) -> ExportPlan:
         with io.open_binary(f.path) as handle:
             header, index = partitioning.read_header(handle, f.path, f.layout)
         path = Path(f.path).resolve()
-        files.append(InputFile(str(path), f.path, f.name, header, index, f.layout,
-                               path.stat().st_size))
+        files.append(
+            InputFile(str(path), f.path, f.name, header, index, f.layout, path.stat().st_size)
+        )
     return ExportPlan(listing.entries, files)
 
 
@@ -131,13 +132,15 @@ def read_keyed(
 
 
 def _keyed_frame(file: int, rows: dict[str, list[Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame({
-        "partition": pd.array(rows["partition"], dtype="int32"),
-        "file": pd.array([file] * len(rows["record"]), dtype="int32"),
-        "line": pd.array(rows["line"], dtype="int64"),
-        "lines": pd.array(rows["lines"], dtype="int32"),
-        "no_key": pd.array(rows["no_key"], dtype="bool"),
-    })
+    frame = pd.DataFrame(
+        {
+            "partition": pd.array(rows["partition"], dtype="int32"),
+            "file": pd.array([file] * len(rows["record"]), dtype="int32"),
+            "line": pd.array(rows["line"], dtype="int64"),
+            "lines": pd.array(rows["lines"], dtype="int32"),
+            "no_key": pd.array(rows["no_key"], dtype="bool"),
+        }
+    )
     frame["record"] = pd.Series(rows["record"], dtype=object)
     return frame
 
@@ -153,12 +156,20 @@ def rebuild_partition(
     """
     rows = keyed[keyed["file"] >= 0].sort_values(["file", "line"], kind="stable")
     partitioning.write_partition(
-        root, partition, [(f.name, f.header) for f in plan.files],
-        zip(rows["file"].tolist(), rows["line"].tolist(), rows["lines"].tolist(),
-            rows["record"].tolist(), strict=True),
+        root,
+        partition,
+        [(f.name, f.header) for f in plan.files],
+        zip(
+            rows["file"].tolist(),
+            rows["line"].tolist(),
+            rows["lines"].tolist(),
+            rows["record"].tolist(),
+            strict=True,
+        ),
     )
-    per_file = rows.groupby("file").agg(records=("lines", "size"), lines=("lines", "sum"),
-                                        no_key=("no_key", "sum"))
+    per_file = rows.groupby("file").agg(
+        records=("lines", "size"), lines=("lines", "sum"), no_key=("no_key", "sum")
+    )
     counts = {
         name: [int(per_file[name].get(i, 0)) for i in range(len(plan.files))]
         for name in ("records", "lines", "no_key")

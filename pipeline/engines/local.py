@@ -120,8 +120,9 @@ def _run_all(
     from tqdm import tqdm
 
     futures: list[Future[Any]] = [pool.submit(fn, *args) for args in calls]
-    with tqdm(total=len(futures), desc=label, unit="part", file=sys.stderr,
-              disable=not progress) as bar:
+    with tqdm(
+        total=len(futures), desc=label, unit="part", file=sys.stderr, disable=not progress
+    ) as bar:
         for _ in as_completed(futures):
             bar.update(1)
     return [future.result() for future in futures]
@@ -154,8 +155,9 @@ def run_local(
         if job.as_of is None:
             lap("clean_seconds")
             job = replace(job, as_of=latest_as_of(job, [s.pop("order_days") for s in stats]))
-            done = _run_all(pool, _map_clean, [(job, p, work) for p in range(partitions)],
-                            "score", progress)
+            done = _run_all(
+                pool, _map_clean, [(job, p, work) for p in range(partitions)], "score", progress
+            )
             for item, more in zip(stats, done, strict=True):
                 item.update(more)
         lap("map_seconds")

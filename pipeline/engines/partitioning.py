@@ -151,8 +151,13 @@ def _key_of(record: bytes, index: int, layout: CsvLayout) -> str:
         return fields[index].decode("latin-1") if len(fields) > index else ""
     text = record.decode("latin-1")
     try:
-        row = next(csv.reader(text.splitlines(keepends=True), delimiter=layout.delimiter,
-                              quotechar=layout.quotechar))
+        row = next(
+            csv.reader(
+                text.splitlines(keepends=True),
+                delimiter=layout.delimiter,
+                quotechar=layout.quotechar,
+            )
+        )
     except (csv.Error, StopIteration):
         return ""
     return row[index] if len(row) > index else ""
@@ -214,10 +219,13 @@ def split_csv(
     path = Path(path)
     name = out_name or _stripped(path.name)
     stats = PartitionStats(file=str(path), records=[0] * n_partitions, lines=[0] * n_partitions)
-    with io.open_binary(path) as source, io.PartWriters(
-        [part_dir(out_root, p) / name for p in range(n_partitions)],
-        [lines_path(out_root, p, name) for p in range(n_partitions)],
-    ) as writers:
+    with (
+        io.open_binary(path) as source,
+        io.PartWriters(
+            [part_dir(out_root, p) / name for p in range(n_partitions)],
+            [lines_path(out_root, p, name) for p in range(n_partitions)],
+        ) as writers,
+    ):
         header, index = read_header(source, path, layout)
         stats.header_lines = 1
         writers.write_header(header)
@@ -332,7 +340,6 @@ def split_export(
     """Split every file of an export (files and/or folders) into ``n_partitions`` part folders."""
     listing = list_export(source_config, inputs)
     stats = [
-        split_csv(f.path, out_root, f.layout, n_partitions, out_name=f.name)
-        for f in listing.files
+        split_csv(f.path, out_root, f.layout, n_partitions, out_name=f.name) for f in listing.files
     ]
     return ExportSplit(n_partitions, listing.entries, stats)

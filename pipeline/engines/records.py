@@ -97,8 +97,9 @@ def plan_ranges(
     return [ByteRange(file, s, e) for s, e in zip(starts, ends, strict=True)]
 
 
-def count_range(path: str | Path, start: int, end: float, quote: bytes = b'"',
-                chunk_bytes: int = 8 << 20) -> tuple[int, int]:
+def count_range(
+    path: str | Path, start: int, end: float, quote: bytes = b'"', chunk_bytes: int = 8 << 20
+) -> tuple[int, int]:
     """Count the quote characters and the newlines of ``path`` in ``[start, end)``."""
     quotes = newlines = 0
     with open(path, "rb") as handle:
@@ -114,9 +115,7 @@ def count_range(path: str | Path, start: int, end: float, quote: bytes = b'"',
     return quotes, newlines
 
 
-def place_ranges(
-    ranges: Sequence[ByteRange], counts: Sequence[tuple[int, int]]
-) -> list[ByteRange]:
+def place_ranges(ranges: Sequence[ByteRange], counts: Sequence[tuple[int, int]]) -> list[ByteRange]:
     """Give each range the quote parity and line number at its start (prefix sums per file).
 
     ``counts[i]`` is :func:`count_range` of ``ranges[i]`` (the last range of a file may have
@@ -127,8 +126,7 @@ def place_ranges(
     for i, item in enumerate(ranges):
         if i == 0 or ranges[i - 1].file != item.file:
             quotes = newlines = 0
-        placed.append(replace(item, quote_parity=quotes % 2,
-                              first_line=FIRST_BODY_LINE + newlines))
+        placed.append(replace(item, quote_parity=quotes % 2, first_line=FIRST_BODY_LINE + newlines))
         quotes += counts[i][0]
         newlines += counts[i][1]
     return placed

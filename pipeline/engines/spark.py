@@ -137,13 +137,16 @@ def session(master: str, partitions: int, scratch: Path | None = None) -> Iterat
 @contextlib.contextmanager
 def _quiet_jvm_start(scratch: Path | None) -> Iterator[None]:
     conf = os.environ.get("SPARK_CONF_DIR") or str(Path(os.environ.get("SPARK_HOME", ".")) / "conf")
-    if scratch is None or "LOG4J_CONFIGURATION_FILE" in os.environ or (
-        Path(conf) / "log4j2.properties"
-    ).exists():
+    if (
+        scratch is None
+        or "LOG4J_CONFIGURATION_FILE" in os.environ
+        or (Path(conf) / "log4j2.properties").exists()
+    ):
         yield
         return
-    os.environ["LOG4J_CONFIGURATION_FILE"] = str(io.write_text(scratch / "log4j2.properties",
-                                                               LOG4J2_ERRORS))
+    os.environ["LOG4J_CONFIGURATION_FILE"] = str(
+        io.write_text(scratch / "log4j2.properties", LOG4J2_ERRORS)
+    )
     try:
         yield
     finally:
@@ -279,8 +282,9 @@ def _map_fn(shipped: ScoreJob, plan: ExportPlan) -> Any:
         scores, more = score_partition(job, tables)
         stats.update(more)
         columns = output_columns(job.targets, job.rules.top_reasons)
-        blank = conform_output(pd.DataFrame({c: [None] for c in columns}), columns,
-                               float_columns(job.targets))
+        blank = conform_output(
+            pd.DataFrame({c: [None] for c in columns}), columns, float_columns(job.targets)
+        )
         out = pd.concat([scores, blank], ignore_index=True)
         out.insert(0, "partition", pd.Series([partition] * len(out), dtype="int32"))
         out["stats"] = pd.array([None] * len(scores) + [json.dumps(stats)], dtype="string")
@@ -299,8 +303,9 @@ def _for_arrow(frame: pd.DataFrame) -> pd.DataFrame:
     for name in out.columns:
         if isinstance(out[name].dtype, pd.StringDtype):
             column = out[name]
-            out[name] = pd.Series(column.astype(object).where(column.notna(), None),
-                                  index=out.index, dtype=object)
+            out[name] = pd.Series(
+                column.astype(object).where(column.notna(), None), index=out.index, dtype=object
+            )
     return out
 
 
@@ -330,8 +335,9 @@ def _placed_ranges(spark: Any, plan: ExportPlan, range_bytes: int) -> list[recor
     return records.place_ranges(ranges, counts)
 
 
-def _gather(job: ScoreJob, folder: Path, work: Path, partitions: int
-            ) -> tuple[list[Path], list[dict[str, Any]]]:
+def _gather(
+    job: ScoreJob, folder: Path, work: Path, partitions: int
+) -> tuple[list[Path], list[dict[str, Any]]]:
     """Read Spark's output one partition at a time: scores to parts, counts to stats."""
     columns = output_columns(job.targets, job.rules.top_reasons)
     parts, stats = [], []
@@ -374,8 +380,13 @@ def run_spark(
         ranges = _placed_ranges(spark, plan, size)
         lap("count_seconds")
         markers = spark.range(partitions).selectExpr(  # built in the JVM: no Python round trip
-            "cast(id as int) as partition", "-1 as file", "0L as line", "0 as lines",
-            "false as no_key", "X'' as record")
+            "cast(id as int) as partition",
+            "-1 as file",
+            "0L as line",
+            "0 as lines",
+            "false as no_key",
+            "X'' as record",
+        )
         keyed = (
             spark.range(len(ranges), numPartitions=len(ranges))
             .mapInPandas(_read_fn(plan, ranges, partitions), export_plan.RECORD_SCHEMA)
@@ -384,9 +395,11 @@ def run_spark(
         )
         if job.as_of is None:
             keyed = keyed.persist(StorageLevel.MEMORY_AND_DISK)
-            days = (keyed.groupBy("partition")
-                    .applyInPandas(_days_fn(shipped, plan), "partition int, order_days string")
-                    .collect())
+            days = (
+                keyed.groupBy("partition")
+                .applyInPandas(_days_fn(shipped, plan), "partition int, order_days string")
+                .collect()
+            )
             per_partition = [
                 {int(d): int(n) for d, n in json.loads(row["order_days"]).items()}
                 for row in sorted(days, key=lambda row: row["partition"])
@@ -395,18 +408,31 @@ def run_spark(
             shipped = replace(shipped, as_of=job.as_of)
             lap("clean_seconds")
         spark_out = work / "spark_scores"
-        (keyed.groupBy("partition").applyInPandas(_map_fn(shipped, plan), _spark_schema(job))
-         .write.mode("overwrite").partitionBy("partition").parquet(str(spark_out)))
+        (
+            keyed.groupBy("partition")
+            .applyInPandas(_map_fn(shipped, plan), _spark_schema(job))
+            .write.mode("overwrite")
+            .partitionBy("partition")
+            .parquet(str(spark_out))
+        )
         keyed.unpersist()
         lap("map_seconds")
     parts, stats = _gather(job, spark_out, work, partitions)
     rows = io.concat_parquet_parts(out, parts, fmt)
     lap("write_seconds")
-    manifest = build_manifest(job, plan.split_summary([s["input"] for s in stats]),
-                              [{k: v for k, v in s.items() if k != "input"} for s in stats],
-                              rows, laps.timings)
-    manifest["engine"] = {"name": "spark", "master": master, "ranges": len(ranges),
-                          "range_bytes": size}
+    manifest = build_manifest(
+        job,
+        plan.split_summary([s["input"] for s in stats]),
+        [{k: v for k, v in s.items() if k != "input"} for s in stats],
+        rows,
+        laps.timings,
+    )
+    manifest["engine"] = {
+        "name": "spark",
+        "master": master,
+        "ranges": len(ranges),
+        "range_bytes": size,
+    }
     return manifest
 
 

@@ -92,8 +92,12 @@ def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
         predictor = load_predictor(folder)
         text = folder / MODEL_FILE if folder.is_dir() else folder
         version = "sha256:" + io.file_sha256(text)[:12]
-        return _ref(predictor.features, str(folder if folder.is_dir() else folder.parent),
-                    str(folder), version)
+        return _ref(
+            predictor.features,
+            str(folder if folder.is_dir() else folder.parent),
+            str(folder),
+            version,
+        )
     from pipeline import tracking
 
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", uri.removeprefix("models:/"))
@@ -122,8 +126,10 @@ def _ref(features: dict[str, Any], path: str, name: str, version: str) -> ModelR
     target = _target_name(features, name)
     rule = str(features.get("rule", ""))
     if rule not in RULES:
-        raise ModelError(f"{name}: features.json names label rule {rule!r}, expected one of "
-                         f"{sorted(RULES)} (a model trained before targets had rules: retrain)")
+        raise ModelError(
+            f"{name}: features.json names label rule {rule!r}, expected one of "
+            f"{sorted(RULES)} (a model trained before targets had rules: retrain)"
+        )
     return ModelRef(target, rule, int(features["horizon_days"]), path, name, version)
 
 
@@ -271,8 +277,9 @@ def latest_as_of(job: ScoreJob, per_partition: list[dict[int, int]]) -> pd.Times
     stamps = np.repeat(days * DAY_US, [total[d] for d in days.tolist()])
     end, stray = observed_end(stamps)
     if stray:
-        logger.warning("%d stray order(s) after %s are outside the observed period", stray,
-                       end.date())
+        logger.warning(
+            "%d stray order(s) after %s are outside the observed period", stray, end.date()
+        )
     return end
 
 
@@ -283,8 +290,13 @@ def snapshot_pass(job: ScoreJob, tables: dict[str, pd.DataFrame]) -> pd.DataFram
     if job.as_of is None:
         raise ValueError("snapshot_pass needs job.as_of")
     return build_snapshot(
-        tables["orders"], tables.get("returns"), tables.get("feedback"), tables.get("customers"),
-        job.as_of, job.params.features, _catalog(job.features_config),
+        tables["orders"],
+        tables.get("returns"),
+        tables.get("feedback"),
+        tables.get("customers"),
+        job.as_of,
+        job.params.features,
+        _catalog(job.features_config),
     )
 
 

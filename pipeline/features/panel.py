@@ -127,7 +127,11 @@ class FeatureStage:
             )
             for (cutoff, name), parts in zip(batch, results, strict=True):
                 frame = assemble(
-                    parts, self.ids, cutoff, self.present, self.catalog,
+                    parts,
+                    self.ids,
+                    cutoff,
+                    self.present,
+                    self.catalog,
                     label_columns(self.label_params),
                 )
                 frame.insert(2, "split", pd.Series([name] * len(frame), dtype="string"))

@@ -34,9 +34,12 @@ def headline(
     """Numbers of the summary section."""
     n = int(len(scores))
     churn = _column(scores, risk_column)
-    at_risk = (scores.get("churn_risk_band", pd.Series(dtype="string")) == "high").reindex(
-        scores.index, fill_value=False
-    ).fillna(False).astype(bool)
+    at_risk = (
+        (scores.get("churn_risk_band", pd.Series(dtype="string")) == "high")
+        .reindex(scores.index, fill_value=False)
+        .fillna(False)
+        .astype(bool)
+    )
     high_value = _flag(scores, "high_value")
     value = _column(scores, "value_at_risk")
     tiers = scores.get("loyalty_tier", pd.Series(dtype="string")).value_counts()

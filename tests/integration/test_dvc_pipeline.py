@@ -107,11 +107,18 @@ def test_a_third_target_needs_params_alone(
     _run(["dvc", "repro"], work)
     features = json.loads((work / "models" / "churn_180d" / "features.json").read_text())
     assert (features["target"], features["rule"], features["horizon_days"]) == (
-        "churn_180d", "no_order_within", 180)
+        "churn_180d",
+        "no_order_within",
+        180,
+    )
     assert (work / "reports" / "explain" / "churn_180d" / "shap.parquet").exists()
     scores = pd.read_parquet(work / "data" / "scores" / "scores.parquet")
-    assert {"churn_probability", "repurchase_probability", "churn_180d_probability",
-            "churn_180d_model"} <= set(scores.columns)
+    assert {
+        "churn_probability",
+        "repurchase_probability",
+        "churn_180d_probability",
+        "churn_180d_model",
+    } <= set(scores.columns)
     assert scores["churn_180d_probability"].between(0, 1).all()
     page = (work / "reports" / "site" / "churn_180d.html").read_text()
     assert "Churn 180d (no order in the next 180 days)" in page

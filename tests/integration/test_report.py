@@ -90,9 +90,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 str(reports / "explain" / target),
             )
         _cli(
-            "score", "--params", p, "--input", str(data / "synthetic"), "--as-of", "latest",
-            "--model", str(models / "churn"), "--model", str(models / "repurchase"),
-            "--features-config", dictionary, "--out", str(data / "scores" / "scores.parquet"),
+            "score",
+            "--params",
+            p,
+            "--input",
+            str(data / "synthetic"),
+            "--as-of",
+            "latest",
+            "--model",
+            str(models / "churn"),
+            "--model",
+            str(models / "repurchase"),
+            "--features-config",
+            dictionary,
+            "--out",
+            str(data / "scores" / "scores.parquet"),
             "--no-progress",
         )
         _cli(

@@ -52,13 +52,39 @@ def build_world(root: Path, n_customers: int = 600) -> World:
     p = ["--params", str(path)]
     assert _run("generate", *p, "--out", str(root / "raw")) == 0
     assert _run("clean", *p, "--input", str(root / "raw"), "--out", str(root / "clean")) == 0
-    assert _run("features", *p, "--clean", str(root / "clean"), "--out", str(root / "features"),
-                "--dictionary", DICTIONARY) == 0
+    assert (
+        _run(
+            "features",
+            *p,
+            "--clean",
+            str(root / "clean"),
+            "--out",
+            str(root / "features"),
+            "--dictionary",
+            DICTIONARY,
+        )
+        == 0
+    )
     for target in ("churn", "repurchase"):
-        assert _run("train", *p, "--target", target, "--features", str(root / "features"),
-                    "--out", str(root / "models" / target),
-                    "--metrics", str(root / "metrics" / f"{target}.json"),
-                    "--plots", str(root / "plots" / target), "--dictionary", DICTIONARY) == 0
+        assert (
+            _run(
+                "train",
+                *p,
+                "--target",
+                target,
+                "--features",
+                str(root / "features"),
+                "--out",
+                str(root / "models" / target),
+                "--metrics",
+                str(root / "metrics" / f"{target}.json"),
+                "--plots",
+                str(root / "plots" / target),
+                "--dictionary",
+                DICTIONARY,
+            )
+            == 0
+        )
     features = io.read_json(root / "models" / "churn" / "features.json")
     return World(root, path, features["cutoffs"]["test"][-1])
 
@@ -70,13 +96,31 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         yield build_world(tmp_path_factory.mktemp("score"))
 
 
-def score(world: World, out: Path, *extra: str, models: tuple[str, ...] | None = None,
-          inputs: tuple[Path, ...] | None = None) -> int:
-    models = models or (str(world.root / "models" / "churn"),
-                        str(world.root / "models" / "repurchase"))
-    args = ["score", "--params", str(world.params), "--source", SOURCE,
-            "--features-config", DICTIONARY, "--as-of", world.test_cutoff, "--out", str(out),
-            "--no-progress"]
+def score(
+    world: World,
+    out: Path,
+    *extra: str,
+    models: tuple[str, ...] | None = None,
+    inputs: tuple[Path, ...] | None = None,
+) -> int:
+    models = models or (
+        str(world.root / "models" / "churn"),
+        str(world.root / "models" / "repurchase"),
+    )
+    args = [
+        "score",
+        "--params",
+        str(world.params),
+        "--source",
+        SOURCE,
+        "--features-config",
+        DICTIONARY,
+        "--as-of",
+        world.test_cutoff,
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     for path in inputs or (world.root / "raw",):
         args += ["--input", str(path)]
     for model in models:
@@ -100,10 +144,23 @@ def test_parity_with_training_and_the_output_contract(world: World, tmp_path: Pa
     scores = io.read_parquet(out)
     assert_parity(world, scores)
     assert list(scores.columns) == [
-        "customer_id", "as_of", "churn_probability", "repurchase_probability",
-        "churn_risk_band", "loyalty_tier", "rfm_segment", "expected_value", "value_at_risk",
-        "high_value", "reason_1", "reason_2", "reason_3", "churn_model", "churn_model_version",
-        "repurchase_model", "repurchase_model_version",
+        "customer_id",
+        "as_of",
+        "churn_probability",
+        "repurchase_probability",
+        "churn_risk_band",
+        "loyalty_tier",
+        "rfm_segment",
+        "expected_value",
+        "value_at_risk",
+        "high_value",
+        "reason_1",
+        "reason_2",
+        "reason_3",
+        "churn_model",
+        "churn_model_version",
+        "repurchase_model",
+        "repurchase_model_version",
     ]
     assert scores["customer_id"].is_unique
     assert (scores["as_of"] == pd.Timestamp(world.test_cutoff)).all()
@@ -140,8 +197,9 @@ def test_registry_alias_gives_the_same_scores(world: World, tmp_path: Path) -> N
     assert set(scores["repurchase_model_version"]) == {"loyalty-repurchase v1 (champion)"}
 
 
-def test_missing_alias_is_one_line(world: World, tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_alias_is_one_line(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "scores.parquet"
     code = score(world, out, models=("models:/loyalty-churn@nope",))
     assert code != 0
@@ -192,9 +250,26 @@ def test_csv_output_neutralises_formulas(world: World, tmp_path: Path) -> None:
 def test_as_of_latest_is_the_features_stage_scoring_snapshot(world: World, tmp_path: Path) -> None:
     """The DVC `score` stage's call: as-of and customers of features' scoring.parquet."""
     out = tmp_path / "latest.parquet"
-    args = ["score", "--params", str(world.params), "--source", SOURCE, "--features-config",
-            DICTIONARY, "--as-of", "latest", "--input", str(world.root / "raw"), "--out", str(out),
-            "--model", str(world.root / "models" / "churn"), "--no-progress", "--workers", "1"]
+    args = [
+        "score",
+        "--params",
+        str(world.params),
+        "--source",
+        SOURCE,
+        "--features-config",
+        DICTIONARY,
+        "--as-of",
+        "latest",
+        "--input",
+        str(world.root / "raw"),
+        "--out",
+        str(out),
+        "--model",
+        str(world.root / "models" / "churn"),
+        "--no-progress",
+        "--workers",
+        "1",
+    ]
     assert _run(*args) == 0
     snapshot = io.read_parquet(world.root / "features" / "scoring.parquet")
     scores = io.read_parquet(out)
@@ -215,13 +290,42 @@ def test_scoring_quarantines_what_clean_quarantines(world: World, tmp_path: Path
     params["clean"]["as_of"] = None
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params))
-    assert _run("clean", "--params", str(path), "--input", str(world.root / "raw"),
-                "--out", str(tmp_path / "clean")) == 0
+    assert (
+        _run(
+            "clean",
+            "--params",
+            str(path),
+            "--input",
+            str(world.root / "raw"),
+            "--out",
+            str(tmp_path / "clean"),
+        )
+        == 0
+    )
     out = tmp_path / "scores.parquet"
-    assert _run("score", "--params", str(path), "--source", SOURCE, "--features-config",
-                DICTIONARY, "--as-of", world.test_cutoff, "--input", str(world.root / "raw"),
-                "--out", str(out), "--model", str(world.root / "models" / "churn"),
-                "--no-progress", "--workers", "1") == 0
+    assert (
+        _run(
+            "score",
+            "--params",
+            str(path),
+            "--source",
+            SOURCE,
+            "--features-config",
+            DICTIONARY,
+            "--as-of",
+            world.test_cutoff,
+            "--input",
+            str(world.root / "raw"),
+            "--out",
+            str(out),
+            "--model",
+            str(world.root / "models" / "churn"),
+            "--no-progress",
+            "--workers",
+            "1",
+        )
+        == 0
+    )
     cleaned = io.read_json(tmp_path / "clean" / "manifest.json")["rejected_by_reason"]
     scored = io.read_json(out.with_name("scores.parquet.manifest.json"))["rejected_by_reason"]
     assert cleaned.get("future_date", 0) > 0

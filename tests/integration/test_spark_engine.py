@@ -53,9 +53,25 @@ def test_spark_local_mode_equals_the_local_engine(world: World, tmp_path: Path) 
 def test_as_of_latest_equals_the_local_engine(world: World, tmp_path: Path) -> None:
     outs = {name: tmp_path / f"{name}.parquet" for name in ("local", "spark")}
     for name, extra in (("local", ("--workers", "1")), ("spark", SPARK)):
-        args = ["score", "--params", str(world.params), "--source", SOURCE, "--as-of", "latest",
-                "--input", str(world.root / "raw"), "--out", str(outs[name]), "--no-progress",
-                "--model", str(world.root / "models" / "churn"), "--partitions", "2", *extra]
+        args = [
+            "score",
+            "--params",
+            str(world.params),
+            "--source",
+            SOURCE,
+            "--as-of",
+            "latest",
+            "--input",
+            str(world.root / "raw"),
+            "--out",
+            str(outs[name]),
+            "--no-progress",
+            "--model",
+            str(world.root / "models" / "churn"),
+            "--partitions",
+            "2",
+            *extra,
+        ]
         assert _run(*args) == 0
     a, b = io.read_parquet(outs["local"]), io.read_parquet(outs["spark"])
     pd.testing.assert_frame_equal(a, b, check_exact=True)
@@ -63,8 +79,9 @@ def test_as_of_latest_equals_the_local_engine(world: World, tmp_path: Path) -> N
 
 
 @pytest.mark.reliability("missing or renamed columns")
-def test_an_error_on_an_executor_is_one_line(world: World, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_error_on_an_executor_is_one_line(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     raw = tmp_path / "raw"
     shutil.copytree(world.root / "raw", raw)
     path = raw / "transactions.csv"

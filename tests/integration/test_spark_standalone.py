@@ -94,19 +94,45 @@ def standalone_cluster(root: Path, timeout: float = 120.0) -> Iterator[str]:
     port, webui, worker_ui = _free_port(), _free_port(), _free_port()
     url = f"spark://127.0.0.1:{port}"
     commands = {
-        "master": [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-                   "--port", str(port), "--webui-port", str(webui)],
-        "worker": [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host",
-                   "127.0.0.1", "--cores", "1", "--memory", "1g", "--webui-port", str(worker_ui),
-                   "--work-dir", str(root / "work")],
+        "master": [
+            spark_class,
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--webui-port",
+            str(webui),
+        ],
+        "worker": [
+            spark_class,
+            "org.apache.spark.deploy.worker.Worker",
+            url,
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            "1",
+            "--memory",
+            "1g",
+            "--webui-port",
+            str(worker_ui),
+            "--work-dir",
+            str(root / "work"),
+        ],
     }
     started: list[subprocess.Popen[bytes]] = []
     try:
         for name, command in commands.items():
             with open(logs / f"{name}.log", "wb") as log:
-                started.append(subprocess.Popen(command, env=env, stdout=log,
-                                                stderr=subprocess.STDOUT,
-                                                start_new_session=True))
+                started.append(
+                    subprocess.Popen(
+                        command,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
             deadline = time.monotonic() + timeout
             wanted = 0 if name == "master" else 1
             while _alive_workers(webui) < wanted:
@@ -137,11 +163,28 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 def score_cli(world: World, out: Path, *extra: str) -> float:
     """Run the real ``loyalty score`` in its own process; return its wall time in seconds."""
-    args = [str(LOYALTY), "score", "--params", str(world.params), "--source", SOURCE,
-            "--features-config", DICTIONARY, "--as-of", world.test_cutoff, "--out", str(out),
-            "--no-progress", "--input", str(world.root / "raw"),
-            "--model", str(world.root / "models" / "churn"),
-            "--model", str(world.root / "models" / "repurchase"), *extra]
+    args = [
+        str(LOYALTY),
+        "score",
+        "--params",
+        str(world.params),
+        "--source",
+        SOURCE,
+        "--features-config",
+        DICTIONARY,
+        "--as-of",
+        world.test_cutoff,
+        "--out",
+        str(out),
+        "--no-progress",
+        "--input",
+        str(world.root / "raw"),
+        "--model",
+        str(world.root / "models" / "churn"),
+        "--model",
+        str(world.root / "models" / "repurchase"),
+        *extra,
+    ]
     env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
     started = time.perf_counter()
@@ -156,17 +199,22 @@ def test_a_standalone_cluster_scores_exactly_as_the_local_engine(
 ) -> None:
     local, spark = tmp_path / "local.parquet", tmp_path / "spark.parquet"
     local_seconds = score_cli(world, local, "--partitions", "4", "--workers", "1")
-    spark_seconds = score_cli(world, spark, "--partitions", "4", "--engine", "spark",
-                              "--spark-master", cluster)
+    spark_seconds = score_cli(
+        world, spark, "--partitions", "4", "--engine", "spark", "--spark-master", cluster
+    )
     record_property("local_seconds", round(local_seconds, 2))
     record_property("spark_standalone_seconds", round(spark_seconds, 2))
     a, b = io.read_parquet(local), io.read_parquet(spark)
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert_parity(world, b)
     manifest = io.read_json(spark.with_name("spark.parquet.manifest.json"))
-    assert manifest["engine"] == {"name": "spark", "master": cluster,
-                                  "ranges": manifest["engine"]["ranges"],
-                                  "range_bytes": manifest["engine"]["range_bytes"]}
+    assert manifest["engine"] == {
+        "name": "spark",
+        "master": cluster,
+        "ranges": manifest["engine"]["ranges"],
+        "range_bytes": manifest["engine"]["range_bytes"],
+    }
     assert manifest["engine"]["ranges"] > len(manifest["input"]["files"])  # files were cut
-    assert manifest["input"] == io.read_json(local.with_name("local.parquet.manifest.json"))[
-        "input"]
+    assert (
+        manifest["input"] == io.read_json(local.with_name("local.parquet.manifest.json"))["input"]
+    )

@@ -133,7 +133,6 @@ def test_missing_panel_is_one_line(workdir, capsys):
 # --- model behaviour on the real simulation (generate -> clean -> features) -------------------
 
 
-
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory):
     import yaml

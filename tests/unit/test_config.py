@@ -18,9 +18,15 @@ def test_repository_params_yaml_is_valid(repo_root: Path) -> None:
 
 def test_unknown_key_is_an_error() -> None:
     with pytest.raises(ConfigError, match=r"labels\.targets\.churn\.horizon_dayz"):
-        parse_params({"labels": {"targets": {"churn": {"rule": "no_order_within",
-                                                       "horizon_days": 90,
-                                                       "horizon_dayz": 90}}}})
+        parse_params(
+            {
+                "labels": {
+                    "targets": {
+                        "churn": {"rule": "no_order_within", "horizon_days": 90, "horizon_dayz": 90}
+                    }
+                }
+            }
+        )
 
 
 def test_wrong_type_names_the_key() -> None:
@@ -43,12 +49,17 @@ def test_targets_are_defined_once_and_used_by_name() -> None:
     with pytest.raises(ConfigError, match=r"train\.targets.*'value'.*not defined"):
         parse_params({"train": {"targets": ["churn", "value"]}})
     with pytest.raises(ConfigError, match="target names must match"):
-        parse_params({"labels": {"targets": {"../x": {"rule": "order_within",
-                                                     "horizon_days": 9}}}})
+        parse_params({"labels": {"targets": {"../x": {"rule": "order_within", "horizon_days": 9}}}})
     params = parse_params(
-        {"labels": {"targets": {"churn": {"rule": "no_order_within", "horizon_days": 90},
-                                "repurchase": {"rule": "order_within", "horizon_days": 30},
-                                "churn_180d": {"rule": "no_order_within", "horizon_days": 180}}},
-         "train": {"targets": ["churn_180d"]}}
+        {
+            "labels": {
+                "targets": {
+                    "churn": {"rule": "no_order_within", "horizon_days": 90},
+                    "repurchase": {"rule": "order_within", "horizon_days": 30},
+                    "churn_180d": {"rule": "no_order_within", "horizon_days": 180},
+                }
+            },
+            "train": {"targets": ["churn_180d"]},
+        }
     )
     assert params.train.targets == ("churn_180d",)

@@ -26,8 +26,9 @@ def _reference() -> Reference:
         "lifetime_orders": (1.0, 11.0),
         "spend_sum_365d": (0.0, 1000.0),  # spend cap (0.995) 995, high value (0.8) 800
     }
-    features = {name: tuple(lo + q * (hi - lo) for q in QUANTILES) for name, (lo, hi) in
-                ranges.items()}
+    features = {
+        name: tuple(lo + q * (hi - lo) for q in QUANTILES) for name, (lo, hi) in ranges.items()
+    }
     probability = tuple(i / 1000 for i in range(1001))  # uniform: 0.8 quantile = 0.8
     return Reference("test cutoff 2024-03-01", 1000, probability, features)
 
@@ -67,19 +68,23 @@ def _snapshot() -> pd.DataFrame:
 def _models(*names: str) -> list[ScoringModel]:
     labels = LabelsParams()
     made = {
-        "churn": ScoringModel(get_target(labels, "churn"), "loyalty-churn", "3",
-                              FakeModel("p_churn")),
-        "repurchase": ScoringModel(get_target(labels, "repurchase"), "models/repurchase",
-                                   "local", FakeModel("p_rep")),
+        "churn": ScoringModel(
+            get_target(labels, "churn"), "loyalty-churn", "3", FakeModel("p_churn")
+        ),
+        "repurchase": ScoringModel(
+            get_target(labels, "repurchase"), "models/repurchase", "local", FakeModel("p_rep")
+        ),
     }
     return [made[n] for n in (names or made)]
 
 
 def _dictionary() -> FeatureDictionary:
-    return FeatureDictionary(tiny_catalog(
-        {"name": "days_since_last_order", "reason": "No order for {value:.0f} days"},
-        {"name": "spend_sum_365d", "concept": "monetary"},
-    ))
+    return FeatureDictionary(
+        tiny_catalog(
+            {"name": "days_since_last_order", "reason": "No order for {value:.0f} days"},
+            {"name": "spend_sum_365d", "concept": "monetary"},
+        )
+    )
 
 
 def _grid() -> tuple[tuple[str, ...], ...]:
@@ -90,8 +95,9 @@ def _grid() -> tuple[tuple[str, ...], ...]:
 RULES = ScoringRules(BusinessParams(), _grid(), reasons_top_share=0.2, top_reasons=3)
 
 
-def _score(snapshot: pd.DataFrame, models: list[ScoringModel] | None = None,
-           rules: ScoringRules = RULES) -> pd.DataFrame:
+def _score(
+    snapshot: pd.DataFrame, models: list[ScoringModel] | None = None, rules: ScoringRules = RULES
+) -> pd.DataFrame:
     return score_customers(snapshot, AS_OF, models or _models(), rules, _dictionary())
 
 

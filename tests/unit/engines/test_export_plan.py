@@ -43,8 +43,11 @@ def _export(root: Path) -> Path:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _as_executors_do(inputs: list[Path], root: Path, n: int, range_bytes: int) -> dict:
@@ -84,7 +87,8 @@ def test_a_gzip_file_is_read_whole_by_one_range(tmp_path: Path) -> None:
 def test_the_plan_holds_headers_only_and_checks_them(tmp_path: Path) -> None:
     plan = plan_export(SOURCE, [_export(tmp_path)])
     assert [f.header for f in plan.files] == [
-        b"invoice,description,customer_id\n", b"customer_id,kind,score\n",
+        b"invoice,description,customer_id\n",
+        b"customer_id,kind,score\n",
         b"customer_id,region\n",
     ]
     assert plan.range_bytes_for(cores=2) == MIN_RANGE_BYTES  # a tiny export is not shredded

@@ -57,7 +57,10 @@ def test_ids_written_differently_share_a_partition() -> None:
 def test_partition_series_matches_scalar() -> None:
     ids = pd.Series(["a", "17850.0", None, "b"], dtype="string")
     assert list(partition_series(ids, 5)) == [
-        partition_of("a", 5), partition_of("17850", 5), 0, partition_of("b", 5)
+        partition_of("a", 5),
+        partition_of("17850", 5),
+        0,
+        partition_of("b", 5),
     ]
 
 
@@ -66,7 +69,7 @@ def test_split_keeps_every_record_verbatim_with_its_line_number(tmp_path: Path) 
     stats = split_csv(source, tmp_path / "parts", CsvLayout("customer_id"), 4)
     parts = _parts(tmp_path / "parts", 4)
     assert all(part.startswith(HEADER) for part in parts)
-    body = b"".join(part[len(HEADER):] for part in parts)
+    body = b"".join(part[len(HEADER) :] for part in parts)
     assert sorted(body.splitlines(keepends=True)) == sorted(
         b"".join(ROWS).splitlines(keepends=True)
     )
@@ -80,8 +83,11 @@ def test_split_keeps_every_record_verbatim_with_its_line_number(tmp_path: Path) 
     # the multi-line record stays whole, and its lines map back to lines 6 and 7
     home = part_dir(tmp_path / "parts", partition_of("12000", 4)) / "transactions.csv"
     assert ROWS[4] in home.read_bytes()
-    numbers = list(io.read_line_numbers(
-        lines_path(tmp_path / "parts", partition_of("12000", 4), "transactions.csv")))
+    numbers = list(
+        io.read_line_numbers(
+            lines_path(tmp_path / "parts", partition_of("12000", 4), "transactions.csv")
+        )
+    )
     assert numbers[-2:] == [6, 7]
 
 
@@ -158,12 +164,13 @@ def _rebuild_from_ranges(source: Path, root: Path, n: int, starts: list[int]) ->
     data=st.data(),
 )
 def test_ranges_rebuild_the_very_part_files_of_the_whole_split(
-    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str, str]], n: int,
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str, str, str]],
+    n: int,
     data: st.DataObject,
 ) -> None:
     tmp = tmp_path_factory.mktemp("rebuild")
-    body = b"".join(f"{i},{text},1,{cid}{end}".encode() for i, (text, cid, end) in
-                    enumerate(rows))
+    body = b"".join(f"{i},{text},1,{cid}{end}".encode() for i, (text, cid, end) in enumerate(rows))
     source = _write(tmp, [body.removesuffix(b"\n")])  # last line without its newline
     size = source.stat().st_size
     starts = sorted(set(data.draw(st.lists(st.integers(0, size), max_size=6))))
@@ -172,6 +179,8 @@ def test_ranges_rebuild_the_very_part_files_of_the_whole_split(
     for p in range(n):
         name = "transactions.csv"
         assert (part_dir(tmp / "ranged", p) / name).read_bytes() == (
-            part_dir(tmp / "whole", p) / name).read_bytes()
+            part_dir(tmp / "whole", p) / name
+        ).read_bytes()
         assert list(io.read_line_numbers(lines_path(tmp / "ranged", p, name))) == list(
-            io.read_line_numbers(lines_path(tmp / "whole", p, name)))
+            io.read_line_numbers(lines_path(tmp / "whole", p, name))
+        )

@@ -49,8 +49,9 @@ def _read_in_ranges(path: Path, starts: list[int]) -> list[tuple[int, int, bytes
 
 
 # Bodies from the characters that matter: quotes, both line ends, delimiters, plain bytes.
-bodies = st.lists(st.sampled_from([b"a", b"1", b",", b'"', b'""', b"\n", b"\r\n", b"\r"]),
-                  max_size=60).map(b"".join)
+bodies = st.lists(
+    st.sampled_from([b"a", b"1", b",", b'"', b'""', b"\n", b"\r\n", b"\r"]), max_size=60
+).map(b"".join)
 
 
 @settings(max_examples=300, deadline=None)
@@ -95,8 +96,7 @@ def test_each_record_is_owned_by_the_range_it_starts_in(tmp_path: Path) -> None:
     inside = second + len(b'2,"b\n')  # its second physical line: record 3 is the next start
     assert [r[0] for r in _read_in_ranges(path, [len(HEADER), second])] == [2, 3, 5]
     first, *rest = place_ranges(
-        [ByteRange(0, len(HEADER), second), ByteRange(0, second, inside),
-         ByteRange(0, inside)],
+        [ByteRange(0, len(HEADER), second), ByteRange(0, second, inside), ByteRange(0, inside)],
         [count_range(path, len(HEADER), second), count_range(path, second, inside), (0, 0)],
     )
     assert [line for line, _, _ in read_range(path, first, len(HEADER))] == [2]

@@ -146,10 +146,18 @@ def test_monotone_constraints_follow_the_dictionary_direction(small_panel):
     catalog = tiny_catalog(
         {"name": "days_since_last_order"},
         {"name": "complaints_unresolved_365d", "direction": "higher_is_riskier"},
-        {"name": "review_score_mean_{window}d", "direction": "lower_is_riskier", "per_window": True,
-         "reason": "score {value}"},
-        {"name": "channel_main", "direction": "higher_is_riskier", "dtype": "category",
-         "levels": list(CHANNELS)},  # categorical: never bound
+        {
+            "name": "review_score_mean_{window}d",
+            "direction": "lower_is_riskier",
+            "per_window": True,
+            "reason": "score {value}",
+        },
+        {
+            "name": "channel_main",
+            "direction": "higher_is_riskier",
+            "dtype": "category",
+            "levels": list(CHANNELS),
+        },  # categorical: never bound
     )
     churn, repurchase = (get_target(LabelsParams(), name) for name in ("churn", "repurchase"))
     names = [

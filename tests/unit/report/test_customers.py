@@ -24,8 +24,9 @@ SCORES = pd.DataFrame(
         "expected_value": [1000.0, 500.0, 0.0, 1200.0],
         "value_at_risk": [900.0, 50.0, 0.0, 360.0],
         "high_value": pd.array([True, False, False, True], dtype="boolean"),
-        "reason_1": pd.array(["No order for 143 days", None, "2 unresolved complaints", None],
-                             dtype="string"),
+        "reason_1": pd.array(
+            ["No order for 143 days", None, "2 unresolved complaints", None], dtype="string"
+        ),
     }
 )
 COLUMNS = ("churn_probability", "repurchase_probability")
