@@ -124,15 +124,18 @@ class RecordKeys:
         self.index = index
         self.n_partitions = n_partitions
         self._delimiter = layout.delimiter.encode("ascii")
+        self._quote = layout.quote
         self._cache: dict[bytes, int] = {}
 
     def partition(self, record: bytes, n_lines: int) -> int:
         """Return the record's partition, or -1 when it has no customer id."""
-        if n_lines == 1 and self.layout.quote not in record:  # fast path: no quoting to undo
-            fields = record.split(self._delimiter, self.index + 1)
-            key = fields[self.index] if len(fields) > self.index else b""
+        # Called once per record of the export: attributes are read once, into locals.
+        index = self.index
+        if n_lines == 1 and self._quote not in record:  # fast path: no quoting to undo
+            fields = record.split(self._delimiter, index + 1)
+            key = fields[index] if len(fields) > index else b""
         else:
-            key = _key_of(record, self.index, self.layout).encode("latin-1")
+            key = _key_of(record, index, self.layout).encode("latin-1")
         part = self._cache.get(key)
         if part is None:
             text = key.decode("latin-1")
@@ -229,11 +232,11 @@ def split_csv(
         header, index = read_header(source, path, layout)
         stats.header_lines = 1
         writers.write_header(header)
-        keys = RecordKeys(layout, index, n_partitions)
+        partition = RecordKeys(layout, index, n_partitions).partition
         records, lines, write_line = stats.records, stats.lines, writers.write_line
         line_no = FIRST_BODY_LINE
         for n_lines, record in iter_records(source, layout.quote):
-            part = keys.partition(record, n_lines)
+            part = partition(record, n_lines)
             if part < 0:
                 stats.no_key_records += 1
                 part = NO_KEY_PARTITION

@@ -45,18 +45,21 @@ def iter_records(
     pending: list[bytes] = []
     quotes = 0
     offset = 0
+    ranged = limit != math.inf  # a whole file (the local splitter) skips the byte count
     for line in lines:
         if not pending:
-            if offset >= limit:
-                return
-            offset += len(line)
+            if ranged:
+                if offset >= limit:
+                    return
+                offset += len(line)
             count = line.count(quote)
             if count % 2 == 0:
                 yield 1, line
                 continue
             pending, quotes = [line], count
             continue
-        offset += len(line)
+        if ranged:
+            offset += len(line)
         pending.append(line)
         quotes += line.count(quote)
         if quotes % 2 == 0:
