@@ -78,7 +78,7 @@ def test_as_of_latest_equals_the_local_engine(world: World, tmp_path: Path) -> N
     assert _manifest(outs["spark"])["as_of"] == _manifest(outs["local"])["as_of"]
 
 
-@pytest.mark.reliability("missing or renamed columns")
+@pytest.mark.reliability("files: missing or renamed columns")
 def test_an_error_on_an_executor_is_one_line(
     world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
