@@ -1,9 +1,12 @@
-"""Recency, frequency and monetary features, RFM scores and the named RFM segment."""
+"""Recency, frequency and monetary features of each customer at a cutoff.
+
+Each value is the customer's own history; the RFM quintile scores and named segment, which rank
+a customer among others, are business labels of scored customers (:mod:`pipeline.business`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from pipeline.features.prepare import DAY_US, Prepared, starts
 
@@ -63,36 +66,3 @@ def rfm_features(prepared: Prepared, cutoff: int, windows: tuple[int, ...]) -> C
     # A usual gap under one day (two orders the same day) would make the ratio explode.
     out["overdue_ratio"] = days_since / np.fmax(gap_mean, 1.0)
     return out
-
-
-def quintile_score(values: pd.Series, higher_is_better: bool = True) -> pd.Series:
-    """Score 1-5 by rank within the snapshot; ties share the lower score (deterministic)."""
-    ranks = (values if higher_is_better else -values).rank(method="min")
-    n = max(len(values), 1)
-    score = np.floor((ranks.to_numpy() - 1) * 5 / n) + 1
-    return pd.Series(score, index=values.index, dtype="float64")
-
-
-def rfm_scores(
-    days_since: pd.Series,
-    orders: pd.Series,
-    spend: pd.Series,
-    grid: list[list[str]],
-    levels: tuple[str, ...],
-) -> dict[str, pd.Series]:
-    """Recency, frequency and monetary quintile scores and the named segment of each customer.
-
-    Quintiles are relative to the whole snapshot (all partitions together), the usual RFM
-    definition; the segment comes from the (r, f) box of ``configs/features.yaml``.
-    """
-    r = quintile_score(days_since, higher_is_better=False)
-    f = quintile_score(orders)
-    m = quintile_score(spend)
-    names = np.asarray(grid, dtype=object)[r.to_numpy(dtype=int) - 1, f.to_numpy(dtype=int) - 1]
-    segment = pd.Categorical(names, categories=list(levels))
-    return {
-        "rfm_r_score": r,
-        "rfm_f_score": f,
-        "rfm_m_score": m,
-        "rfm_segment": pd.Series(segment, index=days_since.index),
-    }
