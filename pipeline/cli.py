@@ -460,14 +460,15 @@ def score(
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Score customers of a raw export: probabilities, loyalty tier, risk band, reasons.
+    """Score customers of a raw export: probabilities, risk band, tier, value, reasons.
 
-    The export goes through the same clean rules and the same build_snapshot as training;
-    work is split by a hash of customer_id into partitions scored in a process pool
-    (--engine local) or by PySpark (--engine spark).
+    The only command that turns models into customer rows. The export goes through the same
+    clean rules and the same build_snapshot as training; work is split by a hash of
+    customer_id into partitions, each scored on its own (nothing depends on who else is in
+    the export), in a process pool (--engine local) or on Spark (--engine spark).
 
-    Example: loyalty score --input data/synthetic --as-of 2024-12-01 --model models/churn
-    --model models/repurchase --out data/scores/scores.parquet
+    Example: loyalty score --input data/synthetic --as-of 2024-12-01 --model models
+    --out data/scores/scores.parquet
     """
     import os
 
