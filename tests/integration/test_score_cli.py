@@ -96,13 +96,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         yield build_world(tmp_path_factory.mktemp("score"))
 
 
-def score(
+def score_args(
     world: World,
     out: Path,
-    *extra: str,
+    *,
+    as_of: str | None = None,
     models: tuple[str, ...] | None = None,
     inputs: tuple[Path, ...] | None = None,
-) -> int:
+) -> list[str]:
+    """``loyalty score`` arguments on the world's export: test cutoff, both models by default."""
     models = models or (
         str(world.root / "models" / "churn"),
         str(world.root / "models" / "repurchase"),
@@ -116,7 +118,7 @@ def score(
         "--features-config",
         DICTIONARY,
         "--as-of",
-        world.test_cutoff,
+        as_of or world.test_cutoff,
         "--out",
         str(out),
         "--no-progress",
@@ -125,7 +127,18 @@ def score(
         args += ["--input", str(path)]
     for model in models:
         args += ["--model", model]
-    return _run(*args, *extra)
+    return args
+
+
+def score(
+    world: World,
+    out: Path,
+    *extra: str,
+    as_of: str | None = None,
+    models: tuple[str, ...] | None = None,
+    inputs: tuple[Path, ...] | None = None,
+) -> int:
+    return _run(*score_args(world, out, as_of=as_of, models=models, inputs=inputs), *extra)
 
 
 def assert_parity(world: World, scores: pd.DataFrame) -> None:
@@ -250,27 +263,8 @@ def test_csv_output_neutralises_formulas(world: World, tmp_path: Path) -> None:
 def test_as_of_latest_is_the_features_stage_scoring_snapshot(world: World, tmp_path: Path) -> None:
     """The DVC `score` stage's call: as-of and customers of features' scoring.parquet."""
     out = tmp_path / "latest.parquet"
-    args = [
-        "score",
-        "--params",
-        str(world.params),
-        "--source",
-        SOURCE,
-        "--features-config",
-        DICTIONARY,
-        "--as-of",
-        "latest",
-        "--input",
-        str(world.root / "raw"),
-        "--out",
-        str(out),
-        "--model",
-        str(world.root / "models" / "churn"),
-        "--no-progress",
-        "--workers",
-        "1",
-    ]
-    assert _run(*args) == 0
+    churn = (str(world.root / "models" / "churn"),)
+    assert score(world, out, "--workers", "1", as_of="latest", models=churn) == 0
     snapshot = io.read_parquet(world.root / "features" / "scoring.parquet")
     scores = io.read_parquet(out)
     assert sorted(scores["customer_id"]) == sorted(snapshot["customer_id"])

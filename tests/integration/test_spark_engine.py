@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_score_cli import SOURCE, World, _run, assert_parity, build_world, score
+from test_score_cli import World, assert_parity, build_world, score
 
 from pipeline import io
 
@@ -53,26 +53,9 @@ def test_spark_local_mode_equals_the_local_engine(world: World, tmp_path: Path) 
 def test_as_of_latest_equals_the_local_engine(world: World, tmp_path: Path) -> None:
     outs = {name: tmp_path / f"{name}.parquet" for name in ("local", "spark")}
     for name, extra in (("local", ("--workers", "1")), ("spark", SPARK)):
-        args = [
-            "score",
-            "--params",
-            str(world.params),
-            "--source",
-            SOURCE,
-            "--as-of",
-            "latest",
-            "--input",
-            str(world.root / "raw"),
-            "--out",
-            str(outs[name]),
-            "--no-progress",
-            "--model",
-            str(world.root / "models" / "churn"),
-            "--partitions",
-            "2",
-            *extra,
-        ]
-        assert _run(*args) == 0
+        churn = (str(world.root / "models" / "churn"),)
+        code = score(world, outs[name], "--partitions", "2", *extra, as_of="latest", models=churn)
+        assert code == 0
     a, b = io.read_parquet(outs["local"]), io.read_parquet(outs["spark"])
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert _manifest(outs["spark"])["as_of"] == _manifest(outs["local"])["as_of"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_score_cli import DICTIONARY, SOURCE, World, assert_parity, build_world
+from test_score_cli import World, assert_parity, build_world, score_args
 
 from pipeline import io
 
@@ -163,28 +163,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 def score_cli(world: World, out: Path, *extra: str) -> float:
     """Run the real ``loyalty score`` in its own process; return its wall time in seconds."""
-    args = [
-        str(LOYALTY),
-        "score",
-        "--params",
-        str(world.params),
-        "--source",
-        SOURCE,
-        "--features-config",
-        DICTIONARY,
-        "--as-of",
-        world.test_cutoff,
-        "--out",
-        str(out),
-        "--no-progress",
-        "--input",
-        str(world.root / "raw"),
-        "--model",
-        str(world.root / "models" / "churn"),
-        "--model",
-        str(world.root / "models" / "repurchase"),
-        *extra,
-    ]
+    args = [str(LOYALTY), *score_args(world, out), *extra]
     env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
     started = time.perf_counter()
