@@ -92,15 +92,24 @@ class TargetParams(Section):
     """One prediction target: its label rule and horizon (see :mod:`pipeline.targets`)."""
 
     # no_order_within: 1 when the customer places no order in [cutoff, cutoff + horizon);
-    # order_within: 1 when they place at least one.
-    rule: Literal["no_order_within", "order_within"]
-    horizon_days: int = Field(ge=1)
+    # order_within: 1 when they place at least one; spend_within: the customer's spend in it.
+    rule: Literal["no_order_within", "order_within", "spend_within"]
+    # null = chosen by the features stage from the data (spend_within only): the longest of
+    # pipeline.features.cutoffs.HORIZON_LADDER that still gives a train / valid / test split.
+    horizon_days: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _horizon(self) -> TargetParams:
+        if self.horizon_days is None and self.rule != "spend_within":
+            raise ValueError(f"horizon_days is required for rule {self.rule}")
+        return self
 
 
 def _default_targets() -> dict[str, TargetParams]:
     return {
         "churn": TargetParams(rule="no_order_within", horizon_days=90),
         "repurchase": TargetParams(rule="order_within", horizon_days=30),
+        "value": TargetParams(rule="spend_within"),
     }
 
 
@@ -149,8 +158,19 @@ class QualityGate(Section):
 class TrainParams(Section):
     """Model training for every target."""
 
-    # Targets to train (each defined under labels.targets).
+    # Binary targets to train (each defined under labels.targets), one DVC train stage each.
     targets: tuple[str, ...] = ("churn", "repurchase")
+    # The customer-value target (a spend_within rule; stage train_value); null = none.
+    value_target: str | None = "value"
+    # Value model losses compared on the validation cutoffs (the better one is kept):
+    # tweedie = one LightGBM model of spend; two_part = P(buy) x E[spend | buy].
+    value_models: tuple[Literal["tweedie", "two_part"], ...] = Field(
+        ("tweedie", "two_part"), min_length=1
+    )
+    tweedie_variance_power: float = Field(1.5, gt=1, lt=2)
+    # Window spend is capped at this quantile of the training buyers' spend for fitting and
+    # for the value metrics (a few bulk or mistyped lines otherwise hold most of the spend).
+    value_cap_quantile: float = Field(0.99, gt=0.5, le=1)
     seed: int = 42
     # Fixed thread count: with deterministic=true the same inputs give the same model bytes.
     num_threads: int = Field(1, ge=1)
@@ -249,6 +269,9 @@ class Params(Section):
         defined = set(self.labels.targets)
         used = {
             "train.targets": set(self.train.targets),
+            "train.value_target": (
+                set() if self.train.value_target is None else {self.train.value_target}
+            ),
             "business.risk_target": {self.business.risk_target},
             "business.tier_target": {self.business.tier_target},
         }
@@ -256,6 +279,16 @@ class Params(Section):
             unknown = sorted(names - defined)
             if unknown:
                 raise ValueError(f"{key}: {unknown} not defined under labels.targets")
+        rules = {name: spec.rule for name, spec in self.labels.targets.items()}
+        not_binary = [name for name in self.train.targets if rules[name] == "spend_within"]
+        if not_binary:
+            raise ValueError(
+                f"train.targets: {not_binary} are spend_within (value) targets; "
+                "set train.value_target instead"
+            )
+        value = self.train.value_target
+        if value is not None and rules[value] != "spend_within":
+            raise ValueError(f"train.value_target: {value!r} must have rule spend_within")
         return self
 
 

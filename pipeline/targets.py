@@ -19,11 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.config import LabelsParams
 from pipeline.errors import ConfigError
 
 BINARY_METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top_decile")
+VALUE_METRICS = (
+    "normalized_gini",
+    "spearman",
+    "top_decile_capture",
+    "decile_mape",
+    "total_error_pct",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,13 @@ RULES: Mapping[str, Rule] = {
         outcome="buy again",
         ranking="likeliest buyers first",
     ),
+    "spend_within": Rule(
+        kind="regression",
+        risk_direction=-1.0,
+        event="spend in the next {horizon} days",
+        outcome="spend",
+        ranking="highest value first",
+    ),
 }
 
 
@@ -65,7 +80,8 @@ class Target:
 
     name: str
     rule: str
-    horizon_days: int
+    # None until the features stage has chosen it from the data (``horizon_days: null``).
+    horizon_days: int | None
 
     @property
     def meaning(self) -> Rule:
@@ -90,12 +106,23 @@ class Target:
     @property
     def metrics(self) -> tuple[str, ...]:
         """The metrics that judge this target's model on the test cutoff."""
-        return BINARY_METRICS
+        return VALUE_METRICS if self.kind == "regression" else BINARY_METRICS
 
     @property
     def output_column(self) -> str:
-        """The scores column holding this target's prediction."""
+        """The scores column: ``churn_probability``, or ``expected_value`` for a value target."""
+        if self.kind == "regression":
+            return f"expected_{self.name}"
         return f"{self.name}_probability"
+
+    @property
+    def split_column(self) -> str:
+        """The panel column holding this target's split.
+
+        Binary targets share ``split``; a value target has its own (``split_value``), because
+        its longer label window leaves it fewer cutoffs (see :mod:`pipeline.features.cutoffs`).
+        """
+        return f"split_{self.name}" if self.kind == "regression" else "split"
 
     @property
     def model_columns(self) -> tuple[str, str]:
@@ -105,7 +132,8 @@ class Target:
     @property
     def event(self) -> str:
         """What a positive label means, with the horizon: "no order in the next 90 days"."""
-        return self.meaning.event.format(horizon=self.horizon_days)
+        horizon = "?" if self.horizon_days is None else self.horizon_days
+        return self.meaning.event.format(horizon=horizon)
 
     @property
     def title(self) -> str:
@@ -130,6 +158,34 @@ def all_targets(labels: LabelsParams) -> dict[str, Target]:
     }
 
 
+def with_horizons(labels: LabelsParams, horizons: Mapping[str, int]) -> LabelsParams:
+    """Return ``labels`` with the horizons the features stage chose filled in."""
+    targets = {
+        name: spec
+        if spec.horizon_days is not None or name not in horizons
+        else spec.model_copy(update={"horizon_days": int(horizons[name])})
+        for name, spec in labels.targets.items()
+    }
+    return labels.model_copy(update={"targets": targets})
+
+
+def resolved_labels(labels: LabelsParams, summary: Mapping[str, Any] | None) -> LabelsParams:
+    """``labels`` with the horizons recorded in the features summary (``summary.json``)."""
+    chosen = {
+        name: entry["horizon_days"]
+        for name, entry in ((summary or {}).get("labels") or {}).items()
+        if isinstance(entry, Mapping) and entry.get("horizon_days") is not None
+    }
+    resolved = with_horizons(labels, chosen)
+    missing = [n for n, t in resolved.targets.items() if t.horizon_days is None]
+    if summary is not None and missing:
+        raise ConfigError(
+            f"labels.targets: no horizon for {missing} in the features summary; "
+            "rerun `loyalty features`"
+        )
+    return resolved
+
+
 def get_target(labels: LabelsParams, name: str) -> Target:
     """Return the target called ``name``; a one-line error naming the defined ones otherwise."""
     targets = all_targets(labels)
@@ -143,6 +199,29 @@ def label_columns(labels: LabelsParams) -> tuple[str, ...]:
     return tuple(t.label for t in all_targets(labels).values())
 
 
+def binary_targets(labels: LabelsParams) -> dict[str, Target]:
+    """Return the targets that share the panel's ``split`` (every binary one)."""
+    return {n: t for n, t in all_targets(labels).items() if t.kind == "binary"}
+
+
+def value_targets(labels: LabelsParams) -> dict[str, Target]:
+    """Return the regression (customer value) targets, each planned on its own cutoffs."""
+    return {n: t for n, t in all_targets(labels).items() if t.kind == "regression"}
+
+
+def non_feature_columns(labels: LabelsParams) -> tuple[str, ...]:
+    """Label and split columns of the panel: never model features."""
+    targets = all_targets(labels).values()
+    return tuple(dict.fromkeys([*(t.label for t in targets), *(t.split_column for t in targets)]))
+
+
 def longest_horizon_days(labels: LabelsParams) -> int:
-    """Return the longest label window: a cutoff is usable once this much time is observed."""
-    return max(t.horizon_days for t in all_targets(labels).values())
+    """Return the longest binary label window: the shared ``split`` is planned on it.
+
+    Falls back to the value targets' horizons when there is no binary target.
+    """
+    shared = binary_targets(labels) or all_targets(labels)
+    horizons = [t.horizon_days for t in shared.values() if t.horizon_days is not None]
+    if not horizons:
+        raise ConfigError("labels.targets: no target has a horizon to plan the cutoffs on")
+    return max(horizons)

@@ -25,8 +25,9 @@ SPLIT_RULE = (
     "test = the latest cutoff whose label window is complete; valid = the latest "
     "validation_cutoffs cutoffs whose label windows end at or before the test cutoff; train = "
     "the cutoffs whose label windows end at or before the first validation cutoff; the cutoffs "
-    "in between (embargo) are not in the panel. Label window = the longest horizon of "
-    "labels.targets."
+    "in between (embargo) are not in the panel. Label window = the longest horizon of the "
+    "binary targets (column split); a value target is planned the same way on its own horizon "
+    "and the cutoffs whose window it completes (column split_<name>)."
 )
 
 
@@ -113,8 +114,12 @@ def data_bounds(
 
 
 def label_horizon(params: LabelsParams) -> pd.Timedelta:
-    """Return the longest label window (a cutoff is usable once this much time is observed)."""
+    """Return the shared label window: the longest binary horizon (see :func:`plan_split`)."""
     return pd.Timedelta(days=longest_horizon_days(params))
+
+
+#: Horizons tried, longest first, for a value target whose ``horizon_days`` is null.
+HORIZON_LADDER = (365, 270, 180, 120, 90, 60, 30)
 
 
 def cutoff_grid(
@@ -151,12 +156,19 @@ def cutoff_grid(
 
 
 def plan_split(
-    cutoffs: list[pd.Timestamp], label_params: LabelsParams, validation_cutoffs: int
+    cutoffs: list[pd.Timestamp],
+    label_params: LabelsParams | pd.Timedelta,
+    validation_cutoffs: int,
 ) -> SplitPlan:
-    """Decide the train/valid/test cutoffs so that no label window reaches into a later split."""
+    """Decide the train/valid/test cutoffs so that no label window reaches into a later split.
+
+    The window is ``label_params``' shared horizon (:func:`label_horizon`) or a given one.
+    """
     if not cutoffs:
         raise DataError("no cutoff has a complete label window; the data span is too short")
-    horizon = label_horizon(label_params)
+    horizon = (
+        label_params if isinstance(label_params, pd.Timedelta) else label_horizon(label_params)
+    )
     test = cutoffs[-1]
     valid = [c for c in cutoffs[:-1] if c + horizon <= test][-validation_cutoffs:]
     if len(valid) < validation_cutoffs:
@@ -173,3 +185,42 @@ def plan_split(
     used = set(train) | set(valid) | {test}
     embargo = [c for c in cutoffs if c not in used]
     return SplitPlan(tuple(train), tuple(valid), test, tuple(embargo))
+
+
+def complete_cutoffs(
+    grid: list[pd.Timestamp], data_end: pd.Timestamp, horizon_days: int
+) -> list[pd.Timestamp]:
+    """Return the cutoffs of ``grid`` whose ``horizon_days`` label window ends by ``data_end``."""
+    return [c for c in grid if c + pd.Timedelta(days=horizon_days) <= data_end]
+
+
+def plan_value_split(
+    grid: list[pd.Timestamp],
+    data_end: pd.Timestamp,
+    horizon_days: int | None,
+    validation_cutoffs: int,
+) -> tuple[int, SplitPlan]:
+    """Plan a value target's own split on the panel's grid; choose its horizon when unset.
+
+    A value target's window is usually longer than the binary ones, so it has fewer cutoffs
+    (only those whose window ends by ``data_end``) and its own train / valid / test cutoffs.
+    With ``horizon_days`` None the horizon is the longest of :data:`HORIZON_LADDER` that still
+    gives such a split (a one-year export gets 90 days, the two-year simulation 180).
+    """
+    if horizon_days is not None:
+        window = pd.Timedelta(days=horizon_days)
+        usable = complete_cutoffs(grid, data_end, horizon_days)
+        return horizon_days, plan_split(usable, window, validation_cutoffs)
+    for days in HORIZON_LADDER:
+        try:
+            plan = plan_split(
+                complete_cutoffs(grid, data_end, days), pd.Timedelta(days=days), validation_cutoffs
+            )
+        except DataError:
+            continue
+        return days, plan
+    raise DataError(
+        f"no value horizon of {list(HORIZON_LADDER)} days gives a train / valid / test split "
+        f"on the cutoffs {grid[0].date() if grid else '-'}..{grid[-1].date() if grid else '-'} "
+        f"({SHORT_DATA_HINT})"
+    )

@@ -17,7 +17,15 @@ import pandas as pd
 from pipeline.config import FeaturesParams, LabelsParams
 from pipeline.features import partition
 from pipeline.features.catalog import Catalog, FeatureSpec
-from pipeline.features.cutoffs import SplitPlan, cutoff_grid, data_bounds, observed_end, plan_split
+from pipeline.features.cutoffs import (
+    HORIZON_LADDER,
+    SplitPlan,
+    cutoff_grid,
+    data_bounds,
+    observed_end,
+    plan_split,
+    plan_value_split,
+)
 from pipeline.features.prepare import Prepared, prepare, split
 from pipeline.features.snapshot import (
     Part,
@@ -29,7 +37,14 @@ from pipeline.features.snapshot import (
     region_levels,
     snapshot_part,
 )
-from pipeline.targets import all_targets, label_columns
+from pipeline.targets import (
+    Target,
+    all_targets,
+    binary_targets,
+    label_columns,
+    value_targets,
+    with_horizons,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,29 +77,56 @@ def _run(
 # Cutoffs computed per round of the pool: bounds the memory of results waiting to be written.
 CUTOFFS_PER_ROUND = 4
 SPLITS = ("train", "valid", "test")
+#: Split of a panel row outside a target's plan (a value-only cutoff, or a value embargo).
+UNUSED = "none"
 
 
 @dataclass
 class PanelStats:
-    """Row counts, label sums and customers of the panel, accumulated as frames stream by."""
+    """Row counts, label sums and customers of the panel, accumulated as frames stream by.
+
+    ``labels`` are the binary labels (counted on the shared ``split``); ``values`` the value
+    targets (rows and mean spend on their own split column).
+    """
 
     labels: tuple[str, ...] = ()
+    values: tuple[Target, ...] = ()
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     positives: dict[str, dict[str, int]] = field(default_factory=dict)
+    value_rows: dict[str, dict[str, int]] = field(default_factory=dict)
+    value_sums: dict[str, dict[str, float]] = field(default_factory=dict)
     customers: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.positives = {s: dict.fromkeys(self.labels, 0) for s in SPLITS}
+        self.value_rows = {t.name: dict.fromkeys(SPLITS, 0) for t in self.values}
+        self.value_sums = {t.name: dict.fromkeys(SPLITS, 0.0) for t in self.values}
 
     def track(self, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Yield ``frames`` unchanged, counting them on the way."""
         for frame in frames:
             name = str(frame["split"].iloc[0]) if len(frame) else "test"
-            self.rows[name] += len(frame)
-            for label in self.labels:
-                self.positives[name][label] += int(frame[label].sum())
+            self.rows[name] = self.rows.get(name, 0) + len(frame)
+            if name in self.positives:
+                for label in self.labels:
+                    self.positives[name][label] += int(frame[label].sum())
+            for target in self.values:
+                own = str(frame[target.split_column].iloc[0]) if len(frame) else UNUSED
+                if own in SPLITS:
+                    self.value_rows[target.name][own] += len(frame)
+                    self.value_sums[target.name][own] += float(frame[target.label].sum())
             self.customers.update(frame["customer_id"].dropna().tolist())
             yield frame
+
+    def value_means(self) -> dict[str, dict[str, float]]:
+        """Mean spend label per value target and split."""
+        return {
+            name: {
+                s: round(total / self.value_rows[name][s], 4) if self.value_rows[name][s] else 0.0
+                for s, total in sums.items()
+            }
+            for name, sums in self.value_sums.items()
+        }
 
     def label_rates(self) -> dict[str, dict[str, float]]:
         """Share of positive labels per split."""
@@ -106,6 +148,8 @@ class FeatureStage:
     parts: tuple[Prepared, ...]
     ids: pd.Index
     plan: SplitPlan
+    # Each value target's own plan on the same grid (its horizon is in ``label_params``).
+    value_plans: dict[str, SplitPlan]
     catalog: Catalog
     present: tuple[FeatureSpec, ...]
     absent: dict[str, str]
@@ -116,16 +160,36 @@ class FeatureStage:
     stray_orders: int
     scoring_at: pd.Timestamp
     unseen: dict[str, int]
+    # Per target: "params" when labels.targets set the horizon, else how it was chosen.
+    horizon_origin: dict[str, str] = field(default_factory=dict)
+
+    def panel_cutoffs(self) -> list[tuple[pd.Timestamp, dict[str, str]]]:
+        """Return every panel cutoff in time order with its split columns' values.
+
+        Columns: ``split`` and ``split_<value target>``; a cutoff is in the panel when some
+        plan uses it.
+        """
+        plans = {"split": self.plan} | {
+            t.split_column: self.value_plans[t.name]
+            for t in value_targets(self.label_params).values()
+        }
+        of = {column: dict(plan.cutoffs()) for column, plan in plans.items()}
+        used = sorted({c for split in of.values() for c in split})
+        return [(c, {column: split.get(c, UNUSED) for column, split in of.items()}) for c in used]
 
     def panel_frames(self) -> Iterator[pd.DataFrame]:
-        """Yield the labelled snapshot of each panel cutoff, in time order."""
-        pairs = self.plan.cutoffs()
+        """Yield the labelled snapshot of each panel cutoff, in time order.
+
+        A value label whose window passes the end of the data is empty (NaN).
+        """
+        pairs = self.panel_cutoffs()
+        values = value_targets(self.label_params).values()
         for start in range(0, len(pairs), CUTOFFS_PER_ROUND):
             batch = pairs[start : start + CUTOFFS_PER_ROUND]
             results = _run(
                 self.parts, [cutoff_us(c) for c, _ in batch], self.params, self.label_params
             )
-            for (cutoff, name), parts in zip(batch, results, strict=True):
+            for (cutoff, splits), parts in zip(batch, results, strict=True):
                 frame = assemble(
                     parts,
                     self.ids,
@@ -134,7 +198,11 @@ class FeatureStage:
                     self.catalog,
                     label_columns(self.label_params),
                 )
-                frame.insert(2, "split", pd.Series([name] * len(frame), dtype="string"))
+                for at, (column, name) in enumerate(splits.items()):
+                    frame.insert(2 + at, column, pd.Series([name] * len(frame), dtype="string"))
+                for target in values:
+                    if cutoff + pd.Timedelta(days=target.horizon_days or 0) > self.data_end:
+                        frame[target.label] = float("nan")
                 yield frame
 
     def scoring(self) -> pd.DataFrame:
@@ -151,15 +219,24 @@ class FeatureStage:
                 "orders_after_data_end": self.stray_orders,
             },
             "labels": {
-                name: {"rule": t.rule, "horizon_days": t.horizon_days, "event": t.event}
+                name: {
+                    "rule": t.rule,
+                    "horizon_days": t.horizon_days,
+                    "horizon_chosen": self.horizon_origin[name],
+                    "event": t.event,
+                    "split_column": t.split_column,
+                }
                 for name, t in all_targets(self.label_params).items()
             },
             "population": {"active_within_days": self.params.active_within_days},
             "windows_days": list(self.params.windows_days),
             "cutoffs": self.plan.to_dict(),
+            "value_cutoffs": {name: plan.to_dict() for name, plan in self.value_plans.items()},
             "rows": {"panel": sum(stats.rows.values()), **stats.rows, "scoring": scoring_rows},
+            "value_rows": stats.value_rows,
             "customers": {"with_orders": len(self.ids), "in_panel": len(stats.customers)},
             "label_rates": stats.label_rates(),
+            "value_label_means": stats.value_means(),
             "scoring": {"as_of": self.scoring_at.isoformat(), "rows": scoring_rows},
             "features": {"present": [s.name for s in self.present], "absent": self.absent},
             "unseen_categories": dict(self.unseen),
@@ -197,20 +274,53 @@ def plan_features(
     )
     first_order, data_end, stray = data_bounds(prepared, params)
     grid = cutoff_grid(first_order, data_end, params, label_params)
+    value_plans, horizons, origin = {}, {}, {}
+    for name, target in value_targets(label_params).items():
+        horizons[name], value_plans[name] = plan_value_split(
+            grid, data_end, target.horizon_days, params.validation_cutoffs
+        )
+        origin[name] = "params" if target.horizon_days is not None else _auto()
+        logger.info(
+            "%s: horizon %d days (%s); %d train, %d valid cutoffs, test %s",
+            name,
+            horizons[name],
+            origin[name],
+            len(value_plans[name].train),
+            len(value_plans[name].valid),
+            value_plans[name].test.date(),
+        )
+    resolved = with_horizons(label_params, horizons)
     return FeatureStage(
         parts=_partitions(prepared, ids, params.partitions),
         ids=ids,
         plan=plan_split(grid, label_params, params.validation_cutoffs),
+        value_plans=value_plans,
+        horizon_origin={n: origin.get(n, "params") for n in resolved.targets},
         catalog=expanded,
         present=tuple(present),
         absent=absent,
         params=params,
-        label_params=label_params,
+        label_params=resolved,
         first_order=first_order,
         data_end=data_end,
         stray_orders=stray,
         scoring_at=data_end if as_of is None else cutoff_timestamp(as_of),
         unseen=dict(prepared.unseen),
+    )
+
+
+def _auto() -> str:
+    return (
+        f"chosen from the data: the longest of {list(HORIZON_LADDER)} days that gives a "
+        "train / valid / test split"
+    )
+
+
+def panel_stats(label_params: LabelsParams) -> PanelStats:
+    """Statistics of the panel's binary labels (shared split) and value targets (own split)."""
+    return PanelStats(
+        tuple(t.label for t in binary_targets(label_params).values()),
+        tuple(value_targets(label_params).values()),
     )
 
 
@@ -237,7 +347,7 @@ def build_features(
     stage = plan_features(
         orders, returns, feedback, customers, params, label_params, catalog, as_of
     )
-    stats = PanelStats(label_columns(label_params))
+    stats = panel_stats(stage.label_params)
     panel = pd.concat(list(stats.track(stage.panel_frames())), ignore_index=True)
     scoring = stage.scoring()
     return FeatureTables(panel, scoring, stage.summary(stats, len(scoring)))

@@ -120,7 +120,9 @@ def assemble(
         ),
     }
     for name in label_names:
-        data[name] = merged.get(name, np.zeros(0, dtype=np.int8)).astype(np.int8)
+        values = merged.get(name, np.zeros(0, dtype=np.int8))
+        # binary labels are 0/1 int8; a value (spend) label stays float64
+        data[name] = values.astype(np.float64 if values.dtype.kind == "f" else np.int8)
     for spec in present:
         if spec.name not in merged and n:
             raise KeyError(f"feature {spec.name} is in the catalog but no code computes it")

@@ -27,7 +27,7 @@ from pipeline.features.catalog import Catalog
 from pipeline.modeling import baselines, metrics
 from pipeline.modeling.artifacts import Predictor
 from pipeline.modeling.calibration import apply_calibration, fit_calibration
-from pipeline.targets import Target, get_target, label_columns
+from pipeline.targets import Target, get_target, non_feature_columns
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +55,19 @@ class TrainResult:
     test_frame: pd.DataFrame
     lgbm_params: dict[str, Any]
     trials: list[dict[str, Any]] = field(default_factory=list)
+    # Further model texts by artefact name (the P(buy) part of a two-part value model).
+    extra_models: dict[str, str] = field(default_factory=dict)
 
     def predictor(self) -> Predictor:
         """Rebuild the predictor from the artefacts, exactly as a loader would."""
-        return Predictor(self.model_text, self.calibration, self.features)
+        return Predictor(
+            self.model_text, self.calibration, self.features, self.extra_models.get("buy_model")
+        )
 
 
 def feature_columns(panel: pd.DataFrame, labels: LabelsParams) -> list[str]:
-    """Feature columns: every panel column except keys and labels, in panel order."""
-    excluded = set(KEY_COLUMNS) | set(label_columns(labels))
+    """Feature columns: every panel column except keys, labels and splits, in panel order."""
+    excluded = set(KEY_COLUMNS) | set(non_feature_columns(labels))
     return [c for c in panel.columns if c not in excluded]
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.config import FeaturesParams, LabelsParams
 from pipeline.features.catalog import Catalog, load_catalog
+from tests.support.targets import churn_and_repurchase
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -24,4 +25,4 @@ def fparams() -> FeaturesParams:
 
 @pytest.fixture
 def lparams() -> LabelsParams:
-    return LabelsParams()
+    return churn_and_repurchase()

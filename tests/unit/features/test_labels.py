@@ -31,7 +31,7 @@ def _orders(*rows: tuple[str, str]) -> pd.DataFrame:
 
 @pytest.mark.reliability("features: event exactly at the cutoff")
 def test_order_exactly_at_the_cutoff_is_in_the_label_window() -> None:
-    labels = _labels(make_orders(), LabelsParams())
+    labels = _labels(make_orders(), churn_and_repurchase())
     # A ordered at 2024-04-01 00:00:00 exactly: repurchased within 30 days, not churned.
     assert labels.loc["A"].tolist() == [0, 1]
     # C ordered at 2024-04-30 23:59:59.999999, the last microsecond of the 30-day window.
@@ -57,4 +57,4 @@ def test_order_exactly_at_the_window_end_is_outside() -> None:
 
 def test_orders_before_the_cutoff_never_count_in_labels() -> None:
     orders = _orders(("H", "2024-03-31 23:59:59.999999"))  # one microsecond before the cutoff
-    assert _labels(orders, LabelsParams()).loc["H"].tolist() == [1, 0]
+    assert _labels(orders, churn_and_repurchase()).loc["H"].tolist() == [1, 0]

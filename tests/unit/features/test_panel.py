@@ -20,6 +20,7 @@ from pipeline.features.cutoffs import (
 )
 from pipeline.features.panel import build_features
 from pipeline.features.snapshot import build_snapshot
+from pipeline.targets import non_feature_columns
 from tests.support.targets import churn_and_repurchase
 
 UTC = "UTC"
@@ -121,11 +122,15 @@ def built(catalog: Catalog) -> tuple[dict[str, pd.DataFrame], object]:
 def test_panel_layout_and_summary(built: tuple[dict[str, pd.DataFrame], object]) -> None:
     _, result = built
     panel, summary = result.panel, result.summary
-    assert list(panel.columns[:5]) == ["customer_id", "cutoff", "split", "churn", "repurchase"]
+    keys = ["customer_id", "cutoff", "split", "split_value", "churn", "repurchase", "value"]
+    assert list(panel.columns[:7]) == keys
     assert panel["churn"].dtype == np.int8 and panel["repurchase"].dtype == np.int8
+    assert panel["value"].dtype == np.float64
     assert not panel.duplicated(["customer_id", "cutoff"]).any()
     assert panel.equals(panel.sort_values(["cutoff", "customer_id"], ignore_index=True))
-    assert set(panel["split"]) == {"train", "valid", "test"}
+    # "none": a cutoff only the value target uses (an embargo cutoff of the shared split)
+    assert {"train", "valid", "test"} <= set(panel["split"]) <= {"train", "valid", "test", "none"}
+    assert {"train", "valid", "test"} <= set(panel["split_value"])
     assert summary["rows"]["panel"] == len(panel)
     assert summary["features"]["absent"] == {}
     assert list(result.scoring.columns) == [
@@ -142,7 +147,7 @@ def test_panel_rows_equal_build_snapshot_at_each_cutoff(
     params = FeaturesParams(partitions=1, workers=1)
     for cutoff, rows in result.panel.groupby("cutoff"):
         expected = build_snapshot(**tables, cutoff=cutoff, params=params, catalog=catalog)
-        got = rows.drop(columns=["split", "churn", "repurchase"]).reset_index(drop=True)
+        got = rows.drop(columns=list(non_feature_columns(LabelsParams()))).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected)
 
 
