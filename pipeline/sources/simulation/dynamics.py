@@ -1,13 +1,17 @@
 """The customer population and the day-by-day simulation of orders, experiences and dropout.
 
 All customers are updated together, one day at a time, with numpy arrays: the loop runs over
-days (about 730), never over customers.
+days (about 730), never over customers. The loop is resumable: :func:`begin` returns the fixed
+:class:`World` and the :class:`State` before day 0, :func:`advance` moves the state on by any
+number of days, so a run can be stopped at a cutoff and its future simulated many times
+(:mod:`pipeline.sources.simulation.truth`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -112,62 +116,172 @@ def promo_calendar(
     return depth
 
 
+@dataclasses.dataclass(frozen=True)
+class World:
+    """What the day loop reads and never changes: per-row traits, the calendar, the constants.
+
+    A row is one customer in the normal run; :func:`repeat` stacks ``k`` copies of chosen
+    customers so that several futures can be simulated side by side.
+    """
+
+    effects: Effects
+    signup_day: IntArray
+    satisfaction_baseline: FloatArray
+    price_sensitivity: FloatArray
+    base_daily: FloatArray  # base orders per day
+    member: FloatArray  # 1.0 for loyalty members
+    season: FloatArray  # demand multiplier of each day
+    # discount depth of each day, shape (days,); or (days, k): one calendar per copy
+    depth: FloatArray
+    revert: float  # share of the gap to the baseline closed each day
+    decay: float  # daily decay factor of the open-complaint load
+
+
+@dataclasses.dataclass
+class State:
+    """What the day loop carries from one day to the next; :func:`advance` updates it in place."""
+
+    day: int  # the next day to simulate
+    satisfaction: FloatArray
+    unresolved: FloatArray  # open-complaint load
+    last_order: FloatArray  # day of the last order (negative: before the extract)
+    dropped: BoolArray
+    dropout_day: IntArray  # -1 while the customer has not dropped out
+    dropout_satisfaction: FloatArray  # satisfaction on the dropout day (NaN before)
+    pending_s: FloatArray  # (_RING, rows): satisfaction changes due on day % _RING
+    pending_u: FloatArray  # (_RING, rows): unresolved complaints landing on day % _RING
+
+    def copy(self) -> State:
+        """Return an independent copy (the loop mutates the arrays)."""
+        arrays: dict[str, Any] = {f.name: np.copy(getattr(self, f.name)) for f in _ARRAY_FIELDS}
+        return dataclasses.replace(self, **arrays)
+
+
+_ARRAY_FIELDS = tuple(f for f in dataclasses.fields(State) if f.name != "day")
+_PER_ROW = ("signup_day", "satisfaction_baseline", "price_sensitivity", "base_daily", "member")
+
+
+def begin(
+    pop: Population, start: dt.date, n_days: int, effects: Effects, rng: np.random.Generator
+) -> tuple[World, State]:
+    """Draw the promotion calendar and the time since each existing customer's last order.
+
+    Return the world of the extract's ``n_days`` days and the state before day 0.
+    """
+    n = len(pop.customer_id)
+    world = World(
+        effects=effects,
+        signup_day=pop.signup_day,
+        satisfaction_baseline=pop.satisfaction_baseline,
+        price_sensitivity=pop.price_sensitivity,
+        base_daily=pop.orders_per_year / 365.0,
+        member=pop.member.astype(np.float64),
+        season=seasonality(day_of_year(start, n_days), effects),
+        depth=promo_calendar(start, n_days, effects, rng),
+        revert=float(-np.expm1(-np.log(2) / effects.reversion_half_life_days)),
+        decay=float(np.exp(-np.log(2) / effects.unresolved_half_life_days)),
+    )
+    gap_start = rng.exponential(1.0 / np.maximum(world.base_daily, 1e-6))
+    state = State(
+        day=0,
+        satisfaction=pop.satisfaction_baseline.copy(),
+        unresolved=np.zeros(n),
+        last_order=np.where(pop.existing, -np.minimum(gap_start, 365.0), pop.signup_day),
+        dropped=np.zeros(n, dtype=bool),
+        dropout_day=np.full(n, -1, dtype=np.int64),
+        dropout_satisfaction=np.full(n, np.nan),
+        pending_s=np.zeros((_RING, n)),
+        pending_u=np.zeros((_RING, n)),
+    )
+    return world, state
+
+
+def repeat(world: World, state: State, rows: IntArray, k: int) -> tuple[World, State]:
+    """Stack ``k`` copies of the given rows (new row ``copy * len(rows) + i`` is ``rows[i]``).
+
+    For simulating ``k`` futures side by side. The copies share one promotion calendar; replace
+    ``depth`` by a ``(days, k)`` array to give each its own.
+    """
+    every = np.tile(rows, k)
+    stacked: dict[str, Any] = {name: getattr(world, name)[every] for name in _PER_ROW}
+    tiled: dict[str, Any] = {f.name: getattr(state, f.name)[..., every] for f in _ARRAY_FIELDS}
+    return dataclasses.replace(world, **stacked), dataclasses.replace(state, **tiled)
+
+
+def advance(
+    world: World, state: State, days: int, rng: np.random.Generator
+) -> list[dict[str, np.ndarray]]:
+    """Simulate ``days`` days from ``state.day``, updating ``state``; return each day's orders.
+
+    Splitting a run into several calls draws exactly what one call would: each day draws from
+    ``rng`` in the same order, whatever the call it belongs to.
+    """
+    if state.day + days > len(world.season):
+        raise ValueError(
+            f"advance: day {state.day + days} is past the world's {len(world.season)} days"
+        )
+    effects = world.effects
+    n = len(world.signup_day)
+    chunks: list[dict[str, np.ndarray]] = []
+    for day in range(state.day, state.day + days):
+        slot = day % _RING
+        satisfaction = state.satisfaction
+        satisfaction += (
+            state.pending_s[slot] + (world.satisfaction_baseline - satisfaction) * world.revert
+        )
+        state.unresolved = state.unresolved * world.decay + state.pending_u[slot]
+        state.pending_s[slot] = 0.0
+        state.pending_u[slot] = 0.0
+
+        joined = world.signup_day <= day
+        new_today = world.signup_day == day
+        missed = (day - state.last_order) * world.base_daily
+        hazard = dropout_hazard(satisfaction, state.unresolved, missed, world.member, effects)
+        leave = joined & ~state.dropped & ~new_today & (rng.random(n) < -np.expm1(-hazard))
+        state.dropped |= leave
+        state.dropout_day[leave] = day
+        state.dropout_satisfaction[leave] = satisfaction[leave]
+
+        rate = (
+            world.base_daily
+            * world.season[day]
+            * np.exp(effects.satisfaction_rate_effect * satisfaction)
+        )
+        depth = world.depth[day]
+        if depth.ndim == 0:
+            if depth > 0:
+                rate = rate * np.exp(effects.promo_lift * world.price_sensitivity * depth)
+        elif depth.any():  # one calendar per copy: rows copy * n + row
+            per_row = np.repeat(depth, n // len(depth))
+            rate = rate * np.exp(effects.promo_lift * world.price_sensitivity * per_row)
+        buys = (joined & ~state.dropped & (rng.random(n) < -np.expm1(-rate))) | new_today
+        idx = np.flatnonzero(buys)
+        chunk = _experience(idx, day, satisfaction, effects, rng)
+        target = (day + chunk["promised_days"] + chunk["late_days"]) % _RING
+        state.pending_s[target, idx] += chunk["delta"]
+        state.pending_u[target, idx] += chunk["complaint"] & ~chunk["resolved"]
+        state.last_order[idx] = day
+        chunks.append(chunk)
+    state.day += days
+    return chunks
+
+
 def simulate(
     pop: Population, start: dt.date, n_days: int, effects: Effects, rng: np.random.Generator
 ) -> History:
     """Step through the extract one day at a time, updating every customer at once."""
-    n = len(pop.customer_id)
-    season = seasonality(day_of_year(start, n_days), effects)
-    depth = promo_calendar(start, n_days, effects, rng)
-    base_daily = pop.orders_per_year / 365.0
-    member = pop.member.astype(np.float64)
-    revert = -np.expm1(-np.log(2) / effects.reversion_half_life_days)
-    decay = np.exp(-np.log(2) / effects.unresolved_half_life_days)
+    world, state = begin(pop, start, n_days, effects, rng)
+    return history(start, world, state, advance(world, state, n_days, rng))
 
-    satisfaction = pop.satisfaction_baseline.copy()
-    unresolved = np.zeros(n)
-    gap_start = rng.exponential(1.0 / np.maximum(base_daily, 1e-6))
-    last_order = np.where(pop.existing, -np.minimum(gap_start, 365.0), pop.signup_day)
-    dropped = np.zeros(n, dtype=bool)
-    dropout_day = np.full(n, -1, dtype=np.int64)
-    final_satisfaction = np.full(n, np.nan)
-    pending_s = np.zeros((_RING, n))
-    pending_u = np.zeros((_RING, n))
-    chunks: list[dict[str, np.ndarray]] = []
 
-    for day in range(n_days):
-        slot = day % _RING
-        satisfaction += pending_s[slot] + (pop.satisfaction_baseline - satisfaction) * revert
-        unresolved = unresolved * decay + pending_u[slot]
-        pending_s[slot] = 0.0
-        pending_u[slot] = 0.0
-
-        joined = pop.signup_day <= day
-        new_today = pop.signup_day == day
-        missed = (day - last_order) * base_daily
-        hazard = dropout_hazard(satisfaction, unresolved, missed, member, effects)
-        leave = joined & ~dropped & ~new_today & (rng.random(n) < -np.expm1(-hazard))
-        dropped |= leave
-        dropout_day[leave] = day
-        final_satisfaction[leave] = satisfaction[leave]
-
-        rate = base_daily * season[day] * np.exp(effects.satisfaction_rate_effect * satisfaction)
-        if depth[day] > 0:
-            rate = rate * np.exp(effects.promo_lift * pop.price_sensitivity * depth[day])
-        buys = (joined & ~dropped & (rng.random(n) < -np.expm1(-rate))) | new_today
-        idx = np.flatnonzero(buys)
-        chunk = _experience(idx, day, satisfaction, effects, rng)
-        target = (day + chunk["promised_days"] + chunk["late_days"]) % _RING
-        pending_s[target, idx] += chunk["delta"]
-        pending_u[target, idx] += chunk["complaint"] & ~chunk["resolved"]
-        last_order[idx] = day
-        chunks.append(chunk)
-
-    final_satisfaction = np.where(dropped, final_satisfaction, satisfaction)
+def history(
+    start: dt.date, world: World, state: State, chunks: list[dict[str, np.ndarray]]
+) -> History:
+    """Assemble the :class:`History` of a run from its final state and all its days' orders."""
     cat = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
     return History(
         start=start,
-        n_days=n_days,
+        n_days=state.day,
         order_customer=cat["customer"],
         order_day=cat["day"],
         promised_days=cat["promised_days"],
@@ -177,9 +291,9 @@ def simulate(
         resolved=cat["resolved"],
         returned=cat["returned"],
         satisfaction_after=cat["satisfaction_after"],
-        promo_depth=depth,
-        dropout_day=dropout_day,
-        final_satisfaction=final_satisfaction,
+        promo_depth=world.depth[: state.day],
+        dropout_day=state.dropout_day,
+        final_satisfaction=np.where(state.dropped, state.dropout_satisfaction, state.satisfaction),
     )
 
 
