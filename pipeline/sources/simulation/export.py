@@ -69,6 +69,35 @@ def _time_of_day(n: int, rng: np.random.Generator) -> IntArray:
     return hour * 3600 + rng.integers(0, 3600, n)
 
 
+def basket_lines(
+    products: pd.DataFrame,
+    mean_basket: npt.NDArray[np.float64],
+    effects: Effects,
+    rng: np.random.Generator,
+) -> tuple[IntArray, IntArray, npt.NDArray[np.float64], IntArray]:
+    """Draw the sale lines of orders whose customers have these mean baskets (one per order).
+
+    Return each line's order (index into ``mean_basket``, lines grouped by order), product,
+    unit price and quantity. An order's gross amount is the sum of quantity x price over its
+    lines: the one amount model of the export, also used by
+    :mod:`pipeline.sources.simulation.truth`.
+    """
+    n_orders = len(mean_basket)
+    sigma = effects.order_value_sigma
+    value = mean_basket * rng.lognormal(-sigma * sigma / 2, sigma, n_orders)
+    # lines: 1 + Poisson(1.5) products per order, no product twice in one order
+    n_lines = np.minimum(1 + rng.poisson(1.5, n_orders), 8)
+    line_order = np.repeat(np.arange(n_orders), n_lines)
+    sku = rng.choice(N_PRODUCTS, size=len(line_order), p=products["weight"].to_numpy())
+    keep = np.sort(np.unique(line_order * N_PRODUCTS + sku, return_index=True)[1])
+    line_order, sku = line_order[keep], sku[keep]
+    price = products["price"].to_numpy()[sku]
+    quantity = np.clip(np.round(value[line_order] / n_lines[line_order] / price), 1, 200).astype(
+        np.int64
+    )
+    return line_order, sku, price, quantity
+
+
 def transactions(
     pop: Population, hist: History, effects: Effects, rng: np.random.Generator
 ) -> pd.DataFrame:
@@ -82,20 +111,8 @@ def transactions(
     channel = np.where(
         rng.random(n_orders) < PREFERRED_CHANNEL_SHARE, pop.preferred_channel[cust], other
     )
-    sigma = effects.order_value_sigma
-    value = pop.mean_basket[cust] * rng.lognormal(-sigma * sigma / 2, sigma, n_orders)
+    line_order, sku, price, quantity = basket_lines(products, pop.mean_basket[cust], effects, rng)
     delivered_day = hist.order_day + hist.promised_days + hist.late_days
-
-    # lines: 1 + Poisson(1.5) products per order, no product twice in one order
-    n_lines = np.minimum(1 + rng.poisson(1.5, n_orders), 8)
-    line_order = np.repeat(np.arange(n_orders), n_lines)
-    sku = rng.choice(N_PRODUCTS, size=len(line_order), p=products["weight"].to_numpy())
-    keep = np.sort(np.unique(line_order * N_PRODUCTS + sku, return_index=True)[1])
-    line_order, sku = line_order[keep], sku[keep]
-    price = products["price"].to_numpy()[sku]
-    quantity = np.clip(np.round(value[line_order] / n_lines[line_order] / price), 1, 200).astype(
-        np.int64
-    )
     depth = hist.promo_depth[hist.order_day][line_order]
     discount = np.round(depth * quantity * price, 2)
     first_line = np.r_[True, line_order[1:] != line_order[:-1]]
