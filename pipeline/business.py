@@ -2,9 +2,9 @@
 
 These turn a customer's predictions and own history into the labels a marketing team plans
 with. Every threshold is one key of ``params.yaml`` section ``business``; every population
-statistic (the spend cap, the high-value line, the RFM quintile edges, the reason-code
-threshold) is read from the model's **reference**: quantiles of the features and of the
-calibrated probability over the test cutoff's population, fitted by ``train`` and shipped in
+statistic (the value tier lines, the RFM quintile edges, the reason-code threshold) is read
+from a model's **reference**: quantiles of the features and of the prediction over the test
+cutoff's population, fitted by ``train`` and shipped in
 ``features.json`` (:class:`Reference`). So a customer's labels depend only on that customer
 and the model, never on who else is in the batch.
 
@@ -14,11 +14,12 @@ Definitions:
   *predicted churner*), medium p >= ``risk_medium``, else low;
 - *loyalty tier* (from the tier target's probability q): high q >= ``tier_high``, medium
   q >= ``tier_medium``, else low;
-- *expected value*: the customer's spend over the ``value_feature`` window (their history
-  repeated), capped at the reference's ``spend_cap_quantile`` so that a few bulk or mistyped
-  orders do not hold most of the value at risk;
-- *value at risk*: p x expected value;
-- *high value*: expected value at or above the reference's ``high_value_quantile`` (and > 0);
+- *expected value*: the value model's expected spend in its horizon (``value_target``; the
+  horizon is in the scores manifest), missing when no value model is scored;
+- *value at risk*: p x expected value: the spend expected to be lost to churn;
+- *value tier*: high when the expected value is at or above the value model's reference
+  ``high_value_quantile``, medium at or above ``value_medium_quantile``, else low;
+- *high value*: value tier high (and expected value > 0);
 - *RFM segment*: recency and frequency quintile scores 1-5 against the reference quintile
   edges, named by the (r, f) boxes of ``configs/features.yaml``.
 """
@@ -135,15 +136,9 @@ def loyalty_tier(repurchase_probability: Any, rules: BusinessParams) -> pd.Serie
     return _bands(repurchase_probability, rules.tier_high, rules.tier_medium)
 
 
-def spend_cap(reference: Reference, rules: BusinessParams) -> float:
-    """Return the cap on expected value: the reference quantile ``spend_cap_quantile``."""
-    return reference.feature_quantile(rules.value_feature, rules.spend_cap_quantile)
-
-
-def expected_value(spend: Any, cap: float) -> pd.Series:
-    """Return expected spend: the customer's own window spend (missing = 0), capped at ``cap``."""
-    value = pd.Series(np.asarray(spend, dtype="float64")).fillna(0.0).clip(lower=0.0)
-    return value.clip(upper=cap) if math.isfinite(cap) else value
+def expected_value(predicted: Any) -> pd.Series:
+    """Return expected spend: the value model's prediction (missing stays missing, >= 0)."""
+    return pd.Series(np.asarray(predicted, dtype="float64")).clip(lower=0.0)
 
 
 def value_at_risk(churn_probability: Any, expected: Any) -> pd.Series:
@@ -152,18 +147,32 @@ def value_at_risk(churn_probability: Any, expected: Any) -> pd.Series:
     return (p * pd.Series(np.asarray(expected, dtype="float64"))).rename("value_at_risk")
 
 
-def high_value_line(reference: Reference, rules: BusinessParams) -> float:
-    """Return the expected value at or above which a customer is high-value (reference quantile)."""
-    return reference.feature_quantile(rules.value_feature, rules.high_value_quantile)
+def value_lines(value_reference: Reference | None, rules: BusinessParams) -> tuple[float, float]:
+    """Return the (high, medium) value tier lines: quantiles of the value model's reference."""
+    if value_reference is None:
+        return math.nan, math.nan
+    return (
+        value_reference.probability_quantile(rules.high_value_quantile),
+        value_reference.probability_quantile(rules.value_medium_quantile),
+    )
 
 
-def high_value(expected: Any, reference: Reference, rules: BusinessParams) -> pd.Series:
-    """Flag expected values >= the reference quantile ``high_value_quantile`` (and > 0)."""
-    line = high_value_line(reference, rules)
+def value_tier(expected: Any, lines: tuple[float, float]) -> pd.Series:
+    """Value tier: high >= the high line, medium >= the medium line, else low (missing: NA)."""
+    high, medium = lines
     value = pd.Series(np.asarray(expected, dtype="float64"))
+    if not (math.isfinite(high) and math.isfinite(medium)):
+        return pd.Series([None] * len(value), dtype="string")
+    return _bands(value, high, medium)
+
+
+def high_value(expected: Any, lines: tuple[float, float]) -> pd.Series:
+    """Flag expected values at or above the high value line (and > 0)."""
+    value = pd.Series(np.asarray(expected, dtype="float64"))
+    line = lines[0]
     if not math.isfinite(line):
         return pd.Series(pd.NA, index=value.index, dtype="boolean")
-    return ((value >= line) & (value > 0)).astype("boolean")
+    return ((value >= line) & (value > 0)).astype("boolean").mask(value.isna())
 
 
 def quintile_score(values: Any, edges: Sequence[float], higher_is_better: bool) -> np.ndarray:
@@ -207,34 +216,32 @@ def reasons_threshold(reference: Reference, top_share: float) -> float:
 
 def business_labels(
     snapshot: pd.DataFrame,
-    probabilities: Mapping[str, Any],
+    predictions: Mapping[str, Any],
     rules: BusinessParams,
     reference: Reference,
     grid: Sequence[Sequence[str]],
+    value_reference: Reference | None = None,
 ) -> pd.DataFrame:
     """Every business label of the rows of ``snapshot`` (positional, same row order).
 
-    ``probabilities`` maps a target name to its calibrated probabilities; a label whose target
-    has no model is missing.
+    ``predictions`` maps a target name to its predictions (probabilities, expected spend); a
+    label whose target has no model is missing. ``reference`` is the risk model's,
+    ``value_reference`` the value model's.
     """
     n = len(snapshot)
     missing = pd.Series(np.full(n, np.nan))
-    risk = pd.Series(np.asarray(probabilities.get(rules.risk_target, missing), dtype="float64"))
-    tier = pd.Series(np.asarray(probabilities.get(rules.tier_target, missing), dtype="float64"))
-    spend = (
-        snapshot[rules.value_feature].to_numpy(dtype="float64", na_value=np.nan)
-        if rules.value_feature in snapshot.columns
-        else np.full(n, np.nan)
-    )
-    expected = expected_value(spend, spend_cap(reference, rules))
-    out = pd.DataFrame(
+    risk = pd.Series(np.asarray(predictions.get(rules.risk_target, missing), dtype="float64"))
+    tier = pd.Series(np.asarray(predictions.get(rules.tier_target, missing), dtype="float64"))
+    value = None if rules.value_target is None else predictions.get(rules.value_target)
+    expected = expected_value(missing if value is None else value)
+    lines = value_lines(value_reference, rules)
+    return pd.DataFrame(
         {
             "churn_risk_band": churn_risk_band(risk, rules).to_numpy(),
             "loyalty_tier": loyalty_tier(tier, rules).to_numpy(),
+            "value_tier": value_tier(expected, lines).array,
             "rfm_segment": rfm_segment(snapshot.reset_index(drop=True), reference, grid).array,
-            "expected_value": expected.to_numpy(),
             "value_at_risk": value_at_risk(risk, expected).to_numpy(),
-            "high_value": high_value(expected, reference, rules).array,
+            "high_value": high_value(expected, lines).array,
         }
     )
-    return out

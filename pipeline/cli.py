@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import click
 import typer
@@ -155,8 +155,7 @@ def features(
 
     from pipeline import io
     from pipeline.features.catalog import load_catalog
-    from pipeline.features.panel import PanelStats, plan_features
-    from pipeline.targets import label_columns
+    from pipeline.features.panel import panel_stats, plan_features
 
     settings = _params(params)
     out = io.resolve_output(out, [clean_dir])
@@ -179,7 +178,7 @@ def features(
         as_of=when,
     )
     del orders, optional  # the stage holds its own partitioned arrays
-    stats = PanelStats(label_columns(settings.labels))
+    stats = panel_stats(stage.label_params)
     io.write_parquet_frames(out / "panel.parquet", stats.track(stage.panel_frames()))
     scoring = stage.scoring()
     io.write_parquet(out / "scoring.parquet", scoring)
@@ -227,6 +226,8 @@ def train(
     from pipeline.features.catalog import load_catalog
     from pipeline.modeling import artifacts
     from pipeline.modeling.train import check_quality_gate, train_target
+    from pipeline.modeling.value import train_value
+    from pipeline.targets import get_target, resolved_labels
     from pipeline.tracking import log_training
 
     settings = _params(params)
@@ -234,32 +235,28 @@ def train(
     panel = io.read_parquet(features / "panel.parquet")
     summary_path = features / "summary.json"
     summary = io.read_json(summary_path) if summary_path.exists() else None
-    result = train_target(
-        panel, target, settings.train, settings.labels, load_catalog(dictionary), summary
-    )
+    labels = resolved_labels(settings.labels, summary)
+    is_value = get_target(labels, target).kind == "regression"
+    trainer = train_value if is_value else train_target
+    result = trainer(panel, target, settings.train, labels, load_catalog(dictionary), summary)
     io.write_json(metrics, result.metrics)
     for name, frame in result.curves.items():
         io.write_csv(plots / f"{name}.csv", frame)
-    check_quality_gate(result.metrics, settings.train)  # a failed model is never saved
+    if not is_value:
+        check_quality_gate(result.metrics, settings.train)  # a failed model is never saved
     io.write_text(out / artifacts.MODEL_FILE, result.model_text)
+    for name, text in result.extra_models.items():
+        io.write_text(out / f"{name}.txt", text)
     io.write_json(out / artifacts.CALIBRATION_FILE, result.calibration)
     io.write_json(out / artifacts.FEATURES_FILE, result.features)
     io.write_json(out / "metrics.json", result.metrics)
     io.write_parquet(out / "test_predictions.parquet", result.test_predictions)
-    model = result.metrics["model"]
-    logger.info(
-        "train %s: test AUC %.4f (recency %.4f), %d trees -> %s",
-        target,
-        model["roc_auc"],
-        result.metrics["baselines"]["recency"]["roc_auc"],
-        result.features["best_iteration"],
-        out,
-    )
+    _log_trained(result.metrics, result.features, out)
     lock = io.read_yaml(dvc_lock) if dvc_lock.exists() else None
     logged_params = {
         "target": target,
         "train": settings.train.model_dump(mode="json"),
-        "labels": settings.labels.model_dump(mode="json"),
+        "labels": labels.model_dump(mode="json"),
     }
     log_training(
         result=result,
@@ -269,6 +266,32 @@ def train(
         plots_dir=plots,
         dvc_lock=lock,
     )
+
+
+def _log_trained(metrics: dict[str, Any], features: dict[str, Any], out: Path) -> None:
+    model, baselines = metrics["model"], metrics["baselines"]
+    if "roc_auc" in model:
+        logger.info(
+            "train %s: test AUC %.4f (recency %.4f), %d trees -> %s",
+            metrics["target"],
+            model["roc_auc"],
+            baselines["recency"]["roc_auc"],
+            features["best_iteration"],
+            out,
+        )
+        return
+    others = ", ".join(f"{k} {v['normalized_gini']:.4f}" for k, v in baselines.items())
+    logger.info(
+        "train %s (%s, %d-day horizon): test normalized Gini %.4f (%s) -> %s",
+        metrics["target"],
+        metrics["model_design"],
+        metrics["horizon_days"],
+        model["normalized_gini"],
+        others,
+        out,
+    )
+    if any(model["normalized_gini"] < v["normalized_gini"] for v in baselines.values()):
+        logger.warning("%s: the value model ranks worse than a baseline (%s)", out, others)
 
 
 # --- explain ------------------------------------------------------------------------------
@@ -356,7 +379,6 @@ def report(
     --clean data/clean --out reports/site
     """
     from collections.abc import Callable
-    from typing import Any
 
     from pipeline import io
     from pipeline.errors import InputError
@@ -400,6 +422,9 @@ def report(
         manifest=optional(clean / "manifest.json", io.read_json) if clean else None,
         feature_summary=optional(features / "summary.json", io.read_json),
         source=settings.data.source,
+        value_metrics=optional(metrics / "value.json", io.read_json)
+        if settings.train.value_target
+        else None,
     )
     site = build_site(inputs, settings.report)
     for name, html in site.items():
@@ -505,7 +530,9 @@ def score(
             features_config=str(features_config),
             as_of=when,
             clean_as_of=resolve_as_of(settings.clean.as_of, stated),
-            models=resolve_models(model, work / "models", settings.mlflow, settings.train.targets),
+            models=resolve_models(
+                model, work / "models", settings.mlflow, settings.train.model_targets()
+            ),
             params=settings,
             rules=rules,
         )

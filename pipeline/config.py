@@ -162,10 +162,11 @@ class TrainParams(Section):
     targets: tuple[str, ...] = ("churn", "repurchase")
     # The customer-value target (a spend_within rule; stage train_value); null = none.
     value_target: str | None = "value"
-    # Value model losses compared on the validation cutoffs (the better one is kept):
-    # tweedie = one LightGBM model of spend; two_part = P(buy) x E[spend | buy].
-    value_models: tuple[Literal["tweedie", "two_part"], ...] = Field(
-        ("tweedie", "two_part"), min_length=1
+    # Value model designs compared on the validation cutoff (the best ranking is kept):
+    # tweedie = one LightGBM model of spend; tweedie_run_rate = the same, boosted from last
+    # year's spend run rate; two_part = P(buy) x E[spend | buy] (pipeline/modeling/value.py).
+    value_models: tuple[Literal["tweedie", "tweedie_run_rate", "two_part"], ...] = Field(
+        ("tweedie", "tweedie_run_rate", "two_part"), min_length=1
     )
     tweedie_variance_power: float = Field(1.5, gt=1, lt=2)
     # Window spend is capped at this quantile of the training buyers' spend for fitting and
@@ -183,6 +184,11 @@ class TrainParams(Section):
     lgbm: LgbmParams = LgbmParams()
     tuning: TuningParams = TuningParams()
     quality_gate: QualityGate = QualityGate()
+
+    def model_targets(self) -> tuple[str, ...]:
+        """Return every trained target: ``targets`` then ``value_target`` (scoring order)."""
+        value = () if self.value_target is None else (self.value_target,)
+        return (*self.targets, *value)
 
 
 class MlflowParams(Section):
@@ -222,17 +228,19 @@ class BusinessParams(Section):
     # Loyalty tier from the tier target's probability: high >= tier_high, medium >= tier_medium.
     tier_high: float = Field(0.7, gt=0, le=1)
     tier_medium: float = Field(0.3, ge=0, lt=1)
-    # Expected spend (the customer's own spend over this window feature), capped at this
-    # quantile of the model's reference population, so bulk or mistyped orders do not hold most
-    # of the value at risk; high-value = expected spend at or above high_value_quantile.
-    value_feature: str = "spend_sum_365d"
-    spend_cap_quantile: float = Field(0.995, gt=0, le=1)
+    # Expected value = the value target's expected spend (value at risk = churn p x it);
+    # value tier: high >= the high_value_quantile of the value model's reference population
+    # (these are the high-value customers), medium >= value_medium_quantile, else low.
+    value_target: str | None = "value"
     high_value_quantile: float = Field(0.8, gt=0, lt=1)
+    value_medium_quantile: float = Field(0.5, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _bands(self) -> BusinessParams:
         if self.risk_medium > self.risk_high or self.tier_medium > self.tier_high:
             raise ValueError("risk_medium/tier_medium must not exceed risk_high/tier_high")
+        if self.value_medium_quantile > self.high_value_quantile:
+            raise ValueError("value_medium_quantile must not exceed high_value_quantile")
         return self
 
 
@@ -274,6 +282,9 @@ class Params(Section):
             ),
             "business.risk_target": {self.business.risk_target},
             "business.tier_target": {self.business.tier_target},
+            "business.value_target": (
+                set() if self.business.value_target is None else {self.business.value_target}
+            ),
         }
         for key, names in used.items():
             unknown = sorted(names - defined)

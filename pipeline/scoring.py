@@ -1,7 +1,8 @@
 """Scoring: the only code that turns models into customer rows (pure).
 
 :func:`score_customers` takes one snapshot (the very ``build_snapshot`` output used in training)
-and the loaded models, and returns one row per customer: each target's calibrated probability,
+and the loaded models, and returns one row per customer: each target's prediction (calibrated
+probability; for the value target ``expected_value``, spend in its horizon),
 the business labels of :mod:`pipeline.business`, reason codes and the model versions. Every
 value of a row depends only on that customer's snapshot row and the models, so the engines
 can score any partition of customers on its own and concatenate: scoring a subset gives exactly
@@ -25,9 +26,8 @@ import pandas as pd
 from pipeline.business import (
     Reference,
     business_labels,
-    high_value_line,
     reasons_threshold,
-    spend_cap,
+    value_lines,
 )
 from pipeline.config import BusinessParams
 from pipeline.errors import ModelError
@@ -39,12 +39,12 @@ logger = logging.getLogger(__name__)
 BUSINESS_COLUMNS = (
     "churn_risk_band",
     "loyalty_tier",
+    "value_tier",
     "rfm_segment",
-    "expected_value",
     "value_at_risk",
     "high_value",
 )
-FLOAT_BUSINESS = ("expected_value", "value_at_risk")
+FLOAT_BUSINESS = ("value_at_risk",)
 BOOLEAN_COLUMNS = ("high_value",)
 
 
@@ -54,8 +54,8 @@ class Model(Protocol):
     feature_names: list[str]
     features: dict[str, Any]
 
-    def predict_proba(self, frame: pd.DataFrame) -> Any:
-        """Calibrated probabilities, input row order."""
+    def predict(self, frame: pd.DataFrame) -> Any:
+        """Calibrated probabilities (expected spend for a value model), input row order."""
         ...
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -123,10 +123,21 @@ def conform_output(
 
 
 def reference_of(models: Sequence[ScoringModel], risk_target: str) -> Reference:
-    """Return the reference population of the risk model (else of the first model)."""
+    """Return the reference population of the risk model (else of the first binary model)."""
     if not models:
         raise ModelError("no model to score with")
-    chosen = next((m for m in models if m.target.name == risk_target), models[0])
+    binary = [m for m in models if m.target.kind == "binary"] or list(models)
+    chosen = next((m for m in binary if m.target.name == risk_target), binary[0])
+    return Reference.from_dict(chosen.predictor.features.get("reference"), chosen.name)
+
+
+def value_reference_of(
+    models: Sequence[ScoringModel], value_target: str | None
+) -> Reference | None:
+    """Return the value model's reference (its predictions' quantiles), None without one."""
+    chosen = next((m for m in models if m.target.name == value_target), None)
+    if chosen is None:
+        return None
     return Reference.from_dict(chosen.predictor.features.get("reference"), chosen.name)
 
 
@@ -149,15 +160,20 @@ def score_customers(
     out["as_of"] = pd.Series([as_of] * n, dtype="datetime64[us, UTC]")
     probabilities: dict[str, np.ndarray] = {}
     for model in models:
-        proba = (
-            np.asarray(model.predictor.predict_proba(snapshot), dtype="float64")
-            if n
-            else (np.zeros(0))
+        predicted = (
+            np.asarray(model.predictor.predict(snapshot), dtype="float64") if n else np.zeros(0)
         )
-        probabilities[model.target.name] = proba
-        out[model.target.output_column] = proba
+        probabilities[model.target.name] = predicted
+        out[model.target.output_column] = predicted
     reference = reference_of(models, rules.business.risk_target)
-    labels = business_labels(snapshot, probabilities, rules.business, reference, rules.segment_grid)
+    labels = business_labels(
+        snapshot,
+        probabilities,
+        rules.business,
+        reference,
+        rules.segment_grid,
+        value_reference_of(models, rules.business.value_target),
+    )
     for name in BUSINESS_COLUMNS:
         out[name] = labels[name].to_numpy()
     reasons = risk_reasons(snapshot, models, probabilities, rules, reference, dictionary)
@@ -209,6 +225,10 @@ def risk_reasons(
 def rules_summary(models: Sequence[ScoringModel], rules: ScoringRules) -> dict[str, Any]:
     """Summarise the shipped thresholds the run applied and their reference (manifest)."""
     reference = reference_of(models, rules.business.risk_target)
+    value = next((m for m in models if m.target.name == rules.business.value_target), None)
+    high, medium = value_lines(
+        value_reference_of(models, rules.business.value_target), rules.business
+    )
 
     def finite(value: float) -> float | None:
         return value if math.isfinite(value) else None
@@ -218,8 +238,16 @@ def rules_summary(models: Sequence[ScoringModel], rules: ScoringRules) -> dict[s
         "reasons_top_share": rules.reasons_top_share,
         "business": {
             **rules.business.model_dump(),
-            "spend_cap": finite(spend_cap(reference, rules.business)),
-            "high_value_line": finite(high_value_line(reference, rules.business)),
+            "high_value_line": finite(high),
+            "medium_value_line": finite(medium),
+        },
+        # What expected_value means: spend in the value model's horizon.
+        "expected_value": None
+        if value is None
+        else {
+            "target": value.target.name,
+            "horizon_days": value.target.horizon_days,
+            "meaning": f"expected {value.target.event}",
         },
         "reference": {"population": reference.population, "rows": reference.rows},
     }

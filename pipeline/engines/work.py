@@ -80,6 +80,7 @@ def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
     the model's ``features.json``.
     """
     from pipeline.modeling.artifacts import (
+        BUY_MODEL_FILE,
         CALIBRATION_FILE,
         FEATURES_FILE,
         MODEL_FILE,
@@ -107,7 +108,9 @@ def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
     target = _target_name(resolved.predictor.features, uri)
     # One folder per target with a distinct name: Spark ships model folders by their base name.
     folder = scratch / f"registry-{target}"
-    for file in (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE):
+    for file in (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE, BUY_MODEL_FILE):
+        if file == BUY_MODEL_FILE and not (resolved.folder / file).exists():
+            continue
         with io.open_binary(resolved.folder / file) as handle:
             io.write_bytes(folder / file, handle.read())
     logger.info("%s: %s (run %s)", uri, resolved.label, resolved.run_id)
@@ -136,9 +139,10 @@ def _ref(features: dict[str, Any], path: str, name: str, version: str) -> ModelR
 def model_folders(uri: str, order: Sequence[str] = ()) -> list[str]:
     """Return ``uri`` itself or, for a folder of model folders (``models/``), its models.
 
-    With ``order`` (the trained targets, ``train.targets``) the folder gives those targets'
-    models in that order, so that a target added to ``train.targets`` is scored by the DVC
-    stage without a change to its command; others in the folder are left out with a warning.
+    With ``order`` (the trained targets: ``train.targets``, then ``value_target``) the folder
+    gives those targets' models in that order, so that a target added to ``train.targets`` is
+    scored by the DVC stage without a change to its command; others in the folder are left out
+    with a warning.
     Without it, every model in the folder, by name.
     """
     from pipeline.modeling.artifacts import MODEL_FILE
@@ -153,10 +157,10 @@ def model_folders(uri: str, order: Sequence[str] = ()) -> list[str]:
         return [found[name] for name in sorted(found)]
     ignored = sorted(set(found) - set(order))
     if ignored:
-        logger.warning("%s: not in train.targets, not scored: %s", folder, ", ".join(ignored))
+        logger.warning("%s: not a trained target, not scored: %s", folder, ", ".join(ignored))
     missing = [name for name in order if name not in found]
     if missing:
-        raise ModelError(f"{folder}: no model for target(s) {missing} of train.targets")
+        raise ModelError(f"{folder}: no model for trained target(s) {missing} (params train)")
     return [found[name] for name in order]
 
 

@@ -18,6 +18,7 @@ levels unseen in training become missing (counted and logged), never re-encoded 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from pipeline.modeling.calibration import apply_calibration
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.txt"
+#: The P(buy) part of a two-part value model (absent for every other model).
+BUY_MODEL_FILE = "buy_model.txt"
 CALIBRATION_FILE = "calibration.json"
 FEATURES_FILE = "features.json"
 BASE_VALUE = "base_value"
@@ -45,7 +48,11 @@ class Predictor:
     """A LightGBM booster with its calibrator and feature contract."""
 
     def __init__(
-        self, model_text: str, calibration: dict[str, Any], features: dict[str, Any]
+        self,
+        model_text: str,
+        calibration: dict[str, Any],
+        features: dict[str, Any],
+        buy_model_text: str | None = None,
     ) -> None:
         trained_with = str(features.get("lightgbm_version", "unknown"))
         if _major(trained_with) != _major(lgb.__version__):
@@ -53,13 +60,13 @@ class Predictor:
                 f"model trained with LightGBM {trained_with}, installed {lgb.__version__}: "
                 "major versions differ; retrain the model"
             )
-        if not model_text.startswith("tree") or "end of trees" not in model_text:
-            raise ModelError("corrupted model: model.txt is not a complete LightGBM text model")
-        try:
-            self.booster = lgb.Booster(model_str=model_text)
-        except lgb.basic.LightGBMError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else "unreadable"
-            raise ModelError(f"corrupted model: {first}") from exc
+        self.booster = _booster(model_text, MODEL_FILE)
+        # A two-part value model: P(buy) x E[spend | buy] (see pipeline.modeling.value).
+        self.buy_booster = (
+            None if buy_model_text is None else _booster(buy_model_text, BUY_MODEL_FILE)
+        )
+        if features.get("value_model") == "two_part" and self.buy_booster is None:
+            raise ModelError(f"corrupted model: a two-part value model without {BUY_MODEL_FILE}")
         self.calibration = calibration
         self.features = features
         self.feature_names: list[str] = [f["name"] for f in features["features"]]
@@ -80,7 +87,7 @@ class Predictor:
         if extra:
             logger.debug("ignoring %d column(s) the model does not use: %s", len(extra), extra[:10])
             known = _KNOWN_NON_FEATURES | {self.features.get("label")}
-            non_key = [c for c in extra if c not in known]
+            non_key = [c for c in extra if c not in known and not c.startswith("split_")]
             if non_key:
                 logger.warning("ignoring %d extra column(s): %s", len(non_key), non_key[:10])
         columns: dict[str, Any] = {}
@@ -125,11 +132,82 @@ class Predictor:
         """Calibrated probabilities of the positive class, in input row order."""
         return apply_calibration(self.calibration, self.raw_margin(frame))
 
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Return the prediction: a probability, or for a value model expected spend.
+
+        Value models have a log link: ``scale x exp(margin)``, times P(buy) for a two-part one.
+        """
+        if self.calibration.get("method") != "log_link":
+            return self.predict_proba(frame)
+        x = self.prepare(frame)
+        margin = np.asarray(self.booster.predict(x, raw_score=True), dtype="float64")
+        if self.features.get("value_offset"):
+            margin = margin + RunRate.from_dict(self.features["value_offset"]).log_offset(x)
+        value = np.exp(margin)
+        if self.buy_booster is not None:
+            value *= np.asarray(self.buy_booster.predict(x), dtype="float64")
+        return float(self.calibration["scale"]) * value
+
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Exact TreeSHAP contributions in log-odds; columns = features + ``base_value``."""
         x = self.prepare(frame)
         values = np.asarray(self.booster.predict(x, pred_contrib=True), dtype="float64")
         return pd.DataFrame(values, columns=[*self.feature_names, BASE_VALUE], index=frame.index)
+
+
+@dataclass(frozen=True)
+class RunRate:
+    """Last year's spend as a run rate over the horizon: ``min(feature x scale, cap)``.
+
+    A value model boosted from it adds ``log(run rate + floor)`` to its raw margin; the
+    spec ships in ``features.json`` (``value_offset``), so scoring computes the same offset.
+    """
+
+    feature: str
+    scale: float
+    cap: float
+    floor: float
+
+    def spend(self, frame: pd.DataFrame) -> np.ndarray:
+        """Return the run rate of each row (missing spend counts as 0)."""
+        if self.feature not in frame.columns:
+            raise InputError(f"the run rate needs feature {self.feature}, absent from the input")
+        values = frame[self.feature].to_numpy(dtype="float64", na_value=0.0)
+        return np.minimum(np.nan_to_num(values) * self.scale, self.cap)
+
+    def log_offset(self, frame: pd.DataFrame) -> np.ndarray:
+        """Return ``log(run rate + floor)``, the starting margin of each row."""
+        return np.log(self.spend(frame) + self.floor)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``inf`` cap as null)."""
+        return {
+            "feature": self.feature,
+            "scale": self.scale,
+            "cap": self.cap if np.isfinite(self.cap) else None,
+            "floor": self.floor,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunRate:
+        """Read the ``value_offset`` block of ``features.json``."""
+        cap = raw.get("cap")
+        return cls(
+            str(raw["feature"]),
+            float(raw["scale"]),
+            np.inf if cap is None else float(cap),
+            float(raw["floor"]),
+        )
+
+
+def _booster(text: str, name: str) -> lgb.Booster:
+    if not text.startswith("tree") or "end of trees" not in text:
+        raise ModelError(f"corrupted model: {name} is not a complete LightGBM text model")
+    try:
+        return lgb.Booster(model_str=text)
+    except lgb.basic.LightGBMError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise ModelError(f"corrupted model: {first}") from exc
 
 
 #: Columns of a panel or snapshot that are never features (with the model's own label).
@@ -159,24 +237,33 @@ def load_predictor(path: str | Path) -> Predictor:
     for item in folder.iterdir():
         if item.suffix.lower() in io.PICKLE_SUFFIXES:
             raise ModelError(f"{item}: refusing a model folder that contains a pickle/joblib file")
+    buy = folder / BUY_MODEL_FILE
     return load_predictor_files(
-        folder / MODEL_FILE, folder / CALIBRATION_FILE, folder / FEATURES_FILE
+        folder / MODEL_FILE,
+        folder / CALIBRATION_FILE,
+        folder / FEATURES_FILE,
+        buy if buy.exists() else None,
     )
 
 
 def load_predictor_files(
-    model_path: str | Path, calibration_path: str | Path, features_path: str | Path
+    model_path: str | Path,
+    calibration_path: str | Path,
+    features_path: str | Path,
+    buy_model_path: str | Path | None = None,
 ) -> Predictor:
-    """Build a :class:`Predictor` from its three artefact files (used by the MLflow pyfunc)."""
-    for item in (model_path, calibration_path, features_path):
+    """Build a :class:`Predictor` from its artefact files (used by the MLflow pyfunc)."""
+    paths = [model_path, calibration_path, features_path]
+    for item in paths if buy_model_path is None else [*paths, buy_model_path]:
         io.refuse_pickle(item)
     try:
         model_text = _read_model_text(Path(model_path))
         calibration = io.read_json(calibration_path)
         features = io.read_json(features_path)
+        buy = None if buy_model_path is None else _read_model_text(Path(buy_model_path))
     except InputError as exc:
         raise ModelError(f"model artefact unusable: {exc.message}") from exc
-    return Predictor(model_text, calibration, features)
+    return Predictor(model_text, calibration, features, buy)
 
 
 def _read_model_text(path: Path) -> str:

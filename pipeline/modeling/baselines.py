@@ -5,12 +5,17 @@
 - ``rfm_logistic``: scikit-learn logistic regression on the RFM features only (median-imputed,
   standardised).
 - ``rfm_lgbm``: the same LightGBM recipe on RFM features only (fitted in :mod:`train`), so the
-  report can say what satisfaction, service and the other concepts add.
+  report can say what satisfaction, service and the other concepts add;
+- ``btyd``: BG/NBD (Fader, Hardie and Lee 2005) fitted on the test cutoff's pre-cutoff history
+  (frequency, recency, age): P(no purchase in the horizon) for a churn-like target, one minus
+  it for a purchase target. Left out, with a warning and the reason, when the fit fails.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +26,9 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.errors import DataError
 from pipeline.features.catalog import Catalog
+from pipeline.modeling import btyd
+
+logger = logging.getLogger(__name__)
 
 RECENCY_FEATURE = "days_since_last_order"
 RFM_CONCEPTS = frozenset({"recency", "frequency", "monetary"})
@@ -64,3 +72,35 @@ def rfm_logistic_scores(
     x_test = test[numeric].to_numpy(dtype="float64", na_value=np.nan)
     model.fit(x_train, np.asarray(y_train, dtype="int64"))
     return np.asarray(model.predict_proba(x_test)[:, 1], dtype="float64")
+
+
+def missing_btyd_inputs(frame: pd.DataFrame) -> list[str]:
+    """Return the snapshot columns BTYD needs that ``frame`` lacks (empty when it has all)."""
+    return [c for c in btyd.SNAPSHOT_COLUMNS if c not in frame.columns]
+
+
+def btyd_probability(
+    frame: pd.DataFrame, horizon_days: int, risk_direction: float
+) -> tuple[np.ndarray | None, dict[str, Any]]:
+    """BG/NBD probability of the target's event on ``frame``'s own pre-cutoff history.
+
+    P(no purchase in the next ``horizon_days``) when ``risk_direction`` is +1 (churn), else
+    P(at least one purchase). Returns (None, record) when the fit does not converge.
+    """
+    missing = missing_btyd_inputs(frame)
+    if missing:
+        logger.warning("BTYD baseline left out: the panel lacks %s", ", ".join(missing))
+        return None, {"failure": f"panel lacks {', '.join(missing)}"}
+    x, t_x, age, _ = btyd.inputs_from_snapshot(frame)
+    model = btyd.fit_bgnbd(x, t_x, age)
+    record = model.to_dict()
+    if not model.converged:
+        logger.warning("BTYD baseline left out: %s", model.message)
+        return None, record
+    none = btyd.probability_no_purchase(model, float(horizon_days), x, t_x, age)
+    prob = none if risk_direction > 0 else 1.0 - none
+    if not np.isfinite(prob).all():
+        record["failure"] = f"{int((~np.isfinite(prob)).sum())} non-finite probabilities"
+        logger.warning("BTYD baseline left out: %s", record["failure"])
+        return None, record
+    return np.clip(prob, 0.0, 1.0), record

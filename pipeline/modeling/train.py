@@ -370,17 +370,24 @@ def _evaluate(
     rfm_test = np.asarray(rfm_booster.predict(test[rfm], raw_score=True))
     rfm_prob = apply_calibration(rfm_calibration, rfm_test)
     logistic = baselines.rfm_logistic_scores(parts["train"], y["train"], test, rfm, params.seed)
+    scores = {
+        "recency": metrics.ranking_metrics(
+            y["test"], baselines.recency_score(test, target.risk_direction)
+        ),
+        "rfm_logistic": metrics.probability_metrics(y["test"], logistic),
+        "rfm_lgbm": metrics.probability_metrics(y["test"], rfm_prob),
+    }
+    btyd_prob, btyd_fit = baselines.btyd_probability(
+        test, int(target.horizon_days or 0), target.risk_direction
+    )
+    if btyd_prob is not None:
+        scores["btyd"] = metrics.probability_metrics(y["test"], btyd_prob)
     return {
         "target": target.name,
         "test_cutoff": _cutoffs(test)[-1],
         "model": metrics.probability_metrics(y["test"], prob),
-        "baselines": {
-            "recency": metrics.ranking_metrics(
-                y["test"], baselines.recency_score(test, target.risk_direction)
-            ),
-            "rfm_logistic": metrics.probability_metrics(y["test"], logistic),
-            "rfm_lgbm": metrics.probability_metrics(y["test"], rfm_prob),
-        },
+        "baselines": scores,
+        "btyd": btyd_fit,
         "rows": {name: int(len(part)) for name, part in parts.items()},
         "label_rate": {name: float(y[name].mean()) for name in SPLITS},
         "n_features": len(names),

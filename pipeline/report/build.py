@@ -61,6 +61,8 @@ class ReportInputs:
     manifest: Mapping[str, Any] | None = None
     feature_summary: Mapping[str, Any] | None = None
     source: str = ""
+    # reports/metrics/value.json: the value model and its baselines on the test cutoff.
+    value_metrics: Mapping[str, Any] | None = None
 
 
 def align_explained(shap_table: pd.DataFrame, panel: pd.DataFrame) -> pd.DataFrame:
@@ -176,6 +178,32 @@ def target_context(
     }
 
 
+def value_words(scores_manifest: Mapping[str, Any] | None) -> str:
+    """Return what ``expected_value`` is, in words ("expected spend in the next 180 days")."""
+    meaning = (scores_manifest or {}).get("expected_value") or {}
+    return str(meaning.get("meaning") or "expected spend")
+
+
+VALUE_NAMES = {"model": "value model", "btyd": "BTYD (BG/NBD x Gamma-Gamma)"}
+
+
+def value_quality(metrics: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Rows of the value model's test quality next to its baselines (empty without one)."""
+    if not metrics:
+        return []
+    rows = [("model", metrics["model"]), *metrics.get("baselines", {}).items()]
+    return [
+        {
+            "name": VALUE_NAMES.get(name, name.replace("_", " ")),
+            "normalized_gini": m["normalized_gini"],
+            "top_decile_capture": m["top_decile_capture"],
+            "decile_mape": m["decile_mape"],
+            "total_error_pct": m["total_error_pct"],
+        }
+        for name, m in rows
+    ]
+
+
 def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
     """Render every page of the report; returns ``{file name: html}``."""
     env = _environment()
@@ -185,11 +213,11 @@ def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
     tier = inputs.targets.get(business.tier_target)
     risk_column = f"{business.risk_target}_probability"
     tier_column = f"{business.tier_target}_probability"
-    cap = ((inputs.scores_manifest or {}).get("business") or {}).get("spend_cap")
     scores = inputs.scores
-    numbers = headline(scores, risk_column, tier_column, cap)
+    numbers = headline(scores, risk_column, tier_column)
     segments = segment_table(scores, "rfm_segment", risk_column, tier_column)
     tiers = segment_table(scores, "loyalty_tier", risk_column, tier_column)
+    value_tiers = segment_table(scores, "value_tier", risk_column, tier_column)
     top = top_value_at_risk(scores, settings.top_customers)
     reason_cols = [c for c in top.columns if c.startswith("reason_")]
     common = {"targets": list(pages), "source": inputs.source}
@@ -203,15 +231,21 @@ def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
         risk_title=risk.target.title if risk else business.risk_target,
         tier_title=tier.target.title if tier else business.tier_target,
         risk_column=risk_column,
-        value_words=inputs.dictionary.info(business.value_feature).description.rstrip(". "),
+        value_words=value_words(inputs.scores_manifest),
+        value_quality=value_quality(inputs.value_metrics),
         pages=pages,
         segments=segments.to_dict(orient="records"),
         segment_chart=charts.segment_bars(segments, "Value at risk by RFM segment")
         if len(segments) and numbers["has_churn"]
         else None,
         tiers=tiers.to_dict(orient="records"),
+        value_tiers=value_tiers.to_dict(orient="records") if numbers["has_value"] else [],
         top_customers=[
-            {**row, "reasons": [row[c] for c in reason_cols if not pd.isna(row[c])]}
+            {
+                "expected_value": None,
+                **row,
+                "reasons": [row[c] for c in reason_cols if not pd.isna(row[c])],
+            }
             for row in top.to_dict(orient="records")
         ],
         method=data_and_method(

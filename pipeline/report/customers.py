@@ -1,7 +1,7 @@
 """Customer-level numbers of the report, read off the scores (pure pandas).
 
 The report re-scores nothing: every per-customer number (probabilities, risk band, loyalty
-tier, RFM segment, expected value, value at risk, high value, reasons) is a column of
+tier, value tier, RFM segment, expected value, value at risk, high value, reasons) is a column of
 ``data/scores/scores.parquet`` written by ``loyalty score``; the definitions live in
 :mod:`pipeline.business`. This module only counts and sums them.
 """
@@ -28,9 +28,7 @@ def _flag(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame[name].astype("boolean").fillna(False).astype(bool)
 
 
-def headline(
-    scores: pd.DataFrame, risk_column: str, tier_column: str, spend_cap: float | None
-) -> dict[str, Any]:
+def headline(scores: pd.DataFrame, risk_column: str, tier_column: str) -> dict[str, Any]:
     """Numbers of the summary section."""
     n = int(len(scores))
     churn = _column(scores, risk_column)
@@ -43,11 +41,8 @@ def headline(
     high_value = _flag(scores, "high_value")
     value = _column(scores, "value_at_risk")
     tiers = scores.get("loyalty_tier", pd.Series(dtype="string")).value_counts()
-    capped = (
-        int((_column(scores, "expected_value") >= spend_cap).sum())
-        if spend_cap is not None and np.isfinite(spend_cap)
-        else 0
-    )
+    value_tiers = scores.get("value_tier", pd.Series(dtype="string")).value_counts()
+    expected = _column(scores, "expected_value")
     return {
         "customers": n,
         "has_churn": bool(churn.notna().any()),
@@ -60,8 +55,9 @@ def headline(
         "high_value_at_risk": int((high_value & at_risk).sum()),
         "high_value_value_at_risk": float(value[high_value & at_risk].sum()),
         "tiers": {tier: int(tiers.get(tier, 0)) for tier in TIERS},
-        "spend_capped": capped,
-        "spend_cap": spend_cap if capped else None,
+        "has_value": bool(expected.notna().any()),
+        "expected_value": float(expected.sum()),
+        "value_tiers": {tier: int(value_tiers.get(tier, 0)) for tier in TIERS},
         "has_repurchase": bool(_column(scores, tier_column).notna().any()),
     }
 
@@ -69,7 +65,7 @@ def headline(
 def segment_table(
     scores: pd.DataFrame, by: str, risk_column: str, tier_column: str
 ) -> pd.DataFrame:
-    """Risk and value per group of ``by`` (``rfm_segment`` or ``loyalty_tier``)."""
+    """Risk and value per group of ``by`` (``rfm_segment``, ``loyalty_tier``, ``value_tier``)."""
     frame = scores.assign(
         at_risk=_column(scores, "churn_risk_band", "string").eq("high").fillna(False),
         churn_p=_column(scores, risk_column),
@@ -91,7 +87,7 @@ def segment_table(
         .reset_index()
     )
     out["share_of_value_at_risk"] = out["value_at_risk"] / max(out["value_at_risk"].sum(), 1e-12)
-    if by == "loyalty_tier":
+    if by in ("loyalty_tier", "value_tier"):
         order = {t: i for i, t in enumerate(TIERS)}
         return out.sort_values("group", key=lambda s: s.map(order).fillna(9)).reset_index(drop=True)
     return out.sort_values(["value_at_risk", "group"], ascending=[False, True]).reset_index(

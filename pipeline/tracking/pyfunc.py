@@ -18,6 +18,7 @@ from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
 from pipeline.modeling.artifacts import (
+    BUY_MODEL_FILE,
     CALIBRATION_FILE,
     FEATURES_FILE,
     MODEL_FILE,
@@ -40,11 +41,16 @@ def signature(features: Mapping[str, Any]) -> ModelSignature:
             for f in features["features"]
         ]
     )
-    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", "probability")]))
+    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec("double", output_name(features))]))
+
+
+def output_name(features: Mapping[str, Any]) -> str:
+    """Return the output column: ``probability``, or ``expected_value`` for a value model."""
+    return "expected_value" if features.get("value_model") else "probability"
 
 
 class LoyaltyPyfunc(PythonModel):
-    """Pyfunc wrapper: calibrated probabilities from a DataFrame of snapshot features."""
+    """Pyfunc wrapper: calibrated probabilities (or expected value) from snapshot features."""
 
     def load_context(self, context: Any) -> None:
         """Rebuild the predictor from the logged LightGBM text and JSON files (no pickle)."""
@@ -52,11 +58,13 @@ class LoyaltyPyfunc(PythonModel):
             context.artifacts[MODEL_FILE],
             context.artifacts[CALIBRATION_FILE],
             context.artifacts[FEATURES_FILE],
+            context.artifacts.get(BUY_MODEL_FILE),
         )
+        self._output = output_name(self._predictor.features)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        """Return a frame with one ``probability`` column, in input row order."""
-        return pd.DataFrame({"probability": self._predictor.predict_proba(model_input)})
+        """One column, ``probability`` (or ``expected_value``), in input row order."""
+        return pd.DataFrame({self._output: self._predictor.predict(model_input)})
 
 
 def set_pyfunc_model() -> None:

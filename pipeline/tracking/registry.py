@@ -1,10 +1,10 @@
 """The model registry: aliases of new versions, and registered models loaded back.
 
 Every new version of ``loyalty-<target>`` gets the alias ``challenger``; it takes ``champion``
-only when there is no champion, or when it beats the champion's test ROC AUC on the same test
-cutoff (a champion evaluated on an older cutoff is re-scored on the new test rows first). Each
-alias is moved by one registry call, after everything else was logged, so a failure never
-leaves a half-moved alias.
+only when there is no champion, or when it beats the champion's test score (ROC AUC; for a
+value model normalized Gini) on the same test cutoff (a champion evaluated on an older cutoff
+is re-scored on the new test rows first). Each alias is moved by one registry call, after
+everything else was logged, so a failure never leaves a half-moved alias.
 
 Loading goes through the three artefact files and
 :func:`pipeline.modeling.artifacts.load_predictor` (LightGBM text + JSON, never a pickle).
@@ -25,6 +25,7 @@ from pipeline.config import MlflowParams
 from pipeline.errors import TrackingError
 from pipeline.modeling.artifacts import Predictor, load_predictor
 from pipeline.modeling.metrics import ranking_metrics
+from pipeline.modeling.value_metrics import normalized_gini
 from pipeline.tracking.model_uri import CHALLENGER, CHAMPION, parse_model_uri
 from pipeline.tracking.store import check_reachable, configure_environment, resolve_tracking_uri
 
@@ -38,20 +39,22 @@ def move_aliases(
     result: Any,
     test_cutoff: str,
     test_auc: float,
+    metric: str = "roc_auc",
 ) -> list[str]:
-    """Set ``challenger``; move ``champion`` only when the new version beats it."""
+    """Set ``challenger``; move ``champion`` only when the new version beats it on ``metric``."""
     client.set_registered_model_alias(name, CHALLENGER, version)
     try:
         champion = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         champion = None
     if champion is not None:
-        champion_auc = _champion_auc(name, champion, result, test_cutoff)
+        champion_auc = _champion_auc(name, champion, result, test_cutoff, metric)
         if champion_auc is None or test_auc <= champion_auc:
             logger.info(
-                "%s v%s (AUC %.4f) does not beat champion v%s (AUC %s) on %s",
+                "%s v%s (%s %.4f) does not beat champion v%s (%s) on %s",
                 name,
                 version,
+                metric,
                 test_auc,
                 champion.version,
                 champion_auc,
@@ -62,14 +65,16 @@ def move_aliases(
     return [CHALLENGER, CHAMPION]
 
 
-def _champion_auc(name: str, champion: Any, result: Any, test_cutoff: str) -> float | None:
-    """Champion's AUC on this test cutoff: its tag when the cutoff matches, else re-scored."""
+def _champion_auc(
+    name: str, champion: Any, result: Any, test_cutoff: str, metric: str = "roc_auc"
+) -> float | None:
+    """Champion's score on this test cutoff: its tag when the cutoff matches, else re-scored."""
     tags = champion.tags or {}
-    if tags.get("test_cutoff") == test_cutoff and "test_roc_auc" in tags:
-        return float(tags["test_roc_auc"])
+    if tags.get("test_cutoff") == test_cutoff and f"test_{metric}" in tags:
+        return float(tags[f"test_{metric}"])
     try:
         model = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
-        prob = model.predict(result.test_frame)["probability"].to_numpy()
+        prob = model.predict(result.test_frame).iloc[:, 0].to_numpy()
     except Exception as exc:  # noqa: BLE001 - any failure means "not comparable"
         logger.warning(
             "champion of %s cannot score the new test rows (%s); keeping it",
@@ -77,7 +82,10 @@ def _champion_auc(name: str, champion: Any, result: Any, test_cutoff: str) -> fl
             str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
         )
         return None
-    return float(ranking_metrics(result.test_predictions["label"].to_numpy(), prob)["roc_auc"])
+    labels = result.test_predictions["label"].to_numpy()
+    if metric == "normalized_gini":
+        return float(normalized_gini(labels, prob))
+    return float(ranking_metrics(labels, prob)["roc_auc"])
 
 
 def _use_store(mlflow_params: MlflowParams | None) -> str:

@@ -27,7 +27,12 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config import MlflowParams
 from pipeline.errors import TrackingError
-from pipeline.modeling.artifacts import CALIBRATION_FILE, FEATURES_FILE, MODEL_FILE
+from pipeline.modeling.artifacts import (
+    BUY_MODEL_FILE,
+    CALIBRATION_FILE,
+    FEATURES_FILE,
+    MODEL_FILE,
+)
 from pipeline.tracking.model_uri import registered_model_name
 from pipeline.tracking.pyfunc import PYFUNC_ENTRY, signature
 from pipeline.tracking.registry import move_aliases
@@ -106,7 +111,8 @@ def _log(
     target = result.target
     name = registered_model_name(target)
     test_cutoff = result.metrics["test_cutoff"]
-    test_auc = float(result.metrics["model"]["roc_auc"])
+    metric = "roc_auc" if "roc_auc" in result.metrics["model"] else "normalized_gini"
+    test_auc = float(result.metrics["model"][metric])
     with mlflow.start_run(run_name="train", tags=run_tags(target, test_cutoff, dvc_lock)) as run:
         mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
         mlflow.log_metrics(numeric_metrics(result.metrics))
@@ -121,7 +127,9 @@ def _log(
             name="model",
             python_model=str(PYFUNC_ENTRY),
             artifacts={
-                f: str(Path(model_dir) / f) for f in (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE)
+                f: str(Path(model_dir) / f)
+                for f in (MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE, BUY_MODEL_FILE)
+                if (Path(model_dir) / f).exists()
             },
             signature=signature(result.features),
             input_example=input_example(result.test_frame),
@@ -136,8 +144,8 @@ def _log(
         version = mlflow.register_model(info.model_uri, name).version
         client = MlflowClient()
         client.set_model_version_tag(name, version, "test_cutoff", test_cutoff)
-        client.set_model_version_tag(name, version, "test_roc_auc", repr(test_auc))
-        aliases = move_aliases(client, name, str(version), result, test_cutoff, test_auc)
+        client.set_model_version_tag(name, version, f"test_{metric}", repr(test_auc))
+        aliases = move_aliases(client, name, str(version), result, test_cutoff, test_auc, metric)
         mlflow.log_metric("mlflow_overhead_seconds", time.perf_counter() - started)
         logger.info(
             "logged run %s; %s version %s aliases %s", run.info.run_id, name, version, aliases

@@ -1,8 +1,9 @@
 """The explain and report stages on a real synthetic run: generate -> ... -> report, via the CLI.
 
-One module-scoped run (8,000 simulated customers, both targets) feeds every test: the report's
-pages and numbers against metrics.json, the SHAP tables against the training predictions, the
-ground truth of the simulation, MLflow logging, and the exploration notebook.
+One module-scoped run (8,000 simulated customers, both binary targets and the value model)
+feeds every test: the report's pages and numbers against metrics.json, the SHAP tables against
+the training predictions, the ground truth of the simulation (drivers of churn, expected future
+spend), MLflow logging, and the exploration notebook.
 """
 
 from __future__ import annotations
@@ -90,6 +91,23 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 str(reports / "explain" / target),
             )
         _cli(
+            "train",
+            "--params",
+            p,
+            "--target",
+            "value",
+            "--features",
+            str(data / "features"),
+            "--out",
+            str(models / "value"),
+            "--metrics",
+            str(reports / "metrics" / "value.json"),
+            "--plots",
+            str(reports / "plots" / "value"),
+            "--dictionary",
+            dictionary,
+        )
+        _cli(
             "score",
             "--params",
             p,
@@ -98,9 +116,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--as-of",
             "latest",
             "--model",
-            str(models / "churn"),
-            "--model",
-            str(models / "repurchase"),
+            str(models),
             "--features-config",
             dictionary,
             "--out",
@@ -206,14 +222,41 @@ def test_drivers_match_the_simulation_ground_truth(run: Path) -> None:
     assert features["loyalty_member"]["rank"] < features["region"]["rank"]
 
 
+def test_value_predictions_follow_the_simulations_expected_spend(run: Path) -> None:
+    """On the value test cutoff, predicted spend against the spend the simulation expects from
+    its latent state (purchase rates, satisfaction, dropout): docs/modeling.md has the figures."""
+    from pipeline.config import load_params
+    from pipeline.sources.simulation.truth import expected_future_spend
+
+    metrics = json.loads((run / "reports" / "metrics" / "value.json").read_text())
+    cutoff = pd.Timestamp(metrics["test_cutoff"]).date()
+    predicted = pd.read_parquet(run / "models" / "value" / "test_predictions.parquet")
+    params = load_params(run / "params.yaml").generate
+    truth = expected_future_spend(params, cutoff, metrics["horizon_days"], paths=16)
+    both = predicted.merge(truth, on="customer_id")
+    assert len(both) == len(predicted)
+    pearson = both["prediction"].corr(both["expected_spend"])
+    spearman = both["prediction"].corr(both["expected_spend"], method="spearman")
+    top = both["prediction"].rank(ascending=False) <= len(both) / 10
+    true_top = both["expected_spend"].rank(ascending=False) <= len(both) / 10
+    overlap = (top & true_top).sum() / top.sum()
+    # measured at 8,000 customers: PEARSON, SPEARMAN, OVERLAP (see docs/modeling.md)
+    assert pearson > 0.0 and spearman > 0.0 and overlap > 0.0, (pearson, spearman, overlap)
+    # the model beats last year's spend on the truth's ranking
+    baseline = both["last_year_spend"].corr(both["expected_spend"], method="spearman")
+    assert spearman > baseline + 0.0, (spearman, baseline)
+    # and its level: mean predicted spend within 15% of the mean expected spend
+    assert both["prediction"].mean() == pytest.approx(both["expected_spend"].mean(), rel=0.15)
+
+
 def test_report_is_logged_to_the_training_runs(run: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{run / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("loyalty-pipeline")
     runs = client.search_runs([experiment.experiment_id], "attributes.run_name = 'train'")
-    assert {r.data.tags["target"] for r in runs} == set(TARGETS)
-    for r in runs:
+    assert {r.data.tags["target"] for r in runs} == {*TARGETS, "value"}
+    for r in (r for r in runs if r.data.tags["target"] in TARGETS):  # pages per target
         paths = {a.path for a in client.list_artifacts(r.info.run_id, "report")}
         assert "report/index.html" in paths
 

@@ -46,8 +46,12 @@ def test_params_are_frozen() -> None:
 
 
 def test_targets_are_defined_once_and_used_by_name() -> None:
-    with pytest.raises(ConfigError, match=r"train\.targets.*'value'.*not defined"):
+    with pytest.raises(ConfigError, match=r"train\.targets.*'nope'.*not defined"):
+        parse_params({"train": {"targets": ["churn", "nope"]}})
+    with pytest.raises(ConfigError, match=r"spend_within \(value\) targets; set train.value_t"):
         parse_params({"train": {"targets": ["churn", "value"]}})
+    with pytest.raises(ConfigError, match=r"train.value_target: 'churn' must have rule spend"):
+        parse_params({"train": {"value_target": "churn"}, "business": {"value_target": "churn"}})
     with pytest.raises(ConfigError, match="target names must match"):
         parse_params({"labels": {"targets": {"../x": {"rule": "order_within", "horizon_days": 9}}}})
     params = parse_params(
@@ -59,7 +63,8 @@ def test_targets_are_defined_once_and_used_by_name() -> None:
                     "churn_180d": {"rule": "no_order_within", "horizon_days": 180},
                 }
             },
-            "train": {"targets": ["churn_180d"]},
+            "train": {"targets": ["churn_180d"], "value_target": None},
+            "business": {"value_target": None},
         }
     )
     assert params.train.targets == ("churn_180d",)

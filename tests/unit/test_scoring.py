@@ -11,37 +11,44 @@ from hypothesis import strategies as st
 from pipeline.business import QUANTILES, Reference
 from pipeline.config import BusinessParams, LabelsParams
 from pipeline.reasons import FeatureDictionary
-from pipeline.scoring import ScoringModel, ScoringRules, output_columns, score_customers
-from pipeline.targets import get_target
+from pipeline.scoring import (
+    ScoringModel,
+    ScoringRules,
+    output_columns,
+    rules_summary,
+    score_customers,
+)
+from pipeline.targets import get_target, with_horizons
 from tests.support.demo_panel import tiny_catalog
 
 AS_OF = pd.Timestamp("2024-06-01", tz="UTC")
-FEATURES = ["days_since_last_order", "lifetime_orders", "spend_sum_365d", "p_churn", "p_rep"]
+FEATURES = ["days_since_last_order", "lifetime_orders", "spend_sum_365d", "p_churn", "p_rep", "ev"]
 
 
-def _reference() -> Reference:
+def _reference(scale: float = 1.0) -> Reference:
     """A reference population in which each feature is uniform on a known range."""
     ranges = {
         "days_since_last_order": (0.0, 400.0),
         "lifetime_orders": (1.0, 11.0),
-        "spend_sum_365d": (0.0, 1000.0),  # spend cap (0.995) 995, high value (0.8) 800
+        "spend_sum_365d": (0.0, 1000.0),
     }
     features = {
         name: tuple(lo + q * (hi - lo) for q in QUANTILES) for name, (lo, hi) in ranges.items()
     }
-    probability = tuple(i / 1000 for i in range(1001))  # uniform: 0.8 quantile = 0.8
+    # uniform predictions: the 0.8 quantile is 0.8 x scale (value model: high value line 800)
+    probability = tuple(scale * i / 1000 for i in range(1001))
     return Reference("test cutoff 2024-03-01", 1000, probability, features)
 
 
 class FakeModel:
-    """Probability = the value of one feature; contributions = the features themselves."""
+    """Prediction = the value of one feature; contributions = the features themselves."""
 
-    def __init__(self, column: str) -> None:
+    def __init__(self, column: str, scale: float = 1.0) -> None:
         self.column = column
         self.feature_names = FEATURES
-        self.features = {"reference": _reference().to_dict()}
+        self.features = {"reference": _reference(scale).to_dict()}
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return frame[self.column].to_numpy(dtype="float64")
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -61,18 +68,22 @@ def _snapshot() -> pd.DataFrame:
             "spend_sum_365d": [100.0, 5000.0, 0.0, np.nan],  # a: a bulk order; d: no spend
             "p_churn": [0.85, 0.1, 0.3, 0.5],  # c high, a low, b medium, d high (at the edge)
             "p_rep": [0.1, 0.9, 0.5, 0.7],  # c low, a high, b medium, d high (at the edge)
+            "ev": [100.0, 900.0, 500.0, 0.0],  # expected spend: c low, a high, b medium, d low
         }
     )
 
 
 def _models(*names: str) -> list[ScoringModel]:
-    labels = LabelsParams()
+    labels = with_horizons(LabelsParams(), {"value": 180})
     made = {
         "churn": ScoringModel(
             get_target(labels, "churn"), "loyalty-churn", "3", FakeModel("p_churn")
         ),
         "repurchase": ScoringModel(
             get_target(labels, "repurchase"), "models/repurchase", "local", FakeModel("p_rep")
+        ),
+        "value": ScoringModel(
+            get_target(labels, "value"), "models/value", "local", FakeModel("ev", 1000.0)
         ),
     }
     return [made[n] for n in (names or made)]
@@ -110,10 +121,11 @@ def test_columns_bands_tiers_and_value() -> None:
     assert list(out["customer_id"]) == ["a", "b", "c", "d"]
     assert list(out["loyalty_tier"]) == ["high", "medium", "low", "high"]
     assert list(out["churn_risk_band"]) == ["low", "medium", "high", "high"]
-    # expected value: own 365-day spend, capped at the reference's 0.995 quantile (995)
-    assert out["expected_value"].tolist() == pytest.approx([995.0, 0.0, 100.0, 0.0])
-    assert out["value_at_risk"].tolist() == pytest.approx([99.5, 0.0, 85.0, 0.0])
-    assert out["high_value"].tolist() == [True, False, False, False]  # line: 0.8 quantile, 800
+    # expected value: the value model's prediction; tiers on its reference (800 / 500)
+    assert out["expected_value"].tolist() == pytest.approx([900.0, 500.0, 100.0, 0.0])
+    assert out["value_at_risk"].tolist() == pytest.approx([90.0, 150.0, 85.0, 0.0])
+    assert list(out["value_tier"]) == ["high", "medium", "low", "low"]
+    assert out["high_value"].tolist() == [True, False, False, False]
     assert set(out["churn_model_version"]) == {"3"}
     assert (out["as_of"] == AS_OF).all()
 
@@ -141,8 +153,21 @@ def test_reasons_only_above_the_shipped_threshold() -> None:
 def test_missing_model_leaves_its_labels_empty() -> None:
     out = _score(_snapshot(), _models("churn"))
     assert "repurchase_probability" not in out.columns
-    assert out["loyalty_tier"].isna().all()
+    assert "expected_value" not in out.columns
+    assert out["loyalty_tier"].isna().all() and out["value_tier"].isna().all()
+    assert out["value_at_risk"].isna().all() and out["high_value"].isna().all()
     assert out["churn_risk_band"].notna().all()
+
+
+def test_the_manifest_says_what_expected_value_means() -> None:
+    summary = rules_summary(_models(), RULES)
+    assert summary["expected_value"] == {
+        "target": "value",
+        "horizon_days": 180,
+        "meaning": "expected spend in the next 180 days",
+    }
+    assert summary["business"]["high_value_line"] == pytest.approx(800.0)
+    assert rules_summary(_models("churn"), RULES)["expected_value"] is None
 
 
 def test_empty_snapshot_gives_empty_output() -> None:
@@ -167,6 +192,7 @@ def _population(seed: int, n: int) -> pd.DataFrame:
             "spend_sum_365d": np.where(rng.random(n) < 0.1, np.nan, rng.gamma(1.0, 300.0, n)),
             "p_churn": rng.random(n),
             "p_rep": rng.random(n),
+            "ev": rng.gamma(1.0, 300.0, n),
         }
     )
 

@@ -129,12 +129,27 @@ def _frame(n: int, seed: int, cutoff: str) -> pd.DataFrame:
     return frame
 
 
+def _value_metrics(gini: float) -> dict[str, float]:
+    return {
+        "normalized_gini": gini,
+        "top_decile_capture": 0.31,
+        "decile_mape": 13.1,
+        "total_error_pct": 4.1,
+    }
+
+
+VALUE_METRICS = {
+    "model": _value_metrics(0.72),
+    "baselines": {"last_year_spend": _value_metrics(0.57), "btyd": _value_metrics(0.61)},
+}
+
+
 def _scores(current: pd.DataFrame, churn: np.ndarray) -> pd.DataFrame:
     """Scores as ``loyalty score`` writes them (business labels from pipeline.business)."""
     rules = BusinessParams()
     spend = current["spend_sum_365d"].to_numpy()
-    expected = business.expected_value(spend, float(np.quantile(spend, 0.995)))
-    line = float(np.quantile(spend, 0.8))
+    expected = business.expected_value(np.minimum(spend, np.quantile(spend, 0.99)) / 2)
+    lines = (float(np.quantile(expected, 0.8)), float(np.quantile(expected, 0.5)))
     scores = pd.DataFrame(
         {
             "customer_id": current["customer_id"],
@@ -143,10 +158,11 @@ def _scores(current: pd.DataFrame, churn: np.ndarray) -> pd.DataFrame:
             "repurchase_probability": 1 - churn,
             "churn_risk_band": business.churn_risk_band(churn, rules).to_numpy(),
             "loyalty_tier": business.loyalty_tier(1 - churn, rules).to_numpy(),
+            "value_tier": business.value_tier(expected, lines).array,
             "rfm_segment": current["rfm_segment"].astype("string").to_numpy(),
             "expected_value": expected.to_numpy(),
             "value_at_risk": business.value_at_risk(churn, expected).to_numpy(),
-            "high_value": pd.array(expected.to_numpy() >= line, dtype="boolean"),
+            "high_value": business.high_value(expected, lines).array,
             "reason_1": pd.array(
                 ["No order for 200 days <img src=x onerror=alert(1)>"] + [None] * (len(churn) - 1),
                 dtype="string",
@@ -223,7 +239,14 @@ def report_inputs() -> ReportInputs:
         dictionary=dictionary,
         scores=scores,
         business=BusinessParams(),
-        scores_manifest={"business": {"spend_cap": float(scores["expected_value"].max())}},
+        scores_manifest={
+            "expected_value": {
+                "target": "value",
+                "horizon_days": 180,
+                "meaning": "expected spend in the next 180 days",
+            }
+        },
+        value_metrics=VALUE_METRICS,
         manifest=manifest,
         feature_summary=summary,
         source="synthetic",

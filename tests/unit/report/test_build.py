@@ -60,13 +60,16 @@ def test_numbers_match_the_inputs(site: dict[str, str], report_inputs: ReportInp
     assert "0.812" in index and "0.701" in index and "0.733" in index  # AUCs of metrics.json
     assert "(+0.079)" in index  # what satisfaction adds over RFM alone
     # the report's numbers are those of the scores, re-scored nowhere
-    numbers = headline(report_inputs.scores, "churn_probability", "repurchase_probability", None)
+    numbers = headline(report_inputs.scores, "churn_probability", "repurchase_probability")
     assert numbers["value_at_risk"] == pytest.approx(report_inputs.scores["value_at_risk"].sum())
     assert f"<strong>{numbers['customers']}</strong>" in index
     assert f"<strong>{numbers['predicted_churners']}</strong>" in index
     assert f"<strong>{numbers['value_at_risk']:,.0f}</strong>" in index
     assert "duplicate_row" in index and "late_delivery_share" in index
     assert "Recency" in index  # a top driver, in words
+    # customer value: what the number is, its tiers and its quality next to the baselines
+    assert "expected spend in the next 180 days" in index
+    assert "By value tier" in index and "0.720" in index and "0.570" in index
 
 
 def test_satisfaction_curve_is_drawn(site: dict[str, str]) -> None:
