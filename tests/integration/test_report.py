@@ -240,12 +240,12 @@ def test_value_predictions_follow_the_simulations_expected_spend(run: Path) -> N
     top = both["prediction"].rank(ascending=False) <= len(both) / 10
     true_top = both["expected_spend"].rank(ascending=False) <= len(both) / 10
     overlap = (top & true_top).sum() / top.sum()
-    # measured at 8,000 customers: PEARSON, SPEARMAN, OVERLAP (see docs/modeling.md)
-    assert pearson > 0.0 and spearman > 0.0 and overlap > 0.0, (pearson, spearman, overlap)
-    # the model beats last year's spend on the truth's ranking
+    # measured at 8,000 customers: Pearson 0.724, Spearman 0.770, top-decile overlap 0.621
+    assert pearson > 0.6 and spearman > 0.65 and overlap > 0.5, (pearson, spearman, overlap)
+    # the model ranks by the truth better than last year's spend (measured 0.528)
     baseline = both["last_year_spend"].corr(both["expected_spend"], method="spearman")
-    assert spearman > baseline + 0.0, (spearman, baseline)
-    # and its level: mean predicted spend within 15% of the mean expected spend
+    assert spearman > baseline + 0.1, (spearman, baseline)
+    # and its level: mean predicted spend within 15% of the mean expected spend (measured -6%)
     assert both["prediction"].mean() == pytest.approx(both["expected_spend"].mean(), rel=0.15)
 
 
