@@ -401,11 +401,12 @@ def report(
             logger.warning("report: no explain output for %s in %s; skipped", name, folder)
             continue
         shap_values = io.read_parquet(folder / "shap.parquet")
+        explained = align_explained(shap_values, _derived(models / name, test_rows))
         targets[name] = TargetInputs(
             target=get_target(settings.labels, name),
             metrics=optional(metrics / f"{name}.json", io.read_json) or {},
             shap=shap_values,
-            explained=align_explained(shap_values, test_rows),
+            explained=explained,
             concepts=io.read_parquet(folder / "concepts.parquet"),
             features=io.read_parquet(folder / "features.parquet"),
             test_predictions=optional(models / name / "test_predictions.parquet", io.read_parquet),
@@ -434,6 +435,13 @@ def report(
         from pipeline.tracking import log_report
 
         log_report(out, list(targets), settings.mlflow)
+
+
+def _derived(model: Path, rows: Any) -> Any:
+    """``rows`` plus the features the model in folder ``model`` derives (BTYD), if it can."""
+    from pipeline.modeling.artifacts import load_predictor
+
+    return load_predictor(model).derive(rows) if (model / "model.txt").exists() else rows
 
 
 # --- score --------------------------------------------------------------------------------

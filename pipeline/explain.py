@@ -196,6 +196,10 @@ class StageModel(ContributionModel, Protocol):
         """Calibrated probability of the target."""
         ...
 
+    def derive(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` plus the features the model derives from the others (BTYD)."""
+        ...
+
 
 def explain_target(
     model: StageModel,
@@ -218,10 +222,10 @@ def explain_target(
         raise DataError("feature panel has no test rows to explain")
     names = list(model.feature_names)
     direction = target.risk_direction
-    rows = sample_rows(test, max_rows).reset_index(drop=True)
+    rows = model.derive(sample_rows(test, max_rows).reset_index(drop=True))
     table, summary = explain_frame(model, rows, names, max_rows)
     summary["rows_in"] = int(len(test))
-    references = reference_values(panel.loc[panel["split"] == "train"], names)
+    references = reference_values(model.derive(panel.loc[panel["split"] == "train"]), names)
     reasons = reason_codes(rows, table, dictionary, top_k, direction, references, True)
     concepts = dictionary.concepts(names)
     return {

@@ -62,6 +62,10 @@ class Model(Protocol):
         """TreeSHAP contributions in log-odds (features + ``base_value``)."""
         ...
 
+    def derive(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` plus the features the model derives (for reason sentences)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ScoringModel:
@@ -206,7 +210,7 @@ def risk_reasons(
     chosen = np.flatnonzero(probabilities[risk.target.name] >= threshold)
     if not chosen.size:
         return out
-    rows = snapshot.iloc[chosen].reset_index(drop=True)
+    rows = risk.predictor.derive(snapshot.iloc[chosen].reset_index(drop=True))
     contributions = risk.predictor.contributions(rows)
     reasons = reason_codes(
         rows,

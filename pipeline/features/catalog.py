@@ -32,6 +32,7 @@ Concept = Literal[
     "delivery",
     "price",
     "relationship",
+    "buying_pattern",
 ]
 
 Direction = Literal["higher_is_riskier", "lower_is_riskier"]
@@ -92,6 +93,9 @@ class FeatureSpec(BaseModel):
     dtype: Literal["float64", "category"] = "float64"
     levels: tuple[str, ...] | None = None
     per_window: bool = False
+    # Computed by the model from other features (``bgnbd``: pipeline/modeling/btyd_features.py),
+    # not by build_snapshot; absent from snapshots, present in the model's inputs.
+    derived: Literal["bgnbd"] | None = None
 
     @field_validator("reason", "reason_missing")
     @classmethod

@@ -58,10 +58,15 @@ def _why_absent(missing: list[str], available: Mapping[str, bool]) -> str:
 def feature_plan(
     catalog: Catalog, available: Mapping[str, bool]
 ) -> tuple[list[FeatureSpec], dict[str, str]]:
-    """Split the (window-expanded) catalog into features the source supports and absent ones."""
+    """Split the (window-expanded) catalog into features the source supports and absent ones.
+
+    Derived features (computed by a model from these, ``derived`` in the catalog) are neither.
+    """
     present: list[FeatureSpec] = []
     absent: dict[str, str] = {}
     for spec in catalog.features:
+        if spec.derived is not None:
+            continue
         missing = missing_inputs(spec, available)
         if missing:
             absent[spec.name] = _why_absent(missing, available)

@@ -28,6 +28,8 @@ import pandas as pd
 
 from pipeline import io
 from pipeline.errors import InputError, ModelError
+from pipeline.modeling.btyd_features import NAMES as DERIVED
+from pipeline.modeling.btyd_features import BtydFeatures
 from pipeline.modeling.calibration import apply_calibration
 
 logger = logging.getLogger(__name__)
@@ -72,12 +74,23 @@ class Predictor:
         self.feature_names: list[str] = [f["name"] for f in features["features"]]
         if self.booster.feature_name() != self.feature_names:
             raise ModelError("corrupted model: model.txt and features.json list different features")
+        # Features the model derives from the others (BTYD), with their shipped parameters.
+        self._derived = (
+            BtydFeatures.from_dict(features["derived"]) if features.get("derived") else None
+        )
         self._levels: dict[str, list[Any]] = {
             f["name"]: list(f["levels"]) for f in features["features"] if f["dtype"] == "category"
         }
 
+    def derive(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Return ``frame`` with the features the model derives (BTYD), when it has any."""
+        if self._derived is None or all(name in frame.columns for name in DERIVED):
+            return frame
+        return self._derived.add(frame)
+
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Return the model's input frame: stored column order and training dtypes."""
+        frame = self.derive(frame)
         missing = [name for name in self.feature_names if name not in frame.columns]
         if missing:
             raise InputError(

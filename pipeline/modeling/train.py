@@ -24,7 +24,7 @@ from pipeline.business import Reference
 from pipeline.config import LabelsParams, TrainParams
 from pipeline.errors import DataError, QualityGateError
 from pipeline.features.catalog import Catalog
-from pipeline.modeling import baselines, metrics
+from pipeline.modeling import baselines, btyd_features, metrics
 from pipeline.modeling.artifacts import Predictor
 from pipeline.modeling.calibration import apply_calibration, fit_calibration
 from pipeline.targets import Target, get_target, non_feature_columns
@@ -268,6 +268,11 @@ def train_target(
         raise DataError("the feature panel has no feature columns")
     frame = pd.concat([panel[list(KEY_COLUMNS) + [label]], _model_frame(panel, names)], axis=1)
     parts = split_panel(frame, label)
+    derived = _btyd_features(parts["train"], target, params)
+    if derived is not None:
+        parts = {name: derived.add(part) for name, part in parts.items()}
+        frame = derived.add(frame)
+        names = [*names, *btyd_features.NAMES]
     y = {name: part[label].to_numpy(dtype="int64") for name, part in parts.items()}
 
     trials: list[dict[str, Any]] = []
@@ -301,6 +306,8 @@ def train_target(
         "class_weight": params.class_weight,
         "monotone_constraints": lgb_params.get("monotone_constraints"),
     }
+    if derived is not None:
+        features_meta["derived"] = derived.to_dict()
     # Calibrate on validation margins of the very model that is saved (rebuilt from its text).
     uncalibrated = Predictor(model_text, {"method": "platt", "a": 1.0, "b": 0.0}, features_meta)
     calibration = fit_calibration(
@@ -337,6 +344,26 @@ def train_target(
         lgbm_params=lgb_params,
         trials=trials,
     )
+
+
+def _btyd_features(
+    train: pd.DataFrame, target: Target, params: TrainParams
+) -> btyd_features.BtydFeatures | None:
+    """Return the BTYD features of ``target`` fitted on the training rows, or None.
+
+    None when not asked for, when the inputs are absent, or when the fit failed (one line).
+    """
+    if target.name not in params.btyd_features:
+        return None
+    missing = baselines.missing_btyd_inputs(train)
+    if missing:
+        logger.warning("%s: no BTYD features: the panel lacks %s", target.name, ", ".join(missing))
+        return None
+    fitted = btyd_features.BtydFeatures.fit(train, int(target.horizon_days or 0))
+    if not fitted.usable:
+        logger.warning("%s: no BTYD features: %s", target.name, fitted.model.message)
+        return None
+    return fitted
 
 
 def _evaluate(

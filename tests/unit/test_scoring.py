@@ -51,6 +51,9 @@ class FakeModel:
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         return frame[self.column].to_numpy(dtype="float64")
 
+    def derive(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame
+
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         out = frame[["days_since_last_order", "spend_sum_365d"]].astype("float64").copy()
         out["spend_sum_365d"] = -out["spend_sum_365d"]  # spending lowers churn risk

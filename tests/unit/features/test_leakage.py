@@ -2,7 +2,7 @@
 
 Hypothesis adds, changes and deletes orders, returns and feedback dated at or after the cutoff
 (including new customers, new channels and events exactly at the cutoff) and checks that the
-snapshot's Parquet bytes are identical.
+snapshot's Parquet bytes are identical, and those of the BTYD features derived from it.
 """
 
 from __future__ import annotations
@@ -18,12 +18,27 @@ from hypothesis import strategies as st
 from pipeline.config import FeaturesParams
 from pipeline.features.catalog import Catalog
 from pipeline.features.snapshot import build_snapshot
+from pipeline.modeling.btyd import BgNbd
+from pipeline.modeling.btyd_features import BtydFeatures
 
 US_PER_DAY = 86_400_000_000
 at_or_after = st.integers(0, 400 * US_PER_DAY).map(
     lambda us: CUTOFF + pd.Timedelta(microseconds=us)
 )
 ids = st.sampled_from(["A", "B", "C", "D", "Z-new"])
+BTYD = BtydFeatures(
+    BgNbd(
+        r=0.5,
+        alpha=10.0,
+        a=0.8,
+        b=2.5,
+        converged=True,
+        message="",
+        log_likelihood=0.0,
+        n_customers=0,
+    ),
+    horizon_days=90,
+)
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:
@@ -130,8 +145,11 @@ def test_events_at_or_after_the_cutoff_change_no_feature_cell(
         returns=returns,
         feedback=feedback,
     )
-    got = _parquet(build_snapshot(**changed, cutoff=CUTOFF, params=params, catalog=catalog))
-    assert got == expected
+    snapshot = build_snapshot(**changed, cutoff=CUTOFF, params=params, catalog=catalog)
+    assert _parquet(snapshot) == expected
+    # the BTYD features a model derives from the snapshot (with its shipped parameters) too
+    before = BTYD.add(build_snapshot(**base, cutoff=CUTOFF, params=params, catalog=catalog))
+    assert _parquet(BTYD.add(snapshot)) == _parquet(before)
 
 
 def test_an_event_just_before_the_cutoff_does_change_the_snapshot(catalog: Catalog) -> None:

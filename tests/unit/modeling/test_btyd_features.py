@@ -1,0 +1,92 @@
+"""BTYD features of a model: fitted on the training rows only, shipped, derived per customer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import io
+from pipeline.config import TrainParams
+from pipeline.modeling import artifacts, btyd_features
+from tests.support.demo_panel import make_demo_panel, train_demo
+
+FAST = TrainParams(num_boost_round=200, early_stopping_rounds=20, btyd_features=("churn",))
+
+
+def _panel(seed: int = 0) -> pd.DataFrame:
+    """The demo panel with the snapshot columns BTYD reads (orders, tenure, order value)."""
+    panel = make_demo_panel(n_customers=1500, n_cutoffs=6, seed=seed)
+    rng = np.random.default_rng(seed + 2)
+    orders = panel["orders_count_90d"].to_numpy() + rng.poisson(2.0, len(panel)) + 1
+    tenure = panel["days_since_last_order"].to_numpy() + rng.gamma(2.0, 150.0, len(panel))
+    return panel.assign(
+        lifetime_orders=orders.astype("float64"),
+        tenure_days=tenure,
+        avg_order_value=rng.gamma(2.0, 30.0, len(panel)),
+    )
+
+
+@pytest.fixture(scope="module")
+def panel() -> pd.DataFrame:
+    return _panel()
+
+
+@pytest.fixture(scope="module")
+def result(panel: pd.DataFrame):  # noqa: ANN201 - a TrainResult
+    return train_demo(panel, "churn", FAST)
+
+
+def test_the_model_gets_the_features_and_ships_their_parameters(result) -> None:  # noqa: ANN001
+    names = [f["name"] for f in result.features["features"]]
+    assert names[-2:] == list(btyd_features.NAMES)
+    derived = result.features["derived"]
+    assert derived["horizon_days"] == 90 and derived["bgnbd"]["converged"]
+    assert set(btyd_features.NAMES) <= set(result.features["reference"]["features"])
+
+
+def test_only_the_listed_targets_get_them(panel: pd.DataFrame) -> None:
+    other = train_demo(panel, "repurchase", FAST)
+    assert "derived" not in other.features
+    assert not set(btyd_features.NAMES) & {f["name"] for f in other.features["features"]}
+
+
+def test_parameters_come_from_the_training_rows_only(result, panel: pd.DataFrame) -> None:  # noqa: ANN001
+    later = panel["split"] != "train"
+    changed = panel.copy()
+    changed.loc[later, "lifetime_orders"] = changed.loc[later, "lifetime_orders"] * 3
+    changed.loc[later, "tenure_days"] = changed.loc[later, "tenure_days"] + 400
+    changed.loc[later, "churn"] = 1 - changed.loc[later, "churn"]
+    again = train_demo(changed, "churn", FAST)
+    assert again.features["derived"] == result.features["derived"]
+
+
+def test_a_customers_features_depend_on_that_customer_only(result, panel: pd.DataFrame) -> None:  # noqa: ANN001
+    derived = btyd_features.BtydFeatures.from_dict(result.features["derived"])
+    test = panel[panel["split"] == "test"].reset_index(drop=True)
+    everyone = derived.add(test)
+    some = derived.add(test.iloc[::7].reset_index(drop=True))
+    pd.testing.assert_frame_equal(some, everyone.iloc[::7].reset_index(drop=True))
+    assert everyone[btyd_features.P_ALIVE].between(0, 1).all()
+    assert (everyone[btyd_features.EXPECTED_ORDERS] >= 0).all()
+
+
+def test_saved_model_derives_them_and_scores_as_trained(result, panel, tmp_path: Path) -> None:  # noqa: ANN001
+    io.write_text(tmp_path / artifacts.MODEL_FILE, result.model_text)
+    io.write_json(tmp_path / artifacts.CALIBRATION_FILE, result.calibration)
+    io.write_json(tmp_path / artifacts.FEATURES_FILE, result.features)
+    predictor = artifacts.load_predictor(tmp_path)
+    test = panel[panel["split"] == "test"]  # a snapshot: no derived columns
+    assert not set(btyd_features.NAMES) & set(test.columns)
+    np.testing.assert_array_equal(
+        predictor.predict_proba(test), result.test_predictions["probability"].to_numpy()
+    )
+    contributions = predictor.contributions(test)
+    assert set(btyd_features.NAMES) <= set(contributions.columns)
+
+
+def test_without_the_inputs_the_model_trains_without_them() -> None:
+    plain = train_demo(make_demo_panel(n_customers=800, n_cutoffs=4), "churn", FAST)
+    assert "derived" not in plain.features
