@@ -268,7 +268,7 @@ def train_target(
         raise DataError("the feature panel has no feature columns")
     frame = pd.concat([panel[list(KEY_COLUMNS) + [label]], _model_frame(panel, names)], axis=1)
     parts = split_panel(frame, label)
-    derived = _btyd_features(parts["train"], target, params)
+    derived = btyd_features_of(parts["train"], target, params)
     if derived is not None:
         parts = {name: derived.add(part) for name, part in parts.items()}
         frame = derived.add(frame)
@@ -346,7 +346,7 @@ def train_target(
     )
 
 
-def _btyd_features(
+def btyd_features_of(
     train: pd.DataFrame, target: Target, params: TrainParams
 ) -> btyd_features.BtydFeatures | None:
     """Return the BTYD features of ``target`` fitted on the training rows, or None.

@@ -39,7 +39,7 @@ from pipeline.business import Reference
 from pipeline.config import LabelsParams, TrainParams
 from pipeline.errors import DataError
 from pipeline.features.catalog import Catalog
-from pipeline.modeling import btyd, value_metrics
+from pipeline.modeling import btyd, btyd_features, value_metrics
 from pipeline.modeling.artifacts import Predictor, RunRate
 from pipeline.modeling.baselines import missing_btyd_inputs
 from pipeline.modeling.train import (
@@ -48,6 +48,7 @@ from pipeline.modeling.train import (
     _cutoffs,
     _feature_spec,
     _model_frame,
+    btyd_features_of,
     feature_columns,
     lgbm_params,
     monotone_constraints,
@@ -277,6 +278,11 @@ def train_value(
     cap = spend_cap(raw["train"], params.value_cap_quantile)
     y = {name: np.minimum(values, cap) for name, values in raw.items()}
     parts = {name: part.assign(**{label: y[name]}) for name, part in parts.items()}
+    derived = btyd_features_of(parts["train"], target, params)
+    if derived is not None:
+        parts = {name: derived.add(part) for name, part in parts.items()}
+        frame = derived.add(frame)
+        names = [*names, *btyd_features.NAMES]
     constraints = monotone_constraints(parts["train"], names, target, catalog)
     rate = last_year_spend(parts["train"], target.horizon_days, cap)
     floor = float(np.median(rate[rate > 0]) * RUN_RATE_FLOOR) if (rate > 0).any() else 1.0
@@ -300,6 +306,8 @@ def train_value(
         "lightgbm_version": lgb.__version__,
         "monotone_constraints": constraints if params.monotone else None,
     }
+    if derived is not None:
+        features_meta["derived"] = derived.to_dict()
     candidates: dict[str, dict[str, Any]] = {}
     for design in params.value_models:
         fitted = FITTERS[design](fit)
