@@ -5,6 +5,10 @@
   purchase they drop out with probability ``p ~ Beta(a, b)``. A customer's history is
   ``x`` (repeat purchases), ``t_x`` (time of the last purchase, from the first) and ``T`` (time
   from the first purchase to the cutoff), all in days.
+- Its limit ``a, b -> inf`` with ``a / (a + b) -> p``: every customer drops out with the same
+  probability ``p`` after each repeat purchase. When the 4-parameter fit runs off to this limit,
+  :func:`fit_bgnbd` fits the 3-parameter limit model (``r, alpha, p``) instead; it is a
+  :class:`BgNbd` with ``p_dropout`` set and ``a``, ``b`` None, and every prediction handles it.
 - Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV"): spend per purchase is
   ``Gamma(p, nu)`` with ``nu ~ Gamma(q, gamma)`` across customers, independent of the purchase
   process; it is fitted on customers with ``x >= 1`` and a positive mean spend ``m``.
@@ -25,14 +29,14 @@ from every prediction. ``t_x`` is not read when ``x == 0`` (the likelihood does 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import minimize
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, logit
 
 from pipeline.errors import InputError
 
@@ -47,22 +51,43 @@ MIN_CUSTOMERS = 20
 # reported as failed; the optimiser's own box is wider so that it does not stop on it first.
 LOG_BOUND = 12.0
 PLAUSIBLE = float(np.log(1e4))
+# a and b running off together collapse Beta(a, b) to a point: the fit is taken to that limit
+# when the Beta's sd is under this share of the smaller of p and 1 - p (about min(a, b) > 100).
+# One of them alone running off is the no-dropout (b) or drop-at-once (a) limit: a failure.
+COLLAPSED_SPREAD = 0.1
+# The limit model replaces the 4-parameter fit only if the latter is not better by more than a
+# likelihood-ratio test at 5% with one degree of freedom would notice (3.84 / 2 in log-lik).
+LIMIT_SLACK = 1.92
 _NEAR = 1e-5  # see _euler_tail
 SNAPSHOT_COLUMNS = ("lifetime_orders", "tenure_days", "days_since_last_order", "avg_order_value")
 
 
 @dataclass(frozen=True)
 class BgNbd:
-    """A fitted BG/NBD model (days); check ``converged`` before using the parameters."""
+    """A fitted BG/NBD model (days); check ``converged`` before using the parameters.
+
+    Either the 4-parameter model (``a`` and ``b`` set, ``p_dropout`` None) or its limit with one
+    dropout probability for everybody (``p_dropout`` set, ``a`` and ``b`` None: they are
+    infinite, and None keeps the saved form strict JSON).
+    """
 
     r: float
     alpha: float
-    a: float
-    b: float
+    a: float | None
+    b: float | None
     converged: bool
     message: str
     log_likelihood: float
     n_customers: int
+    p_dropout: float | None = None
+
+    def __post_init__(self) -> None:
+        limit = self.p_dropout is not None
+        if (self.a is None) != limit or (self.b is None) != limit:
+            raise ValueError(
+                "BgNbd takes a and b (Beta dropout) or p_dropout (the limit), not both or "
+                f"neither: a={self.a}, b={self.b}, p_dropout={self.p_dropout}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of the fields."""
@@ -70,7 +95,10 @@ class BgNbd:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        """Rebuild from :meth:`to_dict`'s output (extra keys are an error, as is a missing one)."""
+        """Rebuild from :meth:`to_dict`'s output (extra keys are an error, as is a missing one).
+
+        ``p_dropout`` may be missing (dicts saved before the limit model existed).
+        """
         return cls(**_typed_fields(cls, d))
 
 
@@ -96,13 +124,18 @@ class GammaGamma:
 
 
 def _typed_fields(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
-    names = {f.name: f.type for f in fields(cls)}
-    if set(d) != set(names):
+    kinds = {f.name: str(f.type) for f in fields(cls)}
+    required = {f.name for f in fields(cls) if f.default is MISSING}
+    if not required <= set(d) <= set(kinds):
         raise ValueError(
-            f"{cls.__name__}.from_dict: expected keys {sorted(names)}, got {sorted(d)}"
+            f"{cls.__name__}.from_dict: expected keys {sorted(kinds)}, got {sorted(d)}"
         )
     cast = {"float": float, "bool": bool, "str": str, "int": int}
-    return {name: cast[str(kind)](d[name]) for name, kind in names.items()}
+    out = {}
+    for name, value in d.items():
+        kind, optional = kinds[name].removesuffix(" | None"), kinds[name].endswith(" | None")
+        out[name] = None if optional and value is None else cast[kind](value)
+    return out
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -203,38 +236,76 @@ class _BgNbdData:
         self.xr = self.ux[self.ix]
         self.scale = float(np.mean(T)) or 1.0  # alpha's unit
 
-    def nll(self, theta: Array) -> tuple[float, Array]:
-        """Mean negative log-likelihood and its gradient in ``theta = log(params / scale)``.
+    def _common(self, r: float, alpha: float, odds_x: Array, d: Array) -> tuple[float, Array]:
+        """Log-likelihood, its derivatives in r and alpha, and the dropped-out weight per x.
 
         ``ln L = A1 + D + L1 + log(1 + exp(delta))`` (eq. 6 of the paper, the "alive at T" and
         "dropped out at t_x" terms factored), with ``A1 = lnG(r + x) - lnG(r) + r ln alpha``,
-        ``D = ln B(a, b + x) - ln B(a, b)``, ``L1 = -(r + x) ln(alpha + T)`` and
-        ``delta = ln a - ln(b + x - 1) - (r + x) ln((alpha + t_x) / (alpha + T))`` (-inf when
-        ``x == 0``), i.e. the log-odds of having dropped out.
+        ``L1 = -(r + x) ln(alpha + T)`` and ``delta = O - (r + x) ln((alpha + t_x) / (alpha +
+        T))``, the log-odds of having dropped out. The dropout model gives, per distinct x,
+        ``d`` (D: the log-probability of x repeat purchases without dropping out) and ``odds_x``
+        (O, -inf when ``x == 0``); the returned weights are what its own gradient needs.
         """
-        r, alpha, a, b = np.exp(theta) * np.array([1.0, self.scale, 1.0, 1.0])
         ux, ix, w, wx, n = self.ux, self.ix, self.w, self.wx, self.n
         rx = r + ux
         rxr = r + self.xr
         log_aT = np.log(alpha + self.uT)[self.iT]
         lat = np.log(alpha + self.ut)[self.it] - log_aT
-        bx1 = np.where(ux > 0, b + ux - 1.0, 1.0)
-        odds_x = np.where(ux > 0, np.log(a) - np.log(bx1), -np.inf)
         delta = odds_x[ix] - rxr * lat
         w2 = w * expit(delta)  # count-weighted share of "dropped out at t_x"
         a1 = gammaln(rx) - gammaln(r) + r * np.log(alpha)
-        d = betaln(a, b + ux) - betaln(a, b)
         ll = wx @ (a1 + d) - w @ (rxr * log_aT) + w @ np.logaddexp(0.0, delta)
         inv_aT = (1.0 / (alpha + self.uT))[self.iT]
         inv_at = (1.0 / (alpha + self.ut))[self.it]
-        psi_ab, psi_abx = digamma(a + b), digamma(a + b + ux)
         g_r = wx @ (digamma(rx) - digamma(r) + np.log(alpha)) - w @ log_aT - w2 @ lat
         g_alpha = n * r / alpha - w @ (rxr * inv_aT) - w2 @ (rxr * (inv_at - inv_aT))
         w2x = np.bincount(ix, weights=w2, minlength=ux.size)
-        g_a = wx @ (psi_ab - psi_abx) + w2x.sum() / a
-        g_b = wx @ (digamma(b + ux) - psi_abx - digamma(b) + psi_ab) - w2x @ (1.0 / bx1)
-        grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
-        return float(-ll / n), -grad / n
+        return float(ll), np.array([g_r * r, g_alpha * alpha, *w2x])
+
+    def nll(self, theta: Array) -> tuple[float, Array]:
+        """Mean negative log-likelihood and its gradient in ``theta = log(params / scale)``.
+
+        Dropout ``p ~ Beta(a, b)``: ``D = ln B(a, b + x) - ln B(a, b)`` and
+        ``O = ln a - ln(b + x - 1)`` (see :meth:`_common`).
+        """
+        r, alpha, a, b = np.exp(theta) * np.array([1.0, self.scale, 1.0, 1.0])
+        ux = self.ux
+        bx1 = np.where(ux > 0, b + ux - 1.0, 1.0)
+        odds_x = np.where(ux > 0, np.log(a) - np.log(bx1), -np.inf)
+        ll, g = self._common(r, alpha, odds_x, betaln(a, b + ux) - betaln(a, b))
+        w2x = g[2:]
+        psi_ab, psi_abx = digamma(a + b), digamma(a + b + ux)
+        g_a = self.wx @ (psi_ab - psi_abx) + w2x.sum() / a
+        g_b = self.wx @ (digamma(b + ux) - psi_abx - digamma(b) + psi_ab) - w2x @ (1.0 / bx1)
+        grad = np.array([g[0], g[1], g_a * a, g_b * b])
+        return -ll / self.n, -grad / self.n
+
+    def nll_limit(self, theta: Array) -> tuple[float, Array]:
+        """Return :meth:`nll` of the limit ``a, b -> inf`` and its gradient.
+
+        ``theta = (log r, log(alpha / scale), logit p)``; one dropout probability ``p``:
+        ``D = x ln(1 - p)`` and ``O = ln(p / (1 - p))``.
+        """
+        r, alpha = np.exp(theta[:2]) * np.array([1.0, self.scale])
+        lo = float(theta[2])
+        ux = self.ux
+        odds_x = np.where(ux > 0, lo, -np.inf)
+        ll, g = self._common(r, alpha, odds_x, -ux * np.logaddexp(0.0, lo))  # ln(1-p) exact
+        g_lo = g[2:].sum() - float(expit(lo)) * (self.wx @ ux)
+        return -ll / self.n, -np.array([g[0], g[1], g_lo]) / self.n
+
+
+def _minimise(fun: Any, theta0: Array) -> Any:
+    theta0 = np.clip(theta0, -LOG_BOUND + 1, LOG_BOUND - 1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return minimize(
+            fun,
+            theta0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(-LOG_BOUND, LOG_BOUND)] * theta0.size,
+            options={"maxiter": 1000, "ftol": 1e-11, "gtol": 1e-7},
+        )
 
 
 def fit_bgnbd(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> BgNbd:
@@ -243,7 +314,11 @@ def fit_bgnbd(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> BgNbd:
     Fails (``converged=False``, NaN parameters where no optimisation ran) with fewer than
     :data:`MIN_CUSTOMERS` valid histories, no repeat buyer, an optimiser that does not report
     success, non-finite results, or a parameter outside the plausible range (see
-    :data:`PLAUSIBLE`).
+    :data:`PLAUSIBLE`). The one exception: when ``a`` and ``b`` run off together (see
+    :data:`COLLAPSED_SPREAD`) with ``r`` and ``alpha`` plausible, whether the optimiser then
+    reports success or gives up on the flat ridge, the one-dropout-probability limit is fitted
+    instead and returned as converged (``p_dropout`` set) if it converges to plausible
+    parameters and fits as well (:data:`LIMIT_SLACK`); if not, the failure names both attempts.
     """
     xs, ts, Ts, valid = _histories(x, t_x, T)
     xs, ts, Ts = xs.ravel(), ts.ravel(), Ts.ravel()
@@ -262,17 +337,7 @@ def fit_bgnbd(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> BgNbd:
     data = _BgNbdData(xs, ts, Ts)
     # Start from r = 1 and alpha matching the mean purchase rate, a = b = 1 (uniform dropout).
     rate = max(float(np.mean(xs) / np.mean(Ts)), 1e-6) if np.mean(Ts) > 0 else 1.0
-    theta0 = np.log([1.0, 1.0 / rate / data.scale, 1.0, 1.0])
-    theta0 = np.clip(theta0, -LOG_BOUND + 1, LOG_BOUND - 1)
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        res = minimize(
-            data.nll,
-            theta0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-LOG_BOUND, LOG_BOUND)] * 4,
-            options={"maxiter": 1000, "ftol": 1e-11, "gtol": 1e-7},
-        )
+    res = _minimise(data.nll, np.log([1.0, 1.0 / rate / data.scale, 1.0, 1.0]))
     theta = np.asarray(res.x, dtype=np.float64)
     r, alpha, a, b = (float(v) for v in np.exp(theta) * np.array([1.0, data.scale, 1.0, 1.0]))
     ll = float(-res.fun * data.n)
@@ -280,24 +345,88 @@ def fit_bgnbd(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> BgNbd:
     why = _failure_reason(res, theta, ll) or _implausible(
         names, np.array([r, alpha, a, b]), theta, "no spread in purchase rates, or no dropout"
     )
-    if why:
+    if why is None:
+        message = (
+            f"BG/NBD converged in {res.nit} iterations on {data.rows:,} distinct histories "
+            f"of {n:,} customers{note}"
+        )
+        return BgNbd(r, alpha, a, b, True, message, ll, n)
+    # On the ridge towards the limit the likelihood is flat, and L-BFGS-B may give up there
+    # (ABNORMAL line search) rather than report success: that is the same run-off.
+    finite = bool(np.all(np.isfinite(theta)) and np.isfinite(ll))
+    if not finite or np.any(np.abs(theta[:2]) > PLAUSIBLE) or not _collapsed(a, b):
         return failed(why, (r, alpha, a, b), ll)
+    limit = _fit_limit(data, (r, alpha, a / (a + b)), ll)
+    if isinstance(limit, str):
+        return failed(
+            f"{why}; the one-dropout-probability limit (a, b -> inf) fitted instead failed too: "
+            f"{limit}",
+            (r, alpha, a, b),
+            ll,
+        )
+    (r1, alpha1, p), ll1 = limit
     message = (
-        f"BG/NBD converged in {res.nit} iterations on {data.rows:,} distinct histories "
-        f"of {n:,} customers{note}"
+        f"BG/NBD: dropout heterogeneity runs to its limit (a = {a:.3g}, b = {b:.3g} -> inf, "
+        f"a/(a+b) = {a / (a + b):.3g}); fitted the one-dropout-probability limit, "
+        f"p = {p:.3g} (r = {r1:.3g}, alpha = {alpha1:.3g}) on {n:,} customers{note}"
     )
-    return BgNbd(r, alpha, a, b, True, message, ll, n)
+    return BgNbd(r1, alpha1, None, None, True, message, ll1, n, p_dropout=p)
+
+
+def _collapsed(a: float, b: float) -> bool:
+    """Whether Beta(a, b) is a point for practical purposes (see :data:`COLLAPSED_SPREAD`)."""
+    mean = a / (a + b)
+    sd = np.sqrt(mean * (1.0 - mean) / (a + b + 1.0))
+    return bool(sd < COLLAPSED_SPREAD * min(mean, 1.0 - mean))
+
+
+def _fit_limit(
+    data: _BgNbdData, start: tuple[float, float, float], ll_beta: float
+) -> tuple[tuple[float, float, float], float] | str:
+    """Fit the limit ``(r, alpha, p)`` from ``start``: parameters and log-likelihood, or why not.
+
+    ``p`` is plausible while its odds are within 1e-4 to 1e4 (``p -> 0`` is no dropout).
+    """
+    r0, alpha0, p0 = start
+    res = _minimise(data.nll_limit, np.array([np.log(r0), np.log(alpha0 / data.scale), logit(p0)]))
+    theta = np.asarray(res.x, dtype=np.float64)
+    r, alpha = (float(v) for v in np.exp(theta[:2]) * np.array([1.0, data.scale]))
+    p = float(expit(theta[2]))
+    ll = float(-res.fun * data.n)
+    why = _failure_reason(res, theta, ll) or _implausible(
+        ("r", "alpha"), np.array([r, alpha]), theta[:2], "no spread in purchase rates"
+    )
+    if why:
+        return why
+    if abs(theta[2]) > PLAUSIBLE:
+        return f"p = {p:.3g} has odds outside 1e-4 to 1e4 (no dropout, or dropout at once)"
+    if ll < ll_beta - LIMIT_SLACK:
+        return (
+            f"it fits worse than the 4-parameter run-off (log-likelihood {ll:.6g} against "
+            f"{ll_beta:.6g}), so that is not where the fit was heading"
+        )
+    return (r, alpha, p), ll
+
+
+def _beta(model: BgNbd) -> tuple[float, float]:
+    if model.a is None or model.b is None:  # ruled out by BgNbd.__post_init__ unless a limit
+        raise ValueError("a BG/NBD limit model (p_dropout set) has no a and b")
+    return model.a, model.b
 
 
 def _log_dropout_odds(model: BgNbd, x: Array, t_x: Array, T: Array) -> Array:
-    """Log of ``a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x)``; -inf when x == 0."""
-    r, alpha, a, b = model.r, model.alpha, model.a, model.b
+    """Log of ``o * ((alpha + T) / (alpha + t_x)) ** (r + x)``; -inf when x == 0.
+
+    ``o = a / (b + x - 1)``, or ``p / (1 - p)`` in the limit (its value as ``a, b -> inf``).
+    """
+    r, alpha = model.r, model.alpha
     with np.errstate(divide="ignore", invalid="ignore"):
-        odds = (
-            np.log(a)
-            - np.log(b + np.maximum(x, 1.0) - 1.0)
-            + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
-        )
+        if model.p_dropout is None:
+            a, b = _beta(model)
+            o = np.log(a) - np.log(b + np.maximum(x, 1.0) - 1.0)
+        else:
+            o = logit(model.p_dropout)
+        odds = o + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
     return np.where(x > 0, odds, -np.inf)
 
 
@@ -305,7 +434,8 @@ def probability_alive(model: BgNbd, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) 
     """P(still active at T | x, t_x, T); 1 when x == 0, since dropout follows a repeat purchase.
 
     ``1 / (1 + (x > 0) a / (b + x - 1) ((alpha + T) / (alpha + t_x)) ** (r + x))``, evaluated
-    as a logistic of the log-odds so that large ``x`` cannot overflow.
+    as a logistic of the log-odds so that large ``x`` cannot overflow; ``a / (b + x - 1)`` is
+    ``p / (1 - p)`` in the limit model.
     """
     xs, ts, Ts, valid = _histories(x, t_x, T)
     p_alive = expit(-_log_dropout_odds(model, xs, ts, Ts))
@@ -334,16 +464,24 @@ def expected_purchases(model: BgNbd, t: float, x: ArrayLike, t_x: ArrayLike, T: 
 
     ``P(alive) (a + b + x - 1) / (a - 1) [1 - u ** (r + x) 2F1(r + x, b + x; a + b + x - 1; z)]``
     with ``u = (alpha + T) / (alpha + T + t)`` and ``z = 1 - u``; see :func:`_euler_tail` for
-    how the 2F1 term is kept finite.
+    how the 2F1 term is kept finite. In the limit model the 2F1 is ``(1 - (1 - p) z) ** -(r +
+    x)``, so ``P(alive) / p [1 - ((alpha + T) / (alpha + T + p t)) ** (r + x)]``: an active
+    customer with rate lambda is still active at s with probability ``exp(-lambda p s)``.
     """
     t = _horizon(t)
     xs, ts, Ts, valid = _histories(x, t_x, T)
-    # Eq. 10 has a removable singularity at a == 1 (0 / 0); a nudge of 1e-6 moves E by ~1e-6.
-    a = model.a if abs(model.a - 1.0) > 1e-6 else 1.0 + np.copysign(1e-6, model.a - 1.0)
     p_alive = expit(-_log_dropout_odds(model, xs, ts, Ts))
+    if model.p_dropout is not None:
+        p = model.p_dropout
+        with np.errstate(invalid="ignore"):
+            bought = -np.expm1(-(model.r + xs) * np.log1p(p * t / (model.alpha + Ts)))
+        return np.where(valid, p_alive * bought / p, np.nan)
+    a, b = _beta(model)
+    # Eq. 10 has a removable singularity at a == 1 (0 / 0); a nudge of 1e-6 moves E by ~1e-6.
+    a = a if abs(a - 1.0) > 1e-6 else 1.0 + np.copysign(1e-6, a - 1.0)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        tail = _euler_tail(model.r, model.alpha, a, model.b, t, xs, Ts)
-        out = p_alive * (a + model.b + xs - 1.0) / (a - 1.0) * (1.0 - tail)
+        tail = _euler_tail(model.r, model.alpha, a, b, t, xs, Ts)
+        out = p_alive * (a + b + xs - 1.0) / (a - 1.0) * (1.0 - tail)
     return np.where(valid, out, np.nan)
 
 
@@ -354,26 +492,44 @@ def _euler_tail(r: float, alpha: float, a: float, b: float, t: float, x: Array, 
     arguments no longer grow with ``x``, so heavy buyers and long horizons (``z`` near 1), where
     the direct form multiplies a huge 2F1 by a tiny power, stay finite (checked against 40-digit
     mpmath: relative error under 1e-9 over r, a in [0.05, 10], x up to 400, t up to 1e5 days).
-    SciPy's ``hyp2f1`` is unreliable when ``c - A - B`` (here ``x + r - a + 1``) is within ~1e-9
-    of an integer and ``z`` is near 1 (inf, NaN, or wrong in the third digit), which happens for
-    every ``x`` at once when ``r - a`` is a whole number. Those rows are evaluated with ``r``
-    moved so that ``c - A - B`` sits ``_NEAR`` either side of the integer, and interpolated
-    linearly (error of order ``_NEAR ** 2``; SciPy is accurate to ~1e-9 at that distance).
+    With ``a`` in the hundreds (near the limit ``a, b -> inf``) the same happens to Euler's form
+    (``0 * inf``), and the direct form, finite there unless ``x`` is large too, takes over (both
+    within 1e-8 of a quadrature over the posterior of ``p`` wherever finite, a, b up to 1e6).
+    SciPy's ``hyp2f1`` is unreliable when ``c - A - B`` (here ``+-(x + r - a + 1)``) is within
+    ~1e-9 of an integer and ``z`` is near 1 (inf, NaN, or wrong in the third digit), which
+    happens for every ``x`` at once when ``r - a`` is a whole number. Those rows are evaluated
+    with ``r`` moved so that ``c - A - B`` sits ``_NEAR`` either side of the integer, and
+    interpolated linearly (error of order ``_NEAR ** 2``; SciPy is accurate to ~1e-9 at that
+    distance).
     """
-    u = (alpha + T) / (alpha + T + t)
-    z = t / (alpha + T + t)  # 1 - u without the cancellation
-    c = a + b + x - 1.0
-    h = np.asarray(hyp2f1(a + b - 1.0 - r, a - 1.0, c, z), dtype=np.float64)
+    x, T = np.broadcast_arrays(x, T)
+    h = _tail_at(r, alpha, a, b, t, x, T)
     d = x + r - a + 1.0
     off = d - np.round(d)
     near = np.abs(off) < _NEAR
     if np.any(near):
-        o, cn, zn = off[near], c[near], z[near]
-        below = hyp2f1(a + b - 1.0 - (r - o - _NEAR), a - 1.0, cn, zn)
-        above = hyp2f1(a + b - 1.0 - (r - o + _NEAR), a - 1.0, cn, zn)
+        o, xn, Tn = off[near], x[near], T[near]
+        below = _tail_at(r - o - _NEAR, alpha, a, b, t, xn, Tn)
+        above = _tail_at(r - o + _NEAR, alpha, a, b, t, xn, Tn)
         h = h.copy()
         h[near] = below + (above - below) * (o + _NEAR) / (2.0 * _NEAR)
-    return np.asarray(u ** (a - 1.0) * h, dtype=np.float64)
+    return h
+
+
+def _tail_at(
+    r: float | Array, alpha: float, a: float, b: float, t: float, x: Array, T: Array
+) -> Array:
+    """:func:`_euler_tail` without the care for integers: Euler's form, else the direct one."""
+    u = (alpha + T) / (alpha + T + t)
+    z = t / (alpha + T + t)  # 1 - u without the cancellation
+    c = a + b + x - 1.0
+    h = np.asarray(u ** (a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z), dtype=np.float64)
+    lost = ~np.isfinite(h)
+    if np.any(lost):
+        rl = np.broadcast_to(r, h.shape)[lost]
+        h = h.copy()
+        h[lost] = u[lost] ** (rl + x[lost]) * hyp2f1(rl + x[lost], b + x[lost], c[lost], z[lost])
+    return h
 
 
 def _horizon(t: float) -> float:
@@ -455,15 +611,7 @@ def fit_gamma_gamma(x: ArrayLike, m: ArrayLike) -> GammaGamma:
         )
     data = _GammaGammaData(xs, ms)
     # p = 1, q = 2, gamma = median m: the population mean p gamma / (q - 1) starts at median m.
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        res = minimize(
-            data.nll,
-            np.log([1.0, 2.0, 1.0]),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=[(-LOG_BOUND, LOG_BOUND)] * 3,
-            options={"maxiter": 1000, "ftol": 1e-11, "gtol": 1e-7},
-        )
+    res = _minimise(data.nll, np.log([1.0, 2.0, 1.0]))
     theta = np.asarray(res.x, dtype=np.float64)
     p, q, gamma = (float(v) for v in np.exp(theta) * np.array([1.0, 1.0, data.scale]))
     why = _failure_reason(res, theta, float(-res.fun)) or _implausible(

@@ -5,7 +5,8 @@ a dropout probability ``p ~ Beta(a, b)``; while active they buy as a Poisson pro
 every repeat purchase (never the first) they drop out with probability ``p``. The history up to
 ``T`` is what the model sees; the purchases in ``(T, T + horizon]`` are the future it predicts.
 Spend per purchase is ``Gamma(p, scale 1/nu)`` with ``nu ~ Gamma(q, scale 1/gamma)`` per
-customer (Fader, Hardie & Lee 2005, "RFM and CLV").
+customer (Fader, Hardie & Lee 2005, "RFM and CLV"). With ``p_dropout`` every customer has that
+one dropout probability instead (the BG/NBD limit ``a, b -> inf``).
 """
 
 from __future__ import annotations
@@ -40,13 +41,15 @@ def simulate_bgnbd(
     horizon: float = 0.0,
     whole_days: bool = False,
     spend: tuple[float, float, float] = (6.0, 4.0, 15.0),
+    p_dropout: float | None = None,
     seed: int = 0,
 ) -> Simulated:
     """Simulate ``n`` customers; ``T`` defaults to whole days uniform on ``[t_min, t_max]``.
 
     ``whole_days`` rounds ``t_x`` to the nearest day (clipped to ``T``), as a daily export
     records it; purchases are simulated in continuous time either way. ``spend`` is the
-    Gamma-Gamma ``(p, q, gamma)`` of the repeat purchases.
+    Gamma-Gamma ``(p, q, gamma)`` of the repeat purchases. ``p_dropout`` replaces the
+    ``Beta(a, b)`` draw with one dropout probability for all (``a`` and ``b`` are then unused).
     """
     rng = np.random.default_rng(seed)
     if T is None:
@@ -54,7 +57,8 @@ def simulate_bgnbd(
     T = np.broadcast_to(np.asarray(T, dtype=np.float64), (n,)).copy()
     # A shape under one can draw rates that underflow to 0: such a customer never buys again.
     rate = np.maximum(rng.gamma(r, 1.0 / alpha, size=n), 1e-300)
-    dropout = rng.beta(a, b, size=n)
+    # No Beta draw for the limit, so the draws of a Beta population stay what they were.
+    dropout = rng.beta(a, b, size=n) if p_dropout is None else np.full(n, float(p_dropout))
     end = T + horizon
     elapsed = np.zeros(n)
     x = np.zeros(n)
