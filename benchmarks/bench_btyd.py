@@ -6,10 +6,13 @@ continuous with --continuous, the worst case for the compression to distinct his
 writes them to a temporary .npz, then times fit_bgnbd, fit_gamma_gamma and the predictions in
 a fresh process, so that its peak RSS (ru_maxrss) is not the simulation's. Each timing is the
 median of --repeats runs. Prints one JSON line: the fitted parameters next to the true ones,
-the median wall and CPU seconds, and the peak RSS in MB before and after the work.
+the median wall and CPU seconds, and the peak RSS in MB before and after the work. With
+--p-dropout P every customer drops out with probability P (the BG/NBD limit a, b -> inf), the
+case where fit_bgnbd may fit the limit model instead (its a and b are then null).
 
     .venv/bin/python benchmarks/bench_btyd.py                     # 1,000,000 customers
     .venv/bin/python benchmarks/bench_btyd.py --customers 10000 --continuous
+    .venv/bin/python benchmarks/bench_btyd.py --customers 100000 --p-dropout 0.05
 """
 
 from __future__ import annotations
@@ -32,6 +35,22 @@ REPO = Path(__file__).resolve().parents[1]
 TRUE_BG = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
 TRUE_GG = {"p": 6.0, "q": 4.0, "gamma": 15.0}
 HORIZON = 90.0
+
+
+def _true_bg(p_dropout: float | None) -> dict[str, float | None]:
+    if p_dropout is None:
+        return {**TRUE_BG, "p_dropout": None}
+    return {
+        "r": TRUE_BG["r"],
+        "alpha": TRUE_BG["alpha"],
+        "a": None,
+        "b": None,
+        "p_dropout": p_dropout,
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _rss_mb() -> float:
@@ -75,7 +94,10 @@ def _child(args: argparse.Namespace) -> None:
         "bgnbd": {
             "converged": bg.converged,
             "message": bg.message,
-            **{k: {"true": v, "fitted": round(getattr(bg, k), 4)} for k, v in TRUE_BG.items()},
+            **{
+                k: {"true": v, "fitted": _rounded(getattr(bg, k))}
+                for k, v in _true_bg(args.p_dropout).items()
+            },
         },
         "gamma_gamma": {
             "converged": gg.converged,
@@ -102,6 +124,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per timing (median)")
     parser.add_argument("--continuous", action="store_true", help="t_x not rounded to days")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--p-dropout", type=float, default=None, help="one dropout probability for all (the limit)"
+    )
     args = parser.parse_args()
     if args.child:
         _child(args)
@@ -116,6 +141,7 @@ def main() -> None:
         horizon=HORIZON,
         whole_days=not args.continuous,
         spend=(TRUE_GG["p"], TRUE_GG["q"], TRUE_GG["gamma"]),
+        p_dropout=args.p_dropout,
         seed=args.seed,
     )
     simulate_s = round(time.perf_counter() - started, 2)
@@ -123,6 +149,8 @@ def main() -> None:
         path = Path(tmp) / "customers.npz"
         np.savez(path, x=sim.x, t_x=sim.t_x, T=sim.T, m=sim.m, future=sim.future)
         extra = ["--continuous"] if args.continuous else []
+        if args.p_dropout is not None:
+            extra += ["--p-dropout", str(args.p_dropout)]
         done = subprocess.run(
             [sys.executable, __file__, "--child", "--data", str(path), "--repeats",
              str(args.repeats), *extra],
