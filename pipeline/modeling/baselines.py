@@ -74,6 +74,14 @@ def rfm_logistic_scores(
     return np.asarray(model.predict_proba(x_test)[:, 1], dtype="float64")
 
 
+def fit_record(fit: btyd.BgNbd | btyd.GammaGamma) -> dict[str, Any]:
+    """Return a BTYD fit as strict JSON (the NaN parameters of a failed fit become null)."""
+    return {
+        key: None if isinstance(value, float) and not np.isfinite(value) else value
+        for key, value in fit.to_dict().items()
+    }
+
+
 def missing_btyd_inputs(frame: pd.DataFrame) -> list[str]:
     """Return the snapshot columns BTYD needs that ``frame`` lacks (empty when it has all)."""
     return [c for c in btyd.SNAPSHOT_COLUMNS if c not in frame.columns]
@@ -93,7 +101,7 @@ def btyd_probability(
         return None, {"failure": f"panel lacks {', '.join(missing)}"}
     x, t_x, age, _ = btyd.inputs_from_snapshot(frame)
     model = btyd.fit_bgnbd(x, t_x, age)
-    record = model.to_dict()
+    record = fit_record(model)
     if not model.converged:
         logger.warning("BTYD baseline left out: %s", model.message)
         return None, record

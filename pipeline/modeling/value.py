@@ -41,7 +41,7 @@ from pipeline.errors import DataError
 from pipeline.features.catalog import Catalog
 from pipeline.modeling import btyd, btyd_features, value_metrics
 from pipeline.modeling.artifacts import Predictor, RunRate
-from pipeline.modeling.baselines import missing_btyd_inputs
+from pipeline.modeling.baselines import fit_record, missing_btyd_inputs
 from pipeline.modeling.train import (
     SPLITS,
     TrainResult,
@@ -226,11 +226,12 @@ def last_year_spend(frame: pd.DataFrame, horizon_days: int, cap: float) -> np.nd
 
 
 def btyd_expected_spend(
-    frame: pd.DataFrame, horizon_days: int
+    frame: pd.DataFrame, horizon_days: int, cap: float
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
     """BTYD baseline: BG/NBD x Gamma-Gamma fitted on ``frame``'s pre-cutoff history only.
 
-    Returns (None, record) when a fit does not converge; the record says so (and is logged).
+    Capped at ``cap`` like every forecast here (the labels are capped spend). Returns
+    (None, record) when a fit does not converge; the record says so (and is logged).
     """
     missing = missing_btyd_inputs(frame)
     if missing:
@@ -239,7 +240,7 @@ def btyd_expected_spend(
     x, t_x, age, spend = btyd.inputs_from_snapshot(frame)
     bg = btyd.fit_bgnbd(x, t_x, age)
     gg = btyd.fit_gamma_gamma(x, spend)
-    record: dict[str, Any] = {"bgnbd": bg.to_dict(), "gamma_gamma": gg.to_dict()}
+    record: dict[str, Any] = {"bgnbd": fit_record(bg), "gamma_gamma": fit_record(gg)}
     for fit in (bg, gg):
         if not fit.converged:
             logger.warning("BTYD baseline left out: %s", fit.message)
@@ -250,7 +251,7 @@ def btyd_expected_spend(
         logger.warning("BTYD baseline left out: %d non-finite expected spend value(s)", bad)
         record["failure"] = f"{bad} non-finite expected spend value(s)"
         return None, record
-    return predicted, record
+    return np.minimum(predicted, cap), record
 
 
 def train_value(
@@ -331,7 +332,7 @@ def train_value(
     test = parts["test"]
     predicted = predictor.predict(test)
     horizon = target.horizon_days
-    btyd_prediction, btyd_record = btyd_expected_spend(test, horizon)
+    btyd_prediction, btyd_record = btyd_expected_spend(test, horizon, cap)
     baselines: dict[str, Any] = {
         "last_year_spend": value_metrics.value_metrics(
             y["test"], last_year_spend(test, horizon, cap)

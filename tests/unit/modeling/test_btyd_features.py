@@ -90,3 +90,15 @@ def test_saved_model_derives_them_and_scores_as_trained(result, panel, tmp_path:
 def test_without_the_inputs_the_model_trains_without_them() -> None:
     plain = train_demo(make_demo_panel(n_customers=800, n_cutoffs=4), "churn", FAST)
     assert "derived" not in plain.features
+
+
+def test_a_failed_fit_is_recorded_as_strict_json() -> None:
+    import json
+
+    from pipeline.modeling import btyd
+    from pipeline.modeling.baselines import fit_record
+
+    failed = btyd.fit_bgnbd(np.zeros(5), np.zeros(5), np.full(5, 30.0))  # five one-off buyers
+    assert not failed.converged and "\n" not in failed.message
+    record = fit_record(failed)
+    assert json.loads(json.dumps(record, allow_nan=False))["message"] == failed.message
