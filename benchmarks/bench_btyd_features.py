@@ -15,8 +15,13 @@ with replacement, the same resamples for both models), plus the fit failures and
         [--targets churn repurchase] [--bootstrap 1000] [--seed 0]
 
 The per-cutoff fit reads the whole population at the cutoff, so a customer's two features
-depend on who else is in the batch; this measures whether the information helps, not a way to
-ship it (a shipped version would fit on training cutoffs and save the parameters).
+depend on who else is in the batch; this measures whether the information helps. ``--shipped``
+measures what the pipeline ships instead (``train.btyd_features``): one BG/NBD fitted on the
+training rows, saved with the model and applied to every row
+(:mod:`pipeline.modeling.btyd_features`); "without" is always ``btyd_features: []``.
+
+    .venv/bin/python benchmarks/bench_btyd_features.py --features data/features \
+        --params params.yaml --shipped
 """
 
 from __future__ import annotations
@@ -169,6 +174,11 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", default=["churn", "repurchase"])
     parser.add_argument("--bootstrap", type=int, default=1000, help="Bootstrap resamples.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the resamples.")
+    parser.add_argument(
+        "--shipped",
+        action="store_true",
+        help="Compare the shipped features (train.btyd_features) instead of per-cutoff fits.",
+    )
     args = parser.parse_args()
     if not args.params.exists():
         raise SystemExit(f"{args.params}: file not found")  # load_params would use defaults
@@ -197,9 +207,18 @@ def main() -> None:
         extra = btyd_columns(panel, fits, float(target.horizon_days))
         features_s = time.perf_counter() - t0
         results, train_s = {}, {}
-        for variant, frame in (("without", panel), ("with", pd.concat([panel, extra], axis=1))):
+        without = settings.train.model_copy(update={"btyd_features": ()})
+        variants = (
+            (
+                ("without", panel, without),
+                ("with", panel, without.model_copy(update={"btyd_features": (name,)})),
+            )
+            if args.shipped
+            else (("without", panel, without), ("with", pd.concat([panel, extra], axis=1), without))
+        )
+        for variant, frame, train in variants:
             t0 = time.perf_counter()
-            results[variant] = train_target(frame, name, settings.train, labels, catalog, summary)
+            results[variant] = train_target(frame, name, train, labels, catalog, summary)
             train_s[variant] = round(time.perf_counter() - t0, 1)
         a, b = (results[v].test_predictions for v in ("without", "with"))
         if not (a["customer_id"].equals(b["customer_id"]) and a["label"].equals(b["label"])):
@@ -211,6 +230,7 @@ def main() -> None:
         test_cutoff = m0["test_cutoff"][:10]
         figures: dict[str, object] = {
             "benchmark": "btyd_features",
+            "mode": "shipped" if args.shipped else "per_cutoff",
             "features": str(args.features),
             "target": name,
             "horizon_days": target.horizon_days,

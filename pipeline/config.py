@@ -170,8 +170,8 @@ class TrainParams(Section):
     )
     tweedie_variance_power: float = Field(1.5, gt=1, lt=2)
     # Targets whose model also gets the BTYD features (P(alive), expected orders in the
-    # target's horizon; configs/features.yaml concept buying_pattern): measured to help churn.
-    btyd_features: tuple[str, ...] = ("churn",)
+    # target's horizon; configs/features.yaml concept buying_pattern; docs/modeling.md).
+    btyd_features: tuple[str, ...] = ("churn", "repurchase")
     # Window spend is capped at this quantile of the training buyers' spend for fitting and
     # for the value metrics (a few bulk or mistyped lines otherwise hold most of the spend).
     value_cap_quantile: float = Field(0.99, gt=0.5, le=1)

@@ -1,24 +1,30 @@
 """BTYD quantities as model features: P(alive) and expected orders in the target's horizon.
 
-A BG/NBD model (:mod:`pipeline.modeling.btyd`) is fitted once, in ``train``, on the training
-cutoffs' rows: each row's frequency, recency and age at its cutoff, which are pre-cutoff
-history only (no label is used). Its four parameters ship in the model's ``features.json``
-(``derived``), and :class:`BtydFeatures` turns any snapshot row into the two features with
-them. So a customer's features depend only on that customer and the model, never on who else
-is in the batch, and training, explain and scoring compute them with the same code
-(:meth:`pipeline.modeling.artifacts.Predictor.derive`). Which targets get them is
-``train.btyd_features`` (measured in ``docs/modeling.md``: they help churn, not repurchase).
+In ``train``, a BG/NBD model (:mod:`pipeline.modeling.btyd`) is fitted **per cutoff** on that
+cutoff's rows: each customer's frequency, recency and age at the cutoff, pre-cutoff history
+only (no label is used), and gives that cutoff's rows their two features (:class:`CutoffFits`).
+The test cutoff's fit, the latest, ships in the model's ``features.json`` (``derived``), like
+the reference population of :mod:`pipeline.business`: scoring, explain and the report derive
+the features of any snapshot row with those parameters
+(:meth:`pipeline.modeling.artifacts.Predictor.derive`), so a scored customer's features depend
+only on that customer and the model, never on who else is in the batch, and on the test cutoff
+they are exactly the training ones. Which targets get them is ``train.btyd_features``
+(measured in ``docs/modeling.md``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 
 from pipeline.modeling import btyd
+
+logger = logging.getLogger(__name__)
 
 P_ALIVE = "btyd_p_alive"
 EXPECTED_ORDERS = "btyd_expected_orders"
@@ -64,3 +70,48 @@ class BtydFeatures:
     def from_dict(cls, raw: Mapping[str, Any]) -> BtydFeatures:
         """Read the ``derived`` block of ``features.json``."""
         return cls(btyd.BgNbd.from_dict(raw["bgnbd"]), int(raw["horizon_days"]))
+
+
+@dataclass(frozen=True)
+class CutoffFits:
+    """One BG/NBD fit per panel cutoff; the latest (the test cutoff) ships with the model."""
+
+    fits: Mapping[pd.Timestamp, BtydFeatures]
+
+    @classmethod
+    def fit(cls, rows: pd.DataFrame, horizon_days: int) -> CutoffFits:
+        """Fit each cutoff of ``rows`` on that cutoff's rows alone."""
+        return cls(
+            {
+                cast(pd.Timestamp, cutoff): BtydFeatures.fit(group, horizon_days)
+                for cutoff, group in rows.groupby("cutoff", sort=True)
+            }
+        )
+
+    @property
+    def shipped(self) -> BtydFeatures:
+        """The latest cutoff's fit: what scoring uses."""
+        return self.fits[max(self.fits)]
+
+    def add(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Return ``frame`` with each row's features from its cutoff's fit (NaN if it failed)."""
+        out = frame.assign(**{name: np.nan for name in NAMES})
+        for cutoff, fitted in self.fits.items():
+            rows = (frame["cutoff"] == cutoff).to_numpy()
+            if fitted.usable and rows.any():
+                values = fitted.add(frame.loc[rows])
+                for name in NAMES:
+                    out.loc[rows, name] = values[name].to_numpy()
+        return out
+
+    def failed(self) -> dict[str, str]:
+        """Return the message of each cutoff whose fit did not converge."""
+        return {
+            c.date().isoformat(): f.model.message
+            for c, f in sorted(self.fits.items())
+            if not f.usable
+        }
+
+    def messages(self) -> dict[str, str]:
+        """Each cutoff's fit message (JSON-ready; records what converged and what did not)."""
+        return {c.date().isoformat(): f.model.message for c, f in sorted(self.fits.items())}

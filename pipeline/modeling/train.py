@@ -268,7 +268,7 @@ def train_target(
         raise DataError("the feature panel has no feature columns")
     frame = pd.concat([panel[list(KEY_COLUMNS) + [label]], _model_frame(panel, names)], axis=1)
     parts = split_panel(frame, label)
-    derived = btyd_features_of(parts["train"], target, params)
+    derived = btyd_features_of(parts, target, params)
     if derived is not None:
         parts = {name: derived.add(part) for name, part in parts.items()}
         frame = derived.add(frame)
@@ -307,7 +307,8 @@ def train_target(
         "monotone_constraints": lgb_params.get("monotone_constraints"),
     }
     if derived is not None:
-        features_meta["derived"] = derived.to_dict()
+        features_meta["derived"] = derived.shipped.to_dict()
+        features_meta["derived_fits"] = derived.messages()
     # Calibrate on validation margins of the very model that is saved (rebuilt from its text).
     uncalibrated = Predictor(model_text, {"method": "platt", "a": 1.0, "b": 0.0}, features_meta)
     calibration = fit_calibration(
@@ -347,22 +348,30 @@ def train_target(
 
 
 def btyd_features_of(
-    train: pd.DataFrame, target: Target, params: TrainParams
-) -> btyd_features.BtydFeatures | None:
-    """Return the BTYD features of ``target`` fitted on the training rows, or None.
+    parts: Mapping[str, pd.DataFrame], target: Target, params: TrainParams
+) -> btyd_features.CutoffFits | None:
+    """Return the per-cutoff BTYD fits of ``target``'s panel rows, or None.
 
-    None when not asked for, when the inputs are absent, or when the fit failed (one line).
+    None when not asked for, when the inputs are absent, or when the test cutoff's fit (the
+    one that ships) failed (one line each); another cutoff whose fit fails gets NaN features.
     """
     if target.name not in params.btyd_features:
         return None
-    missing = baselines.missing_btyd_inputs(train)
+    missing = baselines.missing_btyd_inputs(parts["train"])
     if missing:
         logger.warning("%s: no BTYD features: the panel lacks %s", target.name, ", ".join(missing))
         return None
-    fitted = btyd_features.BtydFeatures.fit(train, int(target.horizon_days or 0))
-    if not fitted.usable:
-        logger.warning("%s: no BTYD features: %s", target.name, fitted.model.message)
+    rows = pd.concat([parts[name] for name in SPLITS])
+    fitted = btyd_features.CutoffFits.fit(rows, int(target.horizon_days or 0))
+    if not fitted.shipped.usable:
+        logger.warning(
+            "%s: no BTYD features: the test cutoff's fit failed: %s",
+            target.name,
+            fitted.shipped.model.message,
+        )
         return None
+    for cutoff, message in fitted.failed().items():
+        logger.warning("%s: BTYD features empty at cutoff %s: %s", target.name, cutoff, message)
     return fitted
 
 

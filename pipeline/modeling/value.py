@@ -279,7 +279,7 @@ def train_value(
     cap = spend_cap(raw["train"], params.value_cap_quantile)
     y = {name: np.minimum(values, cap) for name, values in raw.items()}
     parts = {name: part.assign(**{label: y[name]}) for name, part in parts.items()}
-    derived = btyd_features_of(parts["train"], target, params)
+    derived = btyd_features_of(parts, target, params)
     if derived is not None:
         parts = {name: derived.add(part) for name, part in parts.items()}
         frame = derived.add(frame)
@@ -308,7 +308,8 @@ def train_value(
         "monotone_constraints": constraints if params.monotone else None,
     }
     if derived is not None:
-        features_meta["derived"] = derived.to_dict()
+        features_meta["derived"] = derived.shipped.to_dict()
+        features_meta["derived_fits"] = derived.messages()
     candidates: dict[str, dict[str, Any]] = {}
     for design in params.value_models:
         fitted = FITTERS[design](fit)

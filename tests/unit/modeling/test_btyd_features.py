@@ -1,4 +1,5 @@
-"""BTYD features of a model: fitted on the training rows only, shipped, derived per customer."""
+"""BTYD features of a model: fitted per cutoff on its rows, the test cutoff's fit shipped and
+derived per customer at scoring."""
 
 from __future__ import annotations
 
@@ -53,14 +54,19 @@ def test_only_the_listed_targets_get_them(panel: pd.DataFrame) -> None:
     assert not set(btyd_features.NAMES) & {f["name"] for f in other.features["features"]}
 
 
-def test_parameters_come_from_the_training_rows_only(result, panel: pd.DataFrame) -> None:  # noqa: ANN001
-    later = panel["split"] != "train"
+def test_each_cutoff_is_fitted_on_its_own_rows_without_labels(result, panel) -> None:  # noqa: ANN001
+    cutoffs = sorted(panel["cutoff"].unique())
+    assert len(result.features["derived_fits"]) == len(cutoffs)
+    flipped = panel.assign(churn=1 - panel["churn"], repurchase=1 - panel["repurchase"])
+    assert train_demo(flipped, "churn", FAST).features["derived"] == result.features["derived"]
+    # changing the first cutoff's histories changes that cutoff's fit, not the shipped one
+    first = panel["cutoff"] == cutoffs[0]
     changed = panel.copy()
-    changed.loc[later, "lifetime_orders"] = changed.loc[later, "lifetime_orders"] * 3
-    changed.loc[later, "tenure_days"] = changed.loc[later, "tenure_days"] + 400
-    changed.loc[later, "churn"] = 1 - changed.loc[later, "churn"]
+    changed.loc[first, "lifetime_orders"] = changed.loc[first, "lifetime_orders"] * 3
     again = train_demo(changed, "churn", FAST)
     assert again.features["derived"] == result.features["derived"]
+    day = pd.Timestamp(cutoffs[0]).date().isoformat()
+    assert again.features["derived_fits"][day] != result.features["derived_fits"][day]
 
 
 def test_a_customers_features_depend_on_that_customer_only(result, panel: pd.DataFrame) -> None:  # noqa: ANN001
