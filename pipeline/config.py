@@ -163,10 +163,11 @@ class TrainParams(Section):
     # The customer-value target (a spend_within rule; stage train_value); null = none.
     value_target: str | None = "value"
     # Value model designs compared on the validation cutoff (the best ranking is kept):
-    # tweedie = one LightGBM model of spend; tweedie_run_rate = the same, boosted from last
-    # year's spend run rate; two_part = P(buy) x E[spend | buy] (pipeline/modeling/value.py).
-    value_models: tuple[Literal["tweedie", "tweedie_run_rate", "two_part"], ...] = Field(
-        ("tweedie", "tweedie_run_rate", "two_part"), min_length=1
+    # tweedie = one LightGBM model of spend; tweedie_run_rate / tweedie_btyd = the same,
+    # boosted from last year's spend run rate / from the BTYD forecast; two_part = P(buy) x
+    # E[spend | buy] (pipeline/modeling/value.py).
+    value_models: tuple[Literal["tweedie", "tweedie_run_rate", "tweedie_btyd", "two_part"], ...] = (
+        Field(("tweedie", "tweedie_run_rate", "tweedie_btyd", "two_part"), min_length=1)
     )
     tweedie_variance_power: float = Field(1.5, gt=1, lt=2)
     # Targets whose model also gets the BTYD features (P(alive), expected orders in the

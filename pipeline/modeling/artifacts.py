@@ -29,7 +29,7 @@ import pandas as pd
 from pipeline import io
 from pipeline.errors import InputError, ModelError
 from pipeline.modeling.btyd_features import NAMES as DERIVED
-from pipeline.modeling.btyd_features import BtydFeatures
+from pipeline.modeling.btyd_features import BtydFeatures, BtydSpend
 from pipeline.modeling.calibration import apply_calibration
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class Predictor:
         x = self.prepare(frame)
         margin = np.asarray(self.booster.predict(x, raw_score=True), dtype="float64")
         if self.features.get("value_offset"):
-            margin = margin + RunRate.from_dict(self.features["value_offset"]).log_offset(x)
+            margin = margin + value_offset(self.features["value_offset"]).log_offset(x)
         value = np.exp(margin)
         if self.buy_booster is not None:
             value *= np.asarray(self.buy_booster.predict(x), dtype="float64")
@@ -195,6 +195,7 @@ class RunRate:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``inf`` cap as null)."""
         return {
+            "kind": "run_rate",
             "feature": self.feature,
             "scale": self.scale,
             "cap": self.cap if np.isfinite(self.cap) else None,
@@ -211,6 +212,11 @@ class RunRate:
             np.inf if cap is None else float(cap),
             float(raw["floor"]),
         )
+
+
+def value_offset(raw: dict[str, Any]) -> RunRate | BtydSpend:
+    """Read a value model's ``value_offset``: last year's run rate, or BTYD expected spend."""
+    return BtydSpend.from_dict(raw) if raw.get("kind") == "btyd" else RunRate.from_dict(raw)
 
 
 def _booster(text: str, name: str) -> lgb.Booster:

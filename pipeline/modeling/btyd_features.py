@@ -115,3 +115,81 @@ class CutoffFits:
     def messages(self) -> dict[str, str]:
         """Each cutoff's fit message (JSON-ready; records what converged and what did not)."""
         return {c.date().isoformat(): f.model.message for c, f in sorted(self.fits.items())}
+
+
+@dataclass(frozen=True)
+class BtydSpend:
+    """BTYD expected spend in a horizon (BG/NBD x Gamma-Gamma), capped: a value model's offset.
+
+    A value model boosted from it adds ``log(spend + floor)`` to its raw margin. Fitted per
+    cutoff in training; the test cutoff's fit ships in ``features.json`` (``value_offset``,
+    kind ``btyd``), as the BTYD features do.
+    """
+
+    bgnbd: btyd.BgNbd
+    gamma_gamma: btyd.GammaGamma
+    horizon_days: int
+    cap: float
+    floor: float = 0.0
+
+    @classmethod
+    def fit(cls, rows: pd.DataFrame, horizon_days: int, cap: float) -> BtydSpend:
+        """Fit both models on ``rows`` (one cutoff's population; order values capped)."""
+        x, t_x, age, spend = btyd.inputs_from_snapshot(rows)
+        return cls(
+            btyd.fit_bgnbd(x, t_x, age),
+            btyd.fit_gamma_gamma(x, np.minimum(spend, cap)),
+            int(horizon_days),
+            float(cap),
+        )
+
+    @property
+    def usable(self) -> bool:
+        """Whether both fits converged."""
+        return bool(self.bgnbd.converged and self.gamma_gamma.converged)
+
+    @property
+    def message(self) -> str:
+        """One line: both fits' messages."""
+        return f"{self.bgnbd.message}; {self.gamma_gamma.message}"
+
+    def spend(self, frame: pd.DataFrame) -> np.ndarray:
+        """Return each row's expected spend in the horizon, capped (0 without a history)."""
+        x, t_x, age, spend = btyd.inputs_from_snapshot(frame)
+        expected = btyd.expected_spend(
+            self.bgnbd,
+            self.gamma_gamma,
+            float(self.horizon_days),
+            x,
+            t_x,
+            age,
+            np.minimum(spend, self.cap),
+        )
+        return np.minimum(np.nan_to_num(expected, nan=0.0, posinf=self.cap), self.cap)
+
+    def log_offset(self, frame: pd.DataFrame) -> np.ndarray:
+        """Return ``log(spend + floor)``, the starting margin of each row."""
+        return np.log(self.spend(frame) + self.floor)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``value_offset`` in ``features.json``)."""
+        return {
+            "kind": "btyd",
+            "bgnbd": self.bgnbd.to_dict(),
+            "gamma_gamma": self.gamma_gamma.to_dict(),
+            "horizon_days": self.horizon_days,
+            "cap": self.cap if np.isfinite(self.cap) else None,
+            "floor": self.floor,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> BtydSpend:
+        """Read a ``value_offset`` block of kind ``btyd``."""
+        cap = raw.get("cap")
+        return cls(
+            btyd.BgNbd.from_dict(raw["bgnbd"]),
+            btyd.GammaGamma.from_dict(raw["gamma_gamma"]),
+            int(raw["horizon_days"]),
+            np.inf if cap is None else float(cap),
+            float(raw["floor"]),
+        )

@@ -1,7 +1,7 @@
 """Train and evaluate the customer-value model: expected spend in the target's horizon.
 
 Spend in a window is zero for many customers and heavy-tailed for the others. Two LightGBM
-designs fit that (three variants), all fitted on the value target's own train cutoffs and compared
+designs fit that (four variants), all fitted on the value target's own train cutoffs and compared
 on its validation cutoff (normalized Gini, the ranking that value at risk needs; ties go to the
 simpler one):
 
@@ -11,6 +11,8 @@ simpler one):
   the mean, so the trees learn corrections to the naive forecast (an offset, as exposure is in
   insurance pricing); it keeps the resolution of a long buying history that a few thousand
   training rows cannot give a tree;
+- ``tweedie_btyd``: the same loss boosted from the BTYD forecast (BG/NBD x Gamma-Gamma fitted
+  on each cutoff's pre-cutoff history; the test cutoff's fit ships for scoring);
 - ``two_part``: P(buy in the horizon) (binary) x E[spend | buy] (gamma loss, log link, fitted
   on the buyers only).
 
@@ -28,8 +30,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -42,6 +44,7 @@ from pipeline.features.catalog import Catalog
 from pipeline.modeling import btyd, btyd_features, value_metrics
 from pipeline.modeling.artifacts import Predictor, RunRate
 from pipeline.modeling.baselines import fit_record, missing_btyd_inputs
+from pipeline.modeling.btyd_features import BtydSpend
 from pipeline.modeling.train import (
     SPLITS,
     TrainResult,
@@ -93,6 +96,8 @@ class Fit:
     train: TrainParams
     constraints: list[int] | None
     run_rate: RunRate
+    # BTYD expected spend fitted per cutoff (None: inputs absent or the test cutoff's fit failed)
+    btyd_spend: Mapping[pd.Timestamp, BtydSpend] | None = None
 
     def y(self, split: str) -> np.ndarray:
         """Return the (capped) spend labels of ``split``."""
@@ -188,9 +193,37 @@ def fit_two_part(fit: Fit) -> dict[str, Any]:
     return {"model": _model_text(amount_model), "buy_model": _model_text(buy_model)}
 
 
+def per_cutoff_offset(part: pd.DataFrame, fits: Mapping[pd.Timestamp, BtydSpend]) -> np.ndarray:
+    """Each row's ``log(BTYD spend + floor)`` from its own cutoff's fit."""
+    out = np.zeros(len(part))
+    for cutoff, fitted in fits.items():
+        rows = (part["cutoff"] == cutoff).to_numpy()
+        if rows.any():
+            out[rows] = fitted.log_offset(part.loc[rows])
+    return out
+
+
+def fit_tweedie_btyd(fit: Fit) -> dict[str, Any]:
+    """Fit a Tweedie model boosted from BTYD expected spend (BG/NBD x Gamma-Gamma, per cutoff).
+
+    Each cutoff's rows start from their own cutoff's BTYD forecast; the test cutoff's fit
+    ships (``value_offset`` of kind ``btyd``), so scoring starts from the same forecast.
+    """
+    if fit.btyd_spend is None:
+        raise DataError("no BTYD expected spend to boost from")
+    init = {s: per_cutoff_offset(fit.parts[s], fit.btyd_spend) for s in SPLITS_FIT}
+    booster = _booster(fit, _tweedie(fit), init=init)
+    valid = np.exp(
+        np.asarray(booster.predict(fit.parts["valid"][fit.names], raw_score=True)) + init["valid"]
+    )
+    shipped = fit.btyd_spend[max(fit.btyd_spend)]
+    return {"model": _model_text(booster), "offset": shipped.to_dict(), "valid": valid}
+
+
 FITTERS: dict[str, Callable[[Fit], dict[str, Any]]] = {
     "tweedie": fit_tweedie,
     "tweedie_run_rate": fit_tweedie_run_rate,
+    "tweedie_btyd": fit_tweedie_btyd,
     "two_part": fit_two_part,
 }
 #: Validation normalized Gini within this of the best counts as a tie (sampling noise of one
@@ -218,6 +251,41 @@ def spend_cap(train_spend: np.ndarray, quantile: float) -> float:
     if quantile >= 1 or buyers.size == 0:
         return float("inf")
     return float(np.quantile(buyers, quantile))
+
+
+def btyd_spend_fits(
+    parts: Mapping[str, pd.DataFrame], horizon_days: int, cap: float
+) -> dict[pd.Timestamp, BtydSpend] | None:
+    """BTYD expected spend fitted on each cutoff's rows, with one floor (from the training rows).
+
+    None when the inputs are absent or the test cutoff's fit (the one that ships) failed; a
+    cutoff whose fit fails starts its rows from the floor alone (logged).
+    """
+    if missing_btyd_inputs(parts["train"]):
+        return None
+    rows = pd.concat([parts[name] for name in SPLITS])
+    fits = {
+        cast(pd.Timestamp, cutoff): BtydSpend.fit(group, horizon_days, cap)
+        for cutoff, group in rows.groupby("cutoff", sort=True)
+    }
+    test = max(fits)
+    if not fits[test].usable:
+        logger.warning("tweedie_btyd: the test cutoff's BTYD fit failed: %s", fits[test].message)
+        return None
+    usable = {c: f for c, f in fits.items() if f.usable}
+    for cutoff in sorted(set(fits) - set(usable)):
+        logger.warning(
+            "tweedie_btyd: BTYD fit failed at %s: %s", cutoff.date(), fits[cutoff].message
+        )
+    train = parts["train"]
+    spend = np.concatenate(
+        [f.spend(train.loc[(train["cutoff"] == c).to_numpy()]) for c, f in usable.items()]
+    )
+    floor = float(np.median(spend[spend > 0]) * RUN_RATE_FLOOR) if (spend > 0).any() else 1.0
+    return {
+        c: replace(f, floor=floor) if f.usable else replace(f, floor=floor, cap=0.0)
+        for c, f in fits.items()
+    }
 
 
 def last_year_spend(frame: pd.DataFrame, horizon_days: int, cap: float) -> np.ndarray:
@@ -294,6 +362,9 @@ def train_value(
         params,
         constraints,
         RunRate(LAST_YEAR_FEATURE, target.horizon_days / 365.0, cap, floor),
+        btyd_spend_fits(parts, target.horizon_days, cap)
+        if "tweedie_btyd" in params.value_models
+        else None,
     )
 
     features_meta: dict[str, Any] = {
@@ -311,9 +382,20 @@ def train_value(
         features_meta["derived"] = derived.shipped.to_dict()
         features_meta["derived_fits"] = derived.messages()
     candidates: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
     for design in params.value_models:
+        if design == "tweedie_btyd" and fit.btyd_spend is None:
+            skipped[design] = (
+                "no BTYD expected spend (inputs absent or the test cutoff's fit failed)"
+            )
+            logger.warning("%s %s: left out: %s", target.name, design, skipped[design])
+            continue
         fitted = FITTERS[design](fit)
-        predicted_valid = _predictor(design, fitted, features_meta).predict(parts["valid"])
+        predicted_valid = (
+            fitted.pop("valid")
+            if "valid" in fitted
+            else _predictor(design, fitted, features_meta).predict(parts["valid"])
+        )
         candidates[design] = {
             "fitted": fitted,
             "valid": value_metrics.value_metrics(y["valid"], predicted_valid),
@@ -348,7 +430,10 @@ def train_value(
         "model_design": chosen,
         "model": value_metrics.value_metrics(y["test"], predicted),
         "baselines": baselines,
-        "selection": {design: {"validation": c["valid"]} for design, c in candidates.items()},
+        "selection": {
+            **{design: {"validation": c["valid"]} for design, c in candidates.items()},
+            **{design: {"skipped": why} for design, why in skipped.items()},
+        },
         "btyd": btyd_record,
         "value_cap": {
             "quantile": params.value_cap_quantile,

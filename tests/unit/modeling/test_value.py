@@ -32,7 +32,15 @@ def _value_panel(seed: int = 0) -> pd.DataFrame:
     mean = 40.0 * (1 + panel["orders_count_90d"].to_numpy()) * np.exp(0.4 * (review - 3.8))
     spend = np.where(panel["churn"] == 1, 0.0, rng.gamma(1.5, mean / 1.5))
     spend[rng.random(len(panel)) < 0.002] = 1e6  # mistyped quantities
-    return panel.assign(value=spend, split_value=panel["split"])
+    orders = panel["orders_count_90d"].to_numpy() + rng.poisson(2.0, len(panel)) + 1
+    return panel.assign(
+        value=spend,
+        split_value=panel["split"],
+        # the snapshot columns BTYD reads
+        lifetime_orders=orders.astype("float64"),
+        tenure_days=panel["days_since_last_order"].to_numpy() + rng.gamma(2.0, 150.0, len(panel)),
+        avg_order_value=rng.gamma(2.0, 30.0, len(panel)),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +55,7 @@ def result(panel: pd.DataFrame):  # noqa: ANN201 - a TrainResult
 
 def test_every_design_is_compared_on_validation_and_the_best_is_kept(result) -> None:  # noqa: ANN001
     metrics = result.metrics
-    assert set(metrics["selection"]) == {"tweedie", "tweedie_run_rate", "two_part"}
+    assert set(metrics["selection"]) == {"tweedie", "tweedie_run_rate", "tweedie_btyd", "two_part"}
     ginis = {d: s["validation"]["normalized_gini"] for d, s in metrics["selection"].items()}
     assert metrics["model_design"] == result.features["value_model"]
     assert ginis[metrics["model_design"]] >= max(ginis.values()) - GINI_TIE
@@ -59,7 +67,14 @@ def test_the_model_ranks_spend_better_than_last_years_spend(result) -> None:  # 
     baseline = result.metrics["baselines"]["last_year_spend"]
     assert model["normalized_gini"] > baseline["normalized_gini"] + 0.05
     assert model["decile_mape"] < baseline["decile_mape"]
-    # the demo panel has no BTYD inputs: the baseline is left out and the record says why
+    assert "btyd" in result.metrics["baselines"]
+    assert result.metrics["btyd"]["bgnbd"]["converged"]
+
+
+def test_without_btyd_inputs_the_btyd_design_and_baseline_are_left_out(panel) -> None:  # noqa: ANN001
+    plain = panel.drop(columns=["lifetime_orders", "tenure_days", "avg_order_value"])
+    result = train_value(plain, "value", FAST, LABELS, demo_catalog())
+    assert "skipped" in result.metrics["selection"]["tweedie_btyd"]
     assert "btyd" not in result.metrics["baselines"]
     assert "lifetime_orders" in result.metrics["btyd"]["failure"]
 
@@ -74,7 +89,7 @@ def test_labels_are_capped_for_fitting_and_metrics(result, panel: pd.DataFrame) 
     )
 
 
-@pytest.mark.parametrize("design", ["tweedie", "tweedie_run_rate", "two_part"])
+@pytest.mark.parametrize("design", ["tweedie", "tweedie_run_rate", "tweedie_btyd", "two_part"])
 def test_saved_artefacts_score_exactly_as_trained(
     design: str, panel: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -91,7 +106,7 @@ def test_saved_artefacts_score_exactly_as_trained(
         predictor.predict(test), result.test_predictions["prediction"].to_numpy()
     )
     assert (tmp_path / artifacts.BUY_MODEL_FILE).exists() == (design == "two_part")
-    assert ("value_offset" in result.features) == (design == "tweedie_run_rate")
+    assert ("value_offset" in result.features) == design.startswith("tweedie_")
     assert (predictor.predict(test) >= 0).all()
 
 
