@@ -1,4 +1,4 @@
-"""Benchmark `loyalty score` end to end: clean -> snapshot -> two models -> reasons -> write.
+"""Benchmark `loyalty score` end to end: clean -> snapshot -> every model -> reasons -> write.
 
 For each N: generate N customers with the synthetic source (`loyalty generate` with a params
 override), then time `loyalty score` on the raw export (subprocess) and sample the resident
@@ -7,8 +7,11 @@ Prints one JSON line per run: wall seconds, customers/s, peak memory (MiB), and 
 manifest's per-step timings (where the time goes). ``--profile`` instead runs cProfile on the
 map of one partition in-process and prints the top functions by cumulative time.
 
-Models: ``--models DIR`` (with churn/ and repurchase/), else a small pipeline run
-(3000 customers) is generated, cleaned, featurised and trained first in ``--workdir``.
+Models: ``--models DIR``, a folder with one model folder per trained target (``train.targets``
+then ``train.value_target`` of params: churn/, repurchase/, value/), passed as one ``--model
+DIR`` like the DVC ``score`` stage; else a small pipeline run (3000 customers) is generated,
+cleaned, featurised and trained for every one of those targets first in ``--workdir`` (models
+already there are reused only when every target has one).
 
 Examples:
     python benchmarks/bench_score.py --customers 100000 1000000
@@ -30,6 +33,8 @@ from pathlib import Path
 
 import psutil
 import yaml
+
+from pipeline.config import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 LOYALTY = str(Path(sys.executable).with_name("loyalty"))
@@ -61,9 +66,13 @@ def generate(work: Path, n: int) -> tuple[Path, Path]:
 
 
 def train_models(work: Path) -> Path:
+    """Train every target's model (the DVC ``train`` and ``train_value`` stages) on a small run."""
+    from pipeline.modeling.artifacts import MODEL_FILE
+
     params, raw = generate(work, 3000)
     models = work / "models"
-    if (models / "repurchase" / "model.txt").exists():
+    targets = load_params(params).train.model_targets()
+    if all((models / target / MODEL_FILE).exists() for target in targets):
         return models
     p = ["--params", str(params)]
     run("clean", *p, "--input", str(raw), "--out", str(work / "clean"))
@@ -77,7 +86,7 @@ def train_models(work: Path) -> Path:
         "--dictionary",
         DICTIONARY,
     )
-    for target in ("churn", "repurchase"):
+    for target in targets:
         run(
             "train",
             *p,
@@ -174,7 +183,6 @@ def profile(work: Path, models: Path, n: int, as_of: str, top: int = 25) -> None
     """cProfile the map on one partition in-process (clean, snapshot, score with reasons)."""
     import pandas as pd
 
-    from pipeline.config import load_params
     from pipeline.engines import partitioning
     from pipeline.engines import work as passes
     from pipeline.features.catalog import load_catalog
@@ -183,7 +191,9 @@ def profile(work: Path, models: Path, n: int, as_of: str, top: int = 25) -> None
 
     params, raw = generate(work, n)
     settings = load_params(params)
-    refs = passes.resolve_models([str(models)], work / "m", settings.mlflow, settings.train.targets)
+    refs = passes.resolve_models(
+        [str(models)], work / "m", settings.mlflow, settings.train.model_targets()
+    )
     grid = tuple(tuple(row) for row in load_catalog(DICTIONARY).segment_grid())
     rules = ScoringRules(
         settings.business, grid, settings.score.reasons_top_share, settings.explain.top_reasons
