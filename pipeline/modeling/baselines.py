@@ -87,6 +87,15 @@ def missing_btyd_inputs(frame: pd.DataFrame) -> list[str]:
     return [c for c in btyd.SNAPSHOT_COLUMNS if c not in frame.columns]
 
 
+def absent_inputs_record(frame: pd.DataFrame) -> dict[str, Any] | None:
+    """Return the record of a BTYD baseline left out for lack of inputs (logged), else None."""
+    missing = missing_btyd_inputs(frame)
+    if not missing:
+        return None
+    logger.warning("BTYD baseline left out: the panel lacks %s", ", ".join(missing))
+    return {"failure": f"panel lacks {', '.join(missing)}"}
+
+
 def btyd_probability(
     frame: pd.DataFrame, horizon_days: int, risk_direction: float
 ) -> tuple[np.ndarray | None, dict[str, Any]]:
@@ -95,10 +104,9 @@ def btyd_probability(
     P(no purchase in the next ``horizon_days``) when ``risk_direction`` is +1 (churn), else
     P(at least one purchase). Returns (None, record) when the fit does not converge.
     """
-    missing = missing_btyd_inputs(frame)
-    if missing:
-        logger.warning("BTYD baseline left out: the panel lacks %s", ", ".join(missing))
-        return None, {"failure": f"panel lacks {', '.join(missing)}"}
+    absent = absent_inputs_record(frame)
+    if absent is not None:
+        return None, absent
     x, t_x, age, _ = btyd.inputs_from_snapshot(frame)
     model = btyd.fit_bgnbd(x, t_x, age)
     record = fit_record(model)

@@ -43,7 +43,7 @@ from pipeline.errors import DataError
 from pipeline.features.catalog import Catalog
 from pipeline.modeling import btyd, btyd_features, value_metrics
 from pipeline.modeling.artifacts import Predictor, RunRate
-from pipeline.modeling.baselines import fit_record, missing_btyd_inputs
+from pipeline.modeling.baselines import absent_inputs_record, fit_record, missing_btyd_inputs
 from pipeline.modeling.btyd_features import BtydSpend
 from pipeline.modeling.train import (
     SPLITS,
@@ -301,10 +301,9 @@ def btyd_expected_spend(
     Capped at ``cap`` like every forecast here (the labels are capped spend). Returns
     (None, record) when a fit does not converge; the record says so (and is logged).
     """
-    missing = missing_btyd_inputs(frame)
-    if missing:
-        logger.warning("BTYD baseline left out: the panel lacks %s", ", ".join(missing))
-        return None, {"failure": f"panel lacks {', '.join(missing)}"}
+    absent = absent_inputs_record(frame)
+    if absent is not None:
+        return None, absent
     x, t_x, age, spend = btyd.inputs_from_snapshot(frame)
     bg = btyd.fit_bgnbd(x, t_x, age)
     gg = btyd.fit_gamma_gamma(x, spend)

@@ -73,6 +73,17 @@ def make_demo_panel(n_customers: int = 2000, n_cutoffs: int = 6, seed: int = 0) 
     )
 
 
+def with_btyd_inputs(panel: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Add the snapshot columns BTYD reads (lifetime orders, tenure, average order value)."""
+    rng = np.random.default_rng(seed + 2)
+    orders = panel["orders_count_90d"].to_numpy() + rng.poisson(2.0, len(panel)) + 1
+    return panel.assign(
+        lifetime_orders=orders.astype("float64"),
+        tenure_days=panel["days_since_last_order"].to_numpy() + rng.gamma(2.0, 150.0, len(panel)),
+        avg_order_value=rng.gamma(2.0, 30.0, len(panel)),
+    )
+
+
 def demo_catalog() -> Catalog:
     """The project's feature dictionary (the demo panel's names it lacks have no direction)."""
     return load_catalog(Path(__file__).resolve().parents[2] / "configs" / "features.yaml")

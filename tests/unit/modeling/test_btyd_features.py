@@ -12,22 +12,14 @@ import pytest
 from pipeline import io
 from pipeline.config import TrainParams
 from pipeline.modeling import artifacts, btyd_features
-from tests.support.demo_panel import make_demo_panel, train_demo
+from tests.support.demo_panel import make_demo_panel, train_demo, with_btyd_inputs
 
 FAST = TrainParams(num_boost_round=200, early_stopping_rounds=20, btyd_features=("churn",))
 
 
 def _panel(seed: int = 0) -> pd.DataFrame:
-    """The demo panel with the snapshot columns BTYD reads (orders, tenure, order value)."""
-    panel = make_demo_panel(n_customers=1500, n_cutoffs=6, seed=seed)
-    rng = np.random.default_rng(seed + 2)
-    orders = panel["orders_count_90d"].to_numpy() + rng.poisson(2.0, len(panel)) + 1
-    tenure = panel["days_since_last_order"].to_numpy() + rng.gamma(2.0, 150.0, len(panel))
-    return panel.assign(
-        lifetime_orders=orders.astype("float64"),
-        tenure_days=tenure,
-        avg_order_value=rng.gamma(2.0, 30.0, len(panel)),
-    )
+    """The demo panel with the snapshot columns BTYD reads."""
+    return with_btyd_inputs(make_demo_panel(n_customers=1500, n_cutoffs=6, seed=seed), seed)
 
 
 @pytest.fixture(scope="module")

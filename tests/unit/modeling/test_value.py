@@ -16,7 +16,7 @@ from pipeline.features.cutoffs import HORIZON_LADDER, cutoff_grid, plan_value_sp
 from pipeline.modeling import artifacts, value_metrics
 from pipeline.modeling.value import GINI_TIE, choose_design, train_value
 from pipeline.targets import with_horizons
-from tests.support.demo_panel import demo_catalog, make_demo_panel
+from tests.support.demo_panel import demo_catalog, make_demo_panel, with_btyd_inputs
 
 UTC = "UTC"
 LABELS = with_horizons(LabelsParams(), {"value": 180})
@@ -32,15 +32,7 @@ def _value_panel(seed: int = 0) -> pd.DataFrame:
     mean = 40.0 * (1 + panel["orders_count_90d"].to_numpy()) * np.exp(0.4 * (review - 3.8))
     spend = np.where(panel["churn"] == 1, 0.0, rng.gamma(1.5, mean / 1.5))
     spend[rng.random(len(panel)) < 0.002] = 1e6  # mistyped quantities
-    orders = panel["orders_count_90d"].to_numpy() + rng.poisson(2.0, len(panel)) + 1
-    return panel.assign(
-        value=spend,
-        split_value=panel["split"],
-        # the snapshot columns BTYD reads
-        lifetime_orders=orders.astype("float64"),
-        tenure_days=panel["days_since_last_order"].to_numpy() + rng.gamma(2.0, 150.0, len(panel)),
-        avg_order_value=rng.gamma(2.0, 30.0, len(panel)),
-    )
+    return with_btyd_inputs(panel.assign(value=spend, split_value=panel["split"]), seed)
 
 
 @pytest.fixture(scope="module")
