@@ -74,10 +74,16 @@ def test_writes_panel_scoring_and_summary(features_dir: Path) -> None:
     panel = pd.read_parquet(features_dir / "panel.parquet")
     scoring = pd.read_parquet(features_dir / "scoring.parquet")
     summary = json.loads((features_dir / "summary.json").read_text())
-    assert list(panel.columns[:5]) == ["customer_id", "cutoff", "split", "churn", "repurchase"]
+    keys = ["customer_id", "cutoff", "split", "split_value", "churn", "repurchase", "value"]
+    assert list(panel.columns[:7]) == keys
     assert str(panel["cutoff"].dtype) == "datetime64[us, UTC]"
     assert list(scoring.columns) == ["customer_id", "cutoff", *summary["features"]["present"]]
-    assert list(panel.columns[5:]) == summary["features"]["present"]
+    assert list(panel.columns[7:]) == summary["features"]["present"]
+    # the value target: horizon chosen from the two-year span, its own split, labels inside it
+    assert summary["labels"]["value"]["horizon_days"] == 180
+    assert summary["value_cutoffs"]["value"]["test"] == "2024-07-01T00:00:00+00:00"
+    used = panel["split_value"] != "none"
+    assert panel.loc[used, "value"].notna().all() and (panel.loc[used, "value"] >= 0).all()
     assert summary["features"]["absent"] == {}
     assert summary["rows"]["panel"] == len(panel) and summary["rows"]["scoring"] == len(scoring)
     assert summary["data"]["data_end"] == "2025-01-01T00:00:00+00:00"
