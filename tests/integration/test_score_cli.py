@@ -1,6 +1,6 @@
 """The real `loyalty score` command against a real (small) pipeline run.
 
-The module fixture runs generate -> clean -> features -> train (both targets, registered in a
+The module fixture runs generate -> clean -> features -> train (churn, repurchase and value, registered in a
 temporary SQLite MLflow store) once; the tests then score the *raw* export and compare with what
 training computed. Train/serve parity means max abs difference 0.0, not "close".
 """
@@ -65,7 +65,7 @@ def build_world(root: Path, n_customers: int = 600) -> World:
         )
         == 0
     )
-    for target in ("churn", "repurchase"):
+    for target in ("churn", "repurchase", "value"):
         assert (
             _run(
                 "train",
@@ -163,8 +163,8 @@ def test_parity_with_training_and_the_output_contract(world: World, tmp_path: Pa
         "repurchase_probability",
         "churn_risk_band",
         "loyalty_tier",
+        "value_tier",
         "rfm_segment",
-        "expected_value",
         "value_at_risk",
         "high_value",
         "reason_1",
@@ -186,9 +186,34 @@ def test_parity_with_training_and_the_output_contract(world: World, tmp_path: Pa
     assert (scores.loc[~has_reason, "churn_probability"] < threshold).all()
     assert 0.15 * len(scores) <= has_reason.sum() <= 0.3 * len(scores)
     assert manifest["customers_with_reasons"] == has_reason.sum()
-    assert scores["rfm_segment"].notna().all() and scores["expected_value"].ge(0).all()
+    assert scores["rfm_segment"].notna().all()
+    # no value model scored: its labels are empty, never a made-up value
+    assert scores["value_tier"].isna().all() and scores["value_at_risk"].isna().all()
+    assert manifest["expected_value"] is None
     assert manifest["customers_scored"] == len(scores)
     assert manifest["rows_in"] == manifest["rows_accepted"] + manifest["rows_rejected"] > 0
+
+
+def test_value_scores_equal_training_and_give_value_at_risk(world: World, tmp_path: Path) -> None:
+    """At the value target's own test cutoff, expected_value is the training prediction."""
+    value = world.root / "models" / "value"
+    trained = io.read_parquet(value / "test_predictions.parquet")
+    cutoff = io.read_json(value / "features.json")["cutoffs"]["test"][-1]
+    out = tmp_path / "scores.parquet"
+    models = (str(world.root / "models" / "churn"), str(value))
+    assert score(world, out, as_of=cutoff, models=models) == 0
+    scores = io.read_parquet(out)
+    merged = trained.merge(scores, on="customer_id", how="outer", indicator=True)
+    assert (merged["_merge"] == "both").all()
+    assert (merged["prediction"] - merged["expected_value"]).abs().max() == 0.0
+    expected_risk = merged["churn_probability"] * merged["expected_value"]
+    assert (merged["value_at_risk"] - expected_risk).abs().max() < 1e-9
+    assert set(scores["value_tier"].dropna()) <= {"high", "medium", "low"}
+    manifest = io.read_json(out.with_name("scores.parquet.manifest.json"))
+    horizon = io.read_json(value / "features.json")["horizon_days"]
+    assert manifest["expected_value"]["meaning"] == f"expected spend in the next {horizon} days"
+    # reference lines: on the reference population itself about 20% are high value
+    assert 0.15 <= scores["high_value"].mean() <= 0.25
 
 
 def test_partition_count_changes_nothing(world: World, tmp_path: Path) -> None:
