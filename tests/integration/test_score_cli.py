@@ -1,8 +1,8 @@
 """The real `loyalty score` command against a real (small) pipeline run.
 
-The module fixture runs generate -> clean -> features -> train (churn, repurchase and value, registered in a
-temporary SQLite MLflow store) once; the tests then score the *raw* export and compare with what
-training computed. Train/serve parity means max abs difference 0.0, not "close".
+The module fixture runs generate -> clean -> features -> train (churn, repurchase and value,
+registered in a temporary SQLite MLflow store) once; the tests then score the *raw* export and
+compare with what training computed. Train/serve parity means max abs difference 0.0, not "close".
 """
 
 from __future__ import annotations
