@@ -247,6 +247,24 @@ def _cutoffs(part: pd.DataFrame) -> list[str]:
     return [pd.Timestamp(c).isoformat() for c in sorted(part["cutoff"].unique())]
 
 
+def model_input(
+    panel: pd.DataFrame, labels: LabelsParams, keys: list[str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Return the panel's ``keys`` plus its features in training dtypes, and the feature names.
+
+    One-line errors for an empty panel, missing key columns or no feature column.
+    """
+    if panel.empty:
+        raise DataError("no training rows: the feature panel is empty")
+    missing = [c for c in keys if c not in panel.columns]
+    if missing:
+        raise DataError(f"feature panel lacks column(s): {', '.join(missing)}")
+    names = feature_columns(panel, labels)
+    if not names:
+        raise DataError("the feature panel has no feature columns")
+    return pd.concat([panel[keys], _model_frame(panel, names)], axis=1), names
+
+
 def train_target(
     panel: pd.DataFrame,
     target_name: str,
@@ -258,20 +276,11 @@ def train_target(
     """Fit, calibrate and evaluate the target's model and its baselines on ``panel``."""
     target = get_target(labels, target_name)
     label = target.label
-    if panel.empty:
-        raise DataError("no training rows: the feature panel is empty")
-    missing = [c for c in (*KEY_COLUMNS, label) if c not in panel.columns]
-    if missing:
-        raise DataError(f"feature panel lacks column(s): {', '.join(missing)}")
-    names = feature_columns(panel, labels)
-    if not names:
-        raise DataError("the feature panel has no feature columns")
-    frame = pd.concat([panel[list(KEY_COLUMNS) + [label]], _model_frame(panel, names)], axis=1)
+    frame, names = model_input(panel, labels, [*KEY_COLUMNS, label])
     parts = split_panel(frame, label)
     derived = btyd_features_of(parts, target, params)
     if derived is not None:
         parts = {name: derived.add(part) for name, part in parts.items()}
-        frame = derived.add(frame)
         names = [*names, *btyd_features.NAMES]
     y = {name: part[label].to_numpy(dtype="int64") for name, part in parts.items()}
 
@@ -297,7 +306,7 @@ def train_target(
         "target": target.name,
         "rule": target.rule,
         "label": label,
-        "features": _feature_spec(frame, names),
+        "features": _feature_spec(parts["train"], names),
         "cutoffs": {name: _cutoffs(part) for name, part in parts.items()},
         "horizon_days": target.horizon_days,
         "windows_days": list((summary or {}).get("windows_days", []) or []),

@@ -50,10 +50,9 @@ from pipeline.modeling.train import (
     TrainResult,
     _cutoffs,
     _feature_spec,
-    _model_frame,
     btyd_features_of,
-    feature_columns,
     lgbm_params,
+    model_input,
     monotone_constraints,
 )
 from pipeline.targets import Target, get_target
@@ -199,7 +198,8 @@ def per_cutoff_offset(part: pd.DataFrame, fits: Mapping[pd.Timestamp, BtydSpend]
     for cutoff, fitted in fits.items():
         rows = (part["cutoff"] == cutoff).to_numpy()
         if rows.any():
-            out[rows] = fitted.log_offset(part.loc[rows])
+            # a cutoff whose fit failed starts from the floor alone
+            out[rows] = fitted.log_offset(part.loc[rows]) if fitted.usable else np.log(fitted.floor)
     return out
 
 
@@ -282,10 +282,7 @@ def btyd_spend_fits(
         [f.spend(train.loc[(train["cutoff"] == c).to_numpy()]) for c, f in usable.items()]
     )
     floor = float(np.median(spend[spend > 0]) * RUN_RATE_FLOOR) if (spend > 0).any() else 1.0
-    return {
-        c: replace(f, floor=floor) if f.usable else replace(f, floor=floor, cap=0.0)
-        for c, f in fits.items()
-    }
+    return {c: replace(f, floor=floor) for c, f in fits.items()}
 
 
 def last_year_spend(frame: pd.DataFrame, horizon_days: int, cap: float) -> np.ndarray:
@@ -334,13 +331,7 @@ def train_value(
     if target.kind != "regression" or target.horizon_days is None:
         raise DataError(f"{target_name} is not a value target with a horizon")
     label = target.label
-    if panel.empty:
-        raise DataError("no training rows: the feature panel is empty")
-    names = feature_columns(panel, labels)
-    if not names:
-        raise DataError("the feature panel has no feature columns")
-    keys = ["customer_id", "cutoff", target.split_column, label]
-    frame = pd.concat([panel[keys], _model_frame(panel, names)], axis=1)
+    frame, names = model_input(panel, labels, ["customer_id", "cutoff", target.split_column, label])
     parts = split_value_panel(frame, target)
     raw = {name: part[label].to_numpy(dtype="float64") for name, part in parts.items()}
     cap = spend_cap(raw["train"], params.value_cap_quantile)
@@ -349,7 +340,6 @@ def train_value(
     derived = btyd_features_of(parts, target, params)
     if derived is not None:
         parts = {name: derived.add(part) for name, part in parts.items()}
-        frame = derived.add(frame)
         names = [*names, *btyd_features.NAMES]
     constraints = monotone_constraints(parts["train"], names, target, catalog)
     rate = last_year_spend(parts["train"], target.horizon_days, cap)
@@ -370,7 +360,7 @@ def train_value(
         "target": target.name,
         "rule": target.rule,
         "label": label,
-        "features": _feature_spec(frame, names),
+        "features": _feature_spec(parts["train"], names),
         "cutoffs": {name: _cutoffs(part) for name, part in parts.items()},
         "horizon_days": target.horizon_days,
         "windows_days": list((summary or {}).get("windows_days", []) or []),
