@@ -16,7 +16,7 @@ import click
 import typer
 
 from pipeline.config import Params, load_params
-from pipeline.errors import PipelineError
+from pipeline.errors import DataError, PipelineError
 
 logger = logging.getLogger("pipeline")
 
@@ -343,6 +343,52 @@ def explain(
         },
     )
     logger.info("explain %s: %d rows explained -> %s", target, len(result["shap"]), out)
+
+
+# --- evaluate -----------------------------------------------------------------------------
+@app.command()
+def evaluate(
+    models: Annotated[
+        Path, typer.Option("--models", help="Folder of model folders (models/<target>).")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Scoreboard JSON (reports/metrics/quality.json).")
+    ],
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write the tables as Markdown.")
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Score every binary model against every baseline on its test cutoff (the scoreboard).
+
+    For everyone and for the early-warning population; AUC, PR AUC, Brier, ECE and paired
+    bootstrap 95% intervals of model minus baseline. Prints the Markdown tables.
+
+    Example: loyalty evaluate --models models --out reports/metrics/quality.json
+    """
+    from pipeline import io
+    from pipeline.modeling import scoreboard
+
+    settings = _params(params)
+    boards = {}
+    for target in settings.train.targets:
+        path = models / target / "test_predictions.parquet"
+        if not path.exists():
+            raise DataError(f"{path} not found: train the {target} model first (loyalty train)")
+        predictions = io.read_parquet(path)
+        scoreboard.check_columns(predictions, str(path), ["label", "probability"])
+        board = scoreboard.scoreboard(
+            predictions,
+            settings.evaluate.early_warning_days,
+            settings.evaluate.bootstrap,
+            settings.evaluate.seed,
+        )
+        boards[target] = {"target": target, **board}
+    io.write_json(out, boards)
+    tables = scoreboard.markdown(boards)
+    if markdown is not None:
+        io.write_text(markdown, tables + "\n")
+    typer.echo(tables)
 
 
 # --- report -------------------------------------------------------------------------------

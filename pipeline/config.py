@@ -203,6 +203,17 @@ class MlflowParams(Section):
     required: bool = True
 
 
+class EvaluateParams(Section):
+    """The quality scoreboard (``loyalty evaluate``, pipeline/modeling/scoreboard.py)."""
+
+    # Early-warning population: customers whose last order is within this many days before
+    # the cutoff (recency gives nothing away among them).
+    early_warning_days: int = Field(30, ge=1)
+    # Paired bootstrap over customers: resamples and seed (fixed: the same figures every run).
+    bootstrap: int = Field(1000, ge=100)
+    seed: int = 0
+
+
 class ExplainParams(Section):
     """SHAP explanation limits."""
 
@@ -271,6 +282,7 @@ class Params(Section):
     labels: LabelsParams = LabelsParams()
     train: TrainParams = TrainParams()
     mlflow: MlflowParams = MlflowParams()
+    evaluate: EvaluateParams = EvaluateParams()
     explain: ExplainParams = ExplainParams()
     report: ReportParams = ReportParams()
     business: BusinessParams = BusinessParams()

@@ -24,7 +24,7 @@ from pipeline.business import Reference
 from pipeline.config import LabelsParams, TrainParams
 from pipeline.errors import DataError, QualityGateError
 from pipeline.features.catalog import Catalog
-from pipeline.modeling import baselines, btyd_features, metrics
+from pipeline.modeling import baselines, btyd_features, metrics, scoreboard
 from pipeline.modeling.artifacts import Predictor
 from pipeline.modeling.calibration import apply_calibration, fit_calibration
 from pipeline.targets import Target, get_target, non_feature_columns
@@ -328,7 +328,7 @@ def train_target(
     test = parts["test"]
     margin = predictor.raw_margin(test)
     prob = predictor.predict_proba(test)
-    evaluation = _evaluate(parts, y, names, label, target, prob, params, catalog)
+    evaluation, baseline_scores = _evaluate(parts, y, names, label, target, prob, params, catalog)
     evaluation["best_iteration"] = int(best_iteration)
     # What business rules and reason codes need of the population ships with the model.
     reference = Reference.fit(test[names], prob, f"test cutoff {evaluation['test_cutoff'][:10]}")
@@ -340,6 +340,10 @@ def train_target(
             "label": y["test"].astype("int8"),
             "raw_margin": margin,
             "probability": prob,
+            scoreboard.RECENCY_COLUMN: test[scoreboard.RECENCY_COLUMN].to_numpy(
+                dtype="float64", na_value=np.nan
+            ),
+            **{scoreboard.score_column(name): s for name, s in baseline_scores.items()},
         }
     )
     return TrainResult(
@@ -393,8 +397,8 @@ def _evaluate(
     prob: np.ndarray,
     params: TrainParams,
     catalog: Catalog,
-) -> dict[str, Any]:
-    """Model and baseline metrics on the test rows, plus row counts per split."""
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Model and baseline metrics on the test rows, row counts per split; baseline scores."""
     test = parts["test"]
     rfm = baselines.rfm_features(names, catalog)
     rfm_booster = fit_lgbm(
@@ -414,20 +418,27 @@ def _evaluate(
     rfm_calibration = fit_calibration(y["valid"], rfm_valid, params.calibration)
     rfm_test = np.asarray(rfm_booster.predict(test[rfm], raw_score=True))
     rfm_prob = apply_calibration(rfm_calibration, rfm_test)
-    logistic = baselines.rfm_logistic_scores(parts["train"], y["train"], test, rfm, params.seed)
-    scores = {
-        "recency": metrics.ranking_metrics(
-            y["test"], baselines.recency_score(test, target.risk_direction)
+    baseline_scores = {
+        "recency": baselines.recency_score(test, target.risk_direction),
+        "rfm_logistic": baselines.rfm_logistic_scores(
+            parts["train"], y["train"], test, rfm, params.seed
         ),
-        "rfm_logistic": metrics.probability_metrics(y["test"], logistic),
-        "rfm_lgbm": metrics.probability_metrics(y["test"], rfm_prob),
+        "rfm_lgbm": rfm_prob,
     }
     btyd_prob, btyd_fit = baselines.btyd_probability(
         test, int(target.horizon_days or 0), target.risk_direction
     )
     if btyd_prob is not None:
-        scores["btyd"] = metrics.probability_metrics(y["test"], btyd_prob)
-    return {
+        baseline_scores["btyd"] = btyd_prob
+    scores = {
+        name: (
+            metrics.ranking_metrics(y["test"], s)
+            if name in scoreboard.RANKING_ONLY
+            else metrics.probability_metrics(y["test"], s)
+        )
+        for name, s in baseline_scores.items()
+    }
+    evaluation = {
         "target": target.name,
         "test_cutoff": _cutoffs(test)[-1],
         "model": metrics.probability_metrics(y["test"], prob),
@@ -438,6 +449,7 @@ def _evaluate(
         "n_features": len(names),
         "n_rfm_features": len(rfm),
     }
+    return evaluation, baseline_scores
 
 
 def check_quality_gate(result_metrics: Mapping[str, Any], params: TrainParams) -> None:

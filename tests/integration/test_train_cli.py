@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline import io
 from pipeline.cli import main
@@ -83,6 +84,30 @@ def test_train_writes_every_artefact_and_is_reproducible(workdir: Path):
 
 
 @pytest.mark.reliability("MLflow tracking server unreachable")
+def test_evaluate_scores_the_trained_model_against_every_baseline(workdir: Path, capsys):
+    assert _train() == 0
+    predictions = io.read_parquet(workdir / "models/churn/test_predictions.parquet")
+    assert {"days_since_last_order", "score_recency", "score_rfm_logistic"} <= set(
+        predictions.columns
+    )
+    params = io.read_yaml(REPO / "params.yaml")
+    params["train"]["targets"] = ["churn"]
+    params["evaluate"]["bootstrap"] = 100
+    (workdir / "eval.yaml").write_text(yaml.safe_dump(params))
+    capsys.readouterr()
+    argv = ["evaluate", "--params", "eval.yaml", "--models", "models", "--out", "q.json"]
+    assert main([*argv, "--markdown", "q.md"]) == 0
+    board = json.loads((workdir / "q.json").read_text())["churn"]["populations"]
+    assert {"all", "early_warning"} <= set(board)
+    assert "rfm_lgbm" in board["all"]["model_minus"]
+    assert "| rfm_lgbm |" in capsys.readouterr().out
+    assert (workdir / "q.md").read_text().startswith("**churn, all**")
+    params["train"]["targets"] = ["churn", "repurchase"]
+    (workdir / "eval.yaml").write_text(yaml.safe_dump(params))
+    assert main(argv) == 4  # a data error
+    assert "train the repurchase model first" in capsys.readouterr().err
+
+
 def test_unreachable_server_fails_fast_after_writing_local_outputs(workdir, monkeypatch, capsys):
     uri = f"http://127.0.0.1:{_closed_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
