@@ -74,6 +74,9 @@ class FeaturesParams(Section):
     first_cutoff: dt.date | None = None
     last_cutoff: dt.date | None = None
     step_months: int = Field(1, ge=1)
+    # Step of the cutoff grid in days, counted back from the latest complete cutoff; null =
+    # every step_months months from a month start.
+    step_days: int | None = Field(None, ge=1)
     # End of the observed period (exclusive); null = last order date + 1 day.
     data_end: dt.date | None = None
     min_history_days: int = Field(60, ge=0)
@@ -142,10 +145,12 @@ class LgbmParams(Section):
 
 
 class TuningParams(Section):
-    """Optional hyper-parameter search (off by default)."""
+    """Optuna search on the validation split (pipeline/modeling/tuning.py)."""
 
     enabled: bool = False
-    n_trials: int = Field(10, ge=1)
+    n_trials: int = Field(20, ge=1)
+    # Safety cap per target; a run that hits it is no longer reproducible (warned).
+    timeout_seconds: float | None = Field(600, gt=0)
 
 
 class QualityGate(Section):
@@ -181,6 +186,9 @@ class TrainParams(Section):
     num_threads: int = Field(1, ge=1)
     calibration: Literal["isotonic", "platt"] = "isotonic"
     class_weight: Literal["none", "balanced"] = "none"
+    # Row weights of the training cutoffs: none, or customer = 1 / (the customer's training
+    # rows), so that a dense cutoff grid does not count a long-standing customer many times.
+    sample_weight: Literal["none", "customer"] = "none"
     # Monotone constraints from the `direction` of each feature in configs/features.yaml.
     monotone: bool = True
     num_boost_round: int = Field(2000, ge=1)

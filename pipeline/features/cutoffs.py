@@ -128,17 +128,18 @@ def cutoff_grid(
     params: FeaturesParams,
     label_params: LabelsParams,
 ) -> list[pd.Timestamp]:
-    """Return the cutoffs of the panel: every ``step_months`` from the first to the last cutoff.
+    """Return the cutoffs of the panel, from the first to the last cutoff.
 
-    Defaults: the first cutoff is the first month start at least ``min_history_days`` after the
-    first order; the last is the latest cutoff whose longest label window ends by ``data_end``.
+    The last is the latest cutoff whose longest label window ends by ``data_end`` (or
+    ``last_cutoff`` when earlier). The first is at least ``min_history_days`` after the first
+    order (or ``first_cutoff``). With ``step_days`` the grid steps back from the last cutoff
+    every ``step_days`` days (the test cutoff is then as late as the data allow); otherwise
+    it is every ``step_months`` months from the first month start at or after the earliest.
     """
     latest = data_end - label_horizon(label_params)
+    earliest = first_order.floor("D") + pd.Timedelta(days=params.min_history_days)
     if params.first_cutoff is not None:
-        start = cutoff_timestamp(params.first_cutoff)
-    else:
-        earliest = first_order.floor("D") + pd.Timedelta(days=params.min_history_days)
-        start = earliest if earliest.day == 1 else (earliest + pd.offsets.MonthBegin(1)).floor("D")
+        earliest = cutoff_timestamp(params.first_cutoff)
     end = latest
     if params.last_cutoff is not None:
         end = cutoff_timestamp(params.last_cutoff)
@@ -147,6 +148,13 @@ def cutoff_grid(
                 "last_cutoff %s has an incomplete label window; using %s", end.date(), latest
             )
             end = latest
+    if params.step_days is not None:
+        step = pd.Timedelta(days=params.step_days)
+        count = int((end - earliest) // step) + 1 if end >= earliest else 0
+        return [cutoff_timestamp(end - k * step) for k in reversed(range(count))]
+    start = earliest
+    if params.first_cutoff is None and earliest.day != 1:
+        start = (earliest + pd.offsets.MonthBegin(1)).floor("D")
     grid = []
     k = 0
     while (c := start + pd.DateOffset(months=k * params.step_months)) <= end:

@@ -57,7 +57,12 @@ def rfm_features(feature_names: Sequence[str], catalog: Catalog) -> list[str]:
 
 
 def rfm_logistic_scores(
-    train: pd.DataFrame, y_train: np.ndarray, test: pd.DataFrame, columns: Sequence[str], seed: int
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    test: pd.DataFrame,
+    columns: Sequence[str],
+    seed: int,
+    weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fit a standardised logistic regression on RFM ``columns``; return test probabilities."""
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(train[c])]
@@ -70,7 +75,7 @@ def rfm_logistic_scores(
     )
     x_train = train[numeric].to_numpy(dtype="float64", na_value=np.nan)
     x_test = test[numeric].to_numpy(dtype="float64", na_value=np.nan)
-    model.fit(x_train, np.asarray(y_train, dtype="int64"))
+    model.fit(x_train, np.asarray(y_train, dtype="int64"), logisticregression__sample_weight=weight)
     return np.asarray(model.predict_proba(x_test)[:, 1], dtype="float64")
 
 

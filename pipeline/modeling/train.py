@@ -10,7 +10,6 @@ logs them.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from pipeline.business import Reference
 from pipeline.config import LabelsParams, TrainParams
 from pipeline.errors import DataError, QualityGateError
 from pipeline.features.catalog import Catalog
-from pipeline.modeling import baselines, btyd_features, metrics, scoreboard
+from pipeline.modeling import baselines, btyd_features, metrics, scoreboard, tuning
 from pipeline.modeling.artifacts import Predictor
 from pipeline.modeling.calibration import apply_calibration, fit_calibration
 from pipeline.targets import Target, get_target, non_feature_columns
@@ -33,12 +32,6 @@ logger = logging.getLogger(__name__)
 
 KEY_COLUMNS = ("customer_id", "cutoff", "split")
 SPLITS = ("train", "valid", "test")
-# The small tuning grid, tried in this order (the first n_trials points).
-TUNING_GRID = {
-    "num_leaves": (15, 31, 63),
-    "min_data_in_leaf": (50, 200),
-    "learning_rate": (0.05, 0.1),
-}
 
 
 @dataclass(frozen=True)
@@ -148,6 +141,19 @@ def _monotone_params(
     return {"monotone_constraints": constraints}
 
 
+def sample_weights(part: pd.DataFrame, rule: str) -> np.ndarray | None:
+    """Row weights of a training split: None (equal), or 1 / the customer's rows in it.
+
+    ``customer`` makes each customer weigh the same in total however many cutoffs they are
+    in, scaled so that the weights add up to the rows (mean 1).
+    """
+    if rule == "none":
+        return None
+    counts = part.groupby("customer_id", sort=False, observed=True)["customer_id"].transform("size")
+    weights = 1.0 / counts.to_numpy(dtype="float64")
+    return weights * (len(weights) / weights.sum())
+
+
 def fit_lgbm(
     x_train: pd.DataFrame,
     y_train: np.ndarray,
@@ -156,9 +162,10 @@ def fit_lgbm(
     params: dict[str, Any],
     num_boost_round: int,
     early_stopping_rounds: int,
+    weight: np.ndarray | None = None,
 ) -> lgb.Booster:
     """Fit a booster with early stopping on the validation set (first metric: log loss)."""
-    train_set = lgb.Dataset(x_train, label=y_train, free_raw_data=True)
+    train_set = lgb.Dataset(x_train, label=y_train, weight=weight, free_raw_data=True)
     valid_set = lgb.Dataset(x_valid, label=y_valid, reference=train_set)
     return lgb.train(
         params,
@@ -170,42 +177,6 @@ def fit_lgbm(
             lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
         ],
     )
-
-
-def _tune(
-    parts: dict[str, pd.DataFrame],
-    names: list[str],
-    label: str,
-    params: TrainParams,
-    fixed: dict[str, Any],
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Try the first ``n_trials`` grid points; pick the best validation log loss."""
-    grid = list(itertools.product(*TUNING_GRID.values()))[: params.tuning.n_trials]
-    y_train = parts["train"][label].to_numpy(dtype="int64")
-    y_valid = parts["valid"][label].to_numpy(dtype="int64")
-    trials: list[dict[str, Any]] = []
-    for point in grid:
-        overrides = dict(zip(TUNING_GRID, point, strict=True))
-        booster = fit_lgbm(
-            parts["train"][names],
-            y_train,
-            parts["valid"][names],
-            y_valid,
-            lgbm_params(params, y_train, **fixed, **overrides),
-            params.num_boost_round,
-            params.early_stopping_rounds,
-        )
-        scores = booster.best_score["valid"]
-        trials.append(
-            {
-                "params": overrides,
-                "best_iteration": booster.best_iteration,
-                "valid_logloss": float(scores["binary_logloss"]),
-                "valid_auc": float(scores["auc"]),
-            }
-        )
-    best = min(trials, key=lambda t: t["valid_logloss"])
-    return dict(best["params"]), trials
 
 
 def _feature_spec(frame: pd.DataFrame, names: list[str]) -> list[dict[str, Any]]:
@@ -287,18 +258,24 @@ def train_target(
     trials: list[dict[str, Any]] = []
     overrides: dict[str, Any] = {}
     fixed = _monotone_params(parts["train"], names, target, params, catalog)
+    weight = sample_weights(parts["train"], params.sample_weight)
+
+    def fit(extra: dict[str, Any]) -> lgb.Booster:
+        return fit_lgbm(
+            parts["train"][names],
+            y["train"],
+            parts["valid"][names],
+            y["valid"],
+            lgbm_params(params, y["train"], **fixed, **extra),
+            params.num_boost_round,
+            params.early_stopping_rounds,
+            weight,
+        )
+
     if params.tuning.enabled:
-        overrides, trials = _tune(parts, names, label, params, fixed)
+        overrides, trials = tuning.tune(fit, params.tuning, params.seed)
     lgb_params = lgbm_params(params, y["train"], **fixed, **overrides)
-    booster = fit_lgbm(
-        parts["train"][names],
-        y["train"],
-        parts["valid"][names],
-        y["valid"],
-        lgb_params,
-        params.num_boost_round,
-        params.early_stopping_rounds,
-    )
+    booster = fit(overrides)
     best_iteration = booster.best_iteration or booster.current_iteration()
     model_text = booster.model_to_string(num_iteration=best_iteration)
 
@@ -413,6 +390,7 @@ def _evaluate(
         ),
         params.num_boost_round,
         params.early_stopping_rounds,
+        sample_weights(parts["train"], params.sample_weight),
     )
     rfm_valid = np.asarray(rfm_booster.predict(parts["valid"][rfm], raw_score=True))
     rfm_calibration = fit_calibration(y["valid"], rfm_valid, params.calibration)
@@ -421,7 +399,12 @@ def _evaluate(
     baseline_scores = {
         "recency": baselines.recency_score(test, target.risk_direction),
         "rfm_logistic": baselines.rfm_logistic_scores(
-            parts["train"], y["train"], test, rfm, params.seed
+            parts["train"],
+            y["train"],
+            test,
+            rfm,
+            params.seed,
+            sample_weights(parts["train"], params.sample_weight),
         ),
         "rfm_lgbm": rfm_prob,
     }

@@ -54,6 +54,31 @@ def test_explicit_grid_is_capped_at_the_last_complete_window() -> None:
     ]
 
 
+def test_step_days_grid_steps_back_from_the_last_complete_window() -> None:
+    first = pd.Timestamp("2023-01-01 07:15", tz=UTC)
+    end = pd.Timestamp("2025-01-01", tz=UTC)
+    params = FeaturesParams(min_history_days=60, step_days=14)
+    grid = cutoff_grid(first, end, params, LabelsParams())
+    assert grid[-1] == pd.Timestamp("2024-10-03", tz=UTC)  # + 90 days = 2025-01-01
+    assert grid[0] >= pd.Timestamp("2023-03-02", tz=UTC) > grid[0] - pd.Timedelta(days=14)
+    assert {b - a for a, b in zip(grid, grid[1:], strict=False)} == {pd.Timedelta(days=14)}
+    plan = plan_split(grid, LabelsParams(), validation_cutoffs=1)
+    # No label window of a split reaches the next split's first cutoff.
+    assert plan.valid[0] + label_horizon(LabelsParams()) <= plan.test
+    assert plan.train[-1] + label_horizon(LabelsParams()) <= plan.valid[0]
+    assert plan.test - plan.valid[0] == pd.Timedelta(days=98)  # 7 steps of 14 >= 90 days
+
+
+def test_step_days_grid_with_a_span_shorter_than_one_window_is_empty() -> None:
+    grid = cutoff_grid(
+        pd.Timestamp("2024-12-01", tz=UTC),
+        pd.Timestamp("2025-01-01", tz=UTC),
+        FeaturesParams(min_history_days=0, step_days=7),
+        LabelsParams(),
+    )
+    assert grid == []
+
+
 def test_split_of_the_default_synthetic_span() -> None:
     grid = cutoff_grid(
         pd.Timestamp("2023-01-01", tz=UTC),

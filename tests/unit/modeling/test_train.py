@@ -4,7 +4,12 @@ import pytest
 
 from pipeline.config import LabelsParams, QualityGate, TrainParams, TuningParams
 from pipeline.errors import DataError, QualityGateError
-from pipeline.modeling.train import check_quality_gate, feature_columns, lgbm_params
+from pipeline.modeling.train import (
+    check_quality_gate,
+    feature_columns,
+    lgbm_params,
+    sample_weights,
+)
 from pipeline.targets import get_target
 from tests.support.demo_panel import CHANNELS, tiny_catalog, train_demo
 
@@ -44,6 +49,10 @@ def test_metrics_cover_model_and_baselines_on_the_test_rows_only(small_panel, ch
         "label",
         "raw_margin",
         "probability",
+        "days_since_last_order",
+        "score_recency",
+        "score_rfm_logistic",
+        "score_rfm_lgbm",
     ]
 
 
@@ -92,11 +101,35 @@ def test_lgbm_params_are_deterministic_and_balanced_weighting_is_explicit():
 
 
 def test_platt_calibration_and_tuning_trials(small_panel):
-    params = TrainParams(calibration="platt", tuning=TuningParams(enabled=True, n_trials=2))
+    params = TrainParams(calibration="platt", tuning=TuningParams(enabled=True, n_trials=3))
     result = train_demo(small_panel, "repurchase", params)
     assert result.calibration["method"] == "platt"
-    assert len(result.trials) == 2
+    assert len(result.trials) == 3
     assert {"params", "best_iteration", "valid_logloss", "valid_auc"} <= set(result.trials[0])
+    best = min(result.trials, key=lambda t: t["valid_logloss"])["params"]
+    assert all(result.lgbm_params[k] == v for k, v in best.items())
+    again = train_demo(small_panel, "repurchase", params)  # seeded: the same trials and model
+    assert again.trials == result.trials and again.model_text == result.model_text
+
+
+def test_customer_weights_count_each_customer_once_in_total():
+    part = pd.DataFrame({"customer_id": ["a", "a", "a", "a", "b", "c"]})
+    weights = sample_weights(part, "customer")
+    assert weights is not None and weights.sum() == pytest.approx(len(part))
+    by_customer = pd.Series(weights).groupby(part["customer_id"]).sum()
+    assert by_customer.nunique() == 1  # a (4 rows), b and c weigh the same
+    assert sample_weights(part, "none") is None
+
+
+def test_customer_weights_reach_the_booster_but_not_the_test_rows(small_panel):
+    train = small_panel["split"] == "train"
+    first = small_panel["cutoff"] == small_panel.loc[train, "cutoff"].min()
+    half = small_panel["customer_id"].isin(small_panel["customer_id"].unique()[::2])
+    panel = small_panel.loc[~(first & half)]  # unequal rows per customer
+    plain = train_demo(panel, "churn", TrainParams())
+    weighted = train_demo(panel, "churn", TrainParams(sample_weight="customer"))
+    assert weighted.model_text != plain.model_text
+    assert weighted.metrics["rows"] == plain.metrics["rows"]
 
 
 @pytest.mark.parametrize(
