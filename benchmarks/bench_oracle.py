@@ -27,7 +27,7 @@ satisfaction range, and a markdown table of everything.
 
     .venv/bin/python benchmarks/bench_oracle.py --features data/features --params params.yaml \\
         [--dictionary configs/features.yaml] [--targets churn repurchase] \\
-        [--variants oracle satisfaction service] [--bootstrap 1000] [--seed 0] \\
+        [--variants oracle satisfaction service alive rate] [--bootstrap 1000] [--seed 0] \\
         [--early-days 30] [--effect NAME=VALUE ...]
 
 The panel must come from ``loyalty generate`` with the ``generate`` section of ``--params``
