@@ -1,11 +1,11 @@
-"""The simulation's own expectation of each customer's spend after a cutoff (value truth).
+"""The simulation's own truth at a cutoff: each customer's latent state and expected spend.
 
-A customer-value model predicts the spend in ``[cutoff, cutoff + horizon)``; the realised spend
-is one draw of a noisy future. :func:`expected_future_spend` gives what the simulation itself
-expects, given everything it knows at the cutoff: it replays ``generate`` up to the cutoff
-(same seed, same draws, so the history is the export's), keeps the latent state (satisfaction,
-open-complaint load, pending delivery effects, dropout) and continues it many times with fresh
-random numbers.
+Both replay ``generate`` up to the cutoff (same seed, same draws, so the history is the
+export's) and keep the latent state the day loop carries (satisfaction, open-complaint load,
+pending delivery effects, dropout). :func:`latent_state` returns that state per customer (the
+oracle's features: what drives churn, unobserved by any export); :func:`expected_future_spend`
+continues it many times with fresh random numbers (value truth: a value model predicts one
+noisy draw of the future, the truth is its expectation).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +21,12 @@ import pandas as pd
 
 from pipeline.config import GenerateParams
 from pipeline.sources.simulation import dynamics, export
-from pipeline.sources.simulation.mechanisms import Effects, seasonality
+from pipeline.sources.simulation.mechanisms import (
+    Effects,
+    dropout_hazard,
+    satisfaction_hazard,
+    seasonality,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +37,118 @@ ROWS_PER_BATCH = 2**16
 #: mean baskets at which the expected order amount is measured, and orders drawn at each
 AMOUNT_GRID = 128
 AMOUNT_DRAWS = 8192
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """A run of ``generate`` stopped at some days, resumable to the extract end."""
+
+    pop: dynamics.Population
+    world: dynamics.World
+    #: copies of the state at the start of each requested day, in the order asked for
+    at: list[dynamics.State]
+    #: the live state (at the latest requested day) and the generator in ``generate``'s order
+    state: dynamics.State
+    rng: np.random.Generator
+
+
+def replay(params: GenerateParams, days: Sequence[int], effects: Effects) -> Replay:
+    """Replay ``generate`` with the draws of the export and keep the state at each of ``days``.
+
+    ``days`` counts from ``params.start`` (day 0); the state of day ``d`` is the state at the
+    start of that day, before its updates and draws (what is known at a cutoff at midnight).
+    One pass serves every day asked for. Continue with ``dynamics.advance(r.world, r.state,
+    n_days - r.state.day, r.rng)`` to draw what ``generate`` draws after the loop.
+    """
+    n_days = (params.end - params.start).days + 1
+    rng = np.random.default_rng(params.seed)  # the draws of `generate`, in its order
+    pop = dynamics.draw_population(params.n_customers, params.start, n_days, effects, rng)
+    world, state = dynamics.begin(pop, params.start, n_days, effects, rng)
+    kept: dict[int, dynamics.State] = {}
+    for day in sorted(set(days)):
+        dynamics.advance(world, state, day - state.day, rng)
+        kept[day] = state.copy()
+    return Replay(pop, world, [kept[day] for day in days], state, rng)
+
+
+def cutoff_day(params: GenerateParams, cutoff: dt.date, caller: str) -> int:
+    """Day index of ``cutoff`` (0 = ``params.start``); up to the day after ``params.end``."""
+    n_days = (params.end - params.start).days + 1
+    first = (cutoff - params.start).days
+    if not 0 <= first <= n_days:
+        raise ValueError(
+            f"{caller}: cutoff {cutoff} is outside {params.start}.."
+            f"{params.end + dt.timedelta(days=1)}"
+        )
+    return first
+
+
+def latent_state(
+    params: GenerateParams, cutoffs: Sequence[dt.date], effects: Effects | None = None
+) -> pd.DataFrame:
+    """Per simulated customer and cutoff, the true latent state at the start of the cutoff day.
+
+    Returns one row per customer and cutoff, sorted by cutoff then id, with ``cutoff``
+    (``datetime64[us, UTC]`` midnight, as the feature panel writes it), ``customer_id`` (as the
+    clean stage writes it) and:
+
+    - ``signed_up_at_cutoff``, ``alive_at_cutoff`` (signed up before the cutoff day; not
+      dropped out before it: dropout is final);
+    - ``satisfaction`` (latent ``S``), ``satisfaction_baseline`` (where ``S`` reverts to),
+      ``unresolved_load`` (open-complaint load ``U``);
+    - ``pending_satisfaction`` and ``pending_unresolved``: what orders placed but not yet
+      delivered will add to ``S`` and ``U`` on their delivery days (0 for most customers);
+    - ``orders_per_year``, ``price_sensitivity``, ``loyalty_member`` (fixed traits that drive
+      buying and the hazard); ``expected_orders_missed`` (the hazard's gap ``G``: days since
+      the last true order x base orders per day);
+    - ``satisfaction_hazard`` (the hazard's satisfaction part) and ``dropout_hazard`` (the
+      true daily hazard, :func:`mechanisms.dropout_hazard`, of the state): NaN for a customer
+      who has dropped out or not signed up, who has no hazard.
+
+    The state is of the true orders: dirty rows of the export do not move it. The result is a
+    function of the arguments alone (the same call gives the same frame).
+    """
+    if len(cutoffs) == 0:
+        raise ValueError("latent_state: no cutoff given")
+    effects = effects or Effects()
+    days = [cutoff_day(params, cutoff, "latent_state") for cutoff in cutoffs]
+    run = replay(params, days, effects)
+    pop, world = run.pop, run.world
+    order = np.argsort(pop.customer_id, kind="stable")
+    frames = []
+    for cutoff, day, state in zip(cutoffs, days, run.at, strict=True):
+        signed_up = pop.signup_day < day
+        alive = ~state.dropped
+        has_hazard = signed_up & alive
+        missed = (day - state.last_order) * world.base_daily
+        hazard = dropout_hazard(state.satisfaction, state.unresolved, missed, world.member, effects)
+        frame = pd.DataFrame(
+            {
+                "cutoff": pd.Timestamp(cutoff, tz="UTC").as_unit("us"),
+                "customer_id": pd.array(pop.customer_id.astype(str), dtype="string"),
+                "signed_up_at_cutoff": signed_up,
+                "alive_at_cutoff": alive,
+                "satisfaction": state.satisfaction,
+                "satisfaction_baseline": pop.satisfaction_baseline,
+                "unresolved_load": state.unresolved,
+                "pending_satisfaction": state.pending_s.sum(axis=0),
+                "pending_unresolved": state.pending_u.sum(axis=0),
+                "orders_per_year": pop.orders_per_year,
+                "price_sensitivity": pop.price_sensitivity,
+                "loyalty_member": pop.member,
+                "expected_orders_missed": np.where(signed_up, missed, np.nan),
+                "satisfaction_hazard": np.where(
+                    has_hazard, satisfaction_hazard(state.satisfaction, effects), np.nan
+                ),
+                "dropout_hazard": np.where(has_hazard, hazard, np.nan),
+            }
+        )
+        frames.append(frame.iloc[order])
+    return (
+        pd.concat(frames, ignore_index=True)
+        .sort_values("cutoff", kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def expected_future_spend(
@@ -67,23 +185,15 @@ def expected_future_spend(
     """
     effects = effects or Effects()
     n_days = (params.end - params.start).days + 1
-    first = (cutoff - params.start).days
-    if not 0 <= first <= n_days:
-        raise ValueError(
-            f"expected_future_spend: cutoff {cutoff} is outside {params.start}.."
-            f"{params.end + dt.timedelta(days=1)}"
-        )
+    first = cutoff_day(params, cutoff, "expected_future_spend")
     if horizon_days < 1 or paths < 1:
         raise ValueError("expected_future_spend: horizon_days and paths must be at least 1")
 
-    rng = np.random.default_rng(params.seed)  # the draws of `generate`, in its order
-    pop = dynamics.draw_population(params.n_customers, params.start, n_days, effects, rng)
-    world, state = dynamics.begin(pop, params.start, n_days, effects, rng)
-    dynamics.advance(world, state, first, rng)
-    at_cutoff = state.copy()
+    run = replay(params, [first], effects)
+    pop, world, at_cutoff = run.pop, run.world, run.at[0]
     # the catalog is drawn after the whole extract: finish the run to draw the export's catalog
-    dynamics.advance(world, state, n_days - first, rng)
-    products = export.catalog(rng)
+    dynamics.advance(world, run.state, n_days - first, run.rng)
+    products = export.catalog(run.rng)
 
     streams = np.random.SeedSequence([seed, params.seed, first, horizon_days]).spawn(2)
     orders = _expected_orders(

@@ -1,4 +1,4 @@
-"""The simulation's value truth: the resumable day loop and the expected future spend."""
+"""The simulation's truth: the resumable day loop, the latent state and the expected spend."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from pipeline.config import DirtyRates, GenerateParams
 from pipeline.sources import synthetic
 from pipeline.sources.simulation import dynamics
-from pipeline.sources.simulation.mechanisms import Effects
-from pipeline.sources.simulation.truth import expected_future_spend
+from pipeline.sources.simulation.mechanisms import Effects, dropout_hazard
+from pipeline.sources.simulation.truth import expected_future_spend, latent_state
 
 # No dirty rows: the realised spend of the export is then exactly the spend of the true orders,
 # which is what the truth is the expectation of.
@@ -155,3 +155,103 @@ def test_a_cutoff_outside_the_extract_or_an_empty_window_is_an_error() -> None:
         expected_future_spend(params, dt.date(2025, 1, 2), 30)  # end + 1 day is the last one
     with pytest.raises(ValueError, match="at least 1"):
         expected_future_spend(params, dt.date(2024, 1, 1), 0)
+
+
+# --- latent state -------------------------------------------------------------------------
+
+# A cutoff early in the extract (few dropouts, many not yet signed up), one mid-way, and the day
+# after the extract end, where the state is the ground truth's final state.
+STATE_CUTOFFS = [dt.date(2024, 7, 1), dt.date(2023, 3, 1), dt.date(2025, 1, 1)]
+
+
+@pytest.fixture(scope="module")
+def state_and_truth() -> tuple[pd.DataFrame, pd.DataFrame]:
+    export = synthetic.generate(PARAMS)
+    return latent_state(PARAMS, STATE_CUTOFFS), export.ground_truth.set_index("customer_id")
+
+
+def _at(frame: pd.DataFrame, cutoff: dt.date) -> pd.DataFrame:
+    return frame[frame["cutoff"] == pd.Timestamp(cutoff, tz="UTC")].set_index("customer_id")
+
+
+def test_one_row_per_customer_and_cutoff_keyed_like_the_panel(
+    state_and_truth: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    state, truth = state_and_truth
+    assert len(state) == len(STATE_CUTOFFS) * PARAMS.n_customers
+    assert not state.duplicated(["cutoff", "customer_id"]).any()
+    assert str(state["cutoff"].dtype) == "datetime64[us, UTC]"  # the panel's cutoff dtype
+    assert state["customer_id"].dtype == "string"
+    assert state["cutoff"].is_monotonic_increasing
+    assert _at(state, STATE_CUTOFFS[0]).index.tolist() == sorted(truth.index, key=int)
+
+
+def test_alive_and_signed_up_agree_with_the_ground_truth_dates(
+    state_and_truth: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    state, truth = state_and_truth
+    for cutoff in STATE_CUTOFFS:
+        at = _at(state, cutoff)
+        start = pd.Timestamp(cutoff, tz="UTC")
+        dropout = truth["dropout_date"].reindex(at.index)
+        # dropout_date is the first day without orders: who left on the cutoff day is alive at it
+        assert (at["alive_at_cutoff"] == ~dropout.lt(start)).all(), cutoff
+        signup = truth["signup_date"].reindex(at.index)
+        assert (at["signed_up_at_cutoff"] == signup.lt(start)).all(), cutoff
+    assert (~_at(state, STATE_CUTOFFS[-1])["alive_at_cutoff"]).sum() > 400  # the check has teeth
+
+
+def test_the_state_after_the_extract_is_the_ground_truths_final_state(
+    state_and_truth: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    state, truth = state_and_truth
+    end = _at(state, STATE_CUTOFFS[-1])
+    alive = end[end["alive_at_cutoff"]]
+    final = truth["final_satisfaction"].reindex(alive.index)
+    np.testing.assert_allclose(alive["satisfaction"], final)
+    np.testing.assert_allclose(
+        end["satisfaction_baseline"], truth["satisfaction_baseline"].reindex(end.index)
+    )
+    # an open-complaint load needs an unresolved complaint at some time
+    assert truth["n_unresolved"].reindex(end.index)[end["unresolved_load"] > 0].gt(0).all()
+    assert (end["unresolved_load"] > 0).sum() > 20
+
+
+def test_the_hazard_is_the_mechanisms_hazard_of_the_state_and_nan_without_one(
+    state_and_truth: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    state, _ = state_and_truth
+    live = state["alive_at_cutoff"] & state["signed_up_at_cutoff"]
+    assert state.loc[~live, "dropout_hazard"].isna().all()
+    rows = state[live]
+    expected = dropout_hazard(
+        rows["satisfaction"],
+        rows["unresolved_load"],
+        rows["expected_orders_missed"],
+        rows["loyalty_member"],
+        Effects(),
+    )
+    np.testing.assert_allclose(rows["dropout_hazard"], expected)
+    assert (
+        rows["dropout_hazard"] >= rows["satisfaction_hazard"] * np.exp(Effects().hazard_member)
+    ).all()
+
+
+def test_one_pass_over_several_cutoffs_equals_one_call_per_cutoff_and_repeats() -> None:
+    params = GenerateParams(seed=2, n_customers=300)
+    cutoffs = [dt.date(2024, 2, 1), dt.date(2023, 9, 1)]
+    together = latent_state(params, cutoffs)
+    apart = pd.concat([latent_state(params, [c]) for c in sorted(cutoffs)], ignore_index=True)
+    pd.testing.assert_frame_equal(together, apart)
+    pd.testing.assert_frame_equal(together, latent_state(params, cutoffs))
+    spend = expected_future_spend(params, cutoffs[0], 30, paths=2)  # the same replay
+    at = together[together["cutoff"] == pd.Timestamp(cutoffs[0], tz="UTC")]
+    assert at["alive_at_cutoff"].tolist() == spend["alive_at_cutoff"].tolist()
+
+
+def test_latent_state_without_a_cutoff_or_outside_the_extract_is_an_error() -> None:
+    params = GenerateParams(n_customers=10)
+    with pytest.raises(ValueError, match="no cutoff"):
+        latent_state(params, [])
+    with pytest.raises(ValueError, match="outside"):
+        latent_state(params, [dt.date(2024, 1, 1), dt.date(2025, 1, 2)])
