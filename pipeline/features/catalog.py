@@ -33,8 +33,6 @@ Concept = Literal[
     "price",
     "relationship",
     "buying_pattern",
-    "basket",
-    "seasonality",
 ]
 
 Direction = Literal["higher_is_riskier", "lower_is_riskier"]

@@ -33,14 +33,7 @@ REQUIRED = {
     "customers": ("customer_id",),
 }
 OPTIONAL = {
-    "orders": (
-        "n_items",
-        "n_distinct_products",
-        "discount_amount",
-        "promised_ts",
-        "delivered_ts",
-        "channel",
-    ),
+    "orders": ("discount_amount", "promised_ts", "delivered_ts", "channel"),
     "returns": (),
     "feedback": ("score", "resolved", "resolution_hours"),
     "customers": ("signup_ts", "loyalty_member", "region"),
@@ -136,24 +129,8 @@ def _float(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _calendar(ts: np.ndarray) -> Arrays:
-    """UTC weekday (Monday = 0) and the Nov-Dec peak flag of each timestamp (us)."""
-    days = np.floor_divide(ts, DAY_US)
-    month = ts.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64) % 12  # Jan = 0
-    return {"weekday": ((days + 3) % 7).astype(np.int8), "peak": month >= 10}  # 1970-01-01: Thu
-
-
 def _orders(frame: pd.DataFrame, codes: np.ndarray) -> tuple[Arrays, tuple[str, ...]]:
-    order_ts = timestamps_us(frame["order_ts"])
-    arrays: Arrays = {"amount": _float(frame, "gross_amount"), **_calendar(order_ts)}
-    if "n_items" in frame.columns:
-        items = _float(frame, "n_items")
-        # An order without a positive item count has no item price (NaN, skipped by the means).
-        arrays["item_price"] = np.divide(
-            arrays["amount"], items, out=np.full(items.shape, np.nan), where=items > 0
-        )
-    if "n_distinct_products" in frame.columns:
-        arrays["products"] = _float(frame, "n_distinct_products")
+    arrays: Arrays = {"amount": _float(frame, "gross_amount")}
     if "discount_amount" in frame.columns:
         arrays["discount"] = np.nan_to_num(_float(frame, "discount_amount"), nan=0.0)
     for column, key in (("promised_ts", "promised"), ("delivered_ts", "delivered")):
@@ -164,7 +141,7 @@ def _orders(frame: pd.DataFrame, codes: np.ndarray) -> tuple[Arrays, tuple[str, 
         channel_codes, uniques = pd.factorize(frame["channel"], sort=True)
         arrays["channel"] = channel_codes.astype(np.int16)
         channels = tuple(str(u) for u in uniques)
-    out = _sorted(codes, order_ts, arrays)
+    out = _sorted(codes, timestamps_us(frame["order_ts"]), arrays)
     same = np.zeros(out["code"].size, dtype=bool)
     same[1:] = out["code"][1:] == out["code"][:-1]
     gap = np.zeros(out["code"].size)

@@ -12,7 +12,6 @@ from pipeline.features.prepare import DAY_US, Prepared, starts
 
 Columns = dict[str, np.ndarray]
 TREND_DAYS = 90
-SLOPE_DAYS, SLOPE_BINS = 365, 12  # orders_slope_365d: monthly counts over the last year
 
 
 def _window(
@@ -21,25 +20,6 @@ def _window(
     count = np.bincount(codes[mask], minlength=n).astype(np.float64)
     total = np.bincount(codes[mask], weights=values[mask], minlength=n)
     return count, total
-
-
-def _monthly_slope(
-    code: np.ndarray, ts: np.ndarray, n: int, before: np.ndarray, cutoff: int
-) -> np.ndarray:
-    """Least-squares slope of the orders per month over the last 12 months (orders/month/month).
-
-    The slope of counts ``c_j`` over months ``x_j`` is ``sum_j (x_j - mean x) c_j / sum_j
-    (x_j - mean x)^2``: one weighted count per customer, each order weighted by its month's
-    centred position. Months before the first order count as zero orders (a new customer's
-    orders are rising).
-    """
-    in_window = before & (ts >= cutoff - SLOPE_DAYS * DAY_US)
-    age = (cutoff - ts[in_window]) / (DAY_US * SLOPE_DAYS / SLOPE_BINS)
-    month_ago = np.minimum(age.astype(np.int64), SLOPE_BINS - 1)  # 0 = the latest month
-    centre = (SLOPE_BINS - 1) / 2
-    weights = centre - month_ago  # later months weigh positive
-    denominator = float(np.sum((np.arange(SLOPE_BINS) - centre) ** 2))
-    return np.bincount(code[in_window], weights=weights, minlength=n) / denominator
 
 
 def rfm_features(prepared: Prepared, cutoff: int, windows: tuple[int, ...]) -> Columns:
@@ -71,14 +51,6 @@ def rfm_features(prepared: Prepared, cutoff: int, windows: tuple[int, ...]) -> C
         out[f"orders_count_{days}d"], out[f"spend_sum_{days}d"] = c, s
     out["orders_trend_90d"] = 2 * out["orders_count_90d"] - out["orders_count_180d"]
     out["spend_trend_90d"] = 2 * out["spend_sum_90d"] - out["spend_sum_180d"]
-    # The same trends relative to the customer's own level: (last - previous) / (last + previous)
-    # is -1 (stopped), 0 (steady) or +1 (all recent) whatever their size; NaN when both are 0.
-    for name, last, both in (
-        ("orders_trend_rel_90d", out["orders_count_90d"], out["orders_count_180d"]),
-        ("spend_trend_rel_90d", out["spend_sum_90d"], out["spend_sum_180d"]),
-    ):
-        out[name] = np.divide(2 * last - both, both, out=np.full(n, np.nan), where=both > 0)
-    out["orders_slope_365d"] = _monthly_slope(code, ts, n, before, cutoff)
     # The gaps between consecutive orders telescope: their sum is last - first.
     n_gaps = count - 1
     gap_mean = np.divide(
@@ -91,12 +63,6 @@ def rfm_features(prepared: Prepared, cutoff: int, windows: tuple[int, ...]) -> C
     )
     out["inter_purchase_gap_days_mean"] = gap_mean
     out["inter_purchase_gap_days_std"] = np.sqrt(np.clip(var, 0.0, None))
-    out["inter_purchase_gap_cv"] = np.divide(
-        out["inter_purchase_gap_days_std"],
-        gap_mean,
-        out=np.full(n, np.nan),
-        where=(n_gaps >= 2) & (gap_mean > 0),
-    )
     # A usual gap under one day (two orders the same day) would make the ratio explode.
     out["overdue_ratio"] = days_since / np.fmax(gap_mean, 1.0)
     return out

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import FeaturesParams, LabelsParams
-from pipeline.features import behaviour, habits, labels, rfm, satisfaction
+from pipeline.features import behaviour, labels, rfm, satisfaction
 from pipeline.features.catalog import Catalog, FeatureSpec, missing_inputs
 from pipeline.features.prepare import NPS_GROUPS, Prepared, prepare
 
@@ -89,8 +89,6 @@ def snapshot_part(
     columns.update(behaviour.delivery_features(prepared, cutoff))
     columns.update(behaviour.price_features(prepared, cutoff))
     columns.update(behaviour.relationship_features(prepared, cutoff))
-    columns.update(habits.basket_features(prepared, cutoff))
-    columns.update(habits.seasonality_features(prepared, cutoff))
     if label_params is not None:
         columns.update(labels.label_arrays(prepared, cutoff, label_params))
     population = columns["lifetime_orders"] > 0

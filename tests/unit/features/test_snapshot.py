@@ -56,10 +56,6 @@ def test_rfm_values_of_customer_a(catalog: Catalog, fparams: FeaturesParams) -> 
     assert a["inter_purchase_gap_days_std"] == pytest.approx(math.sqrt(0.5))
     assert a["overdue_ratio"] == pytest.approx((29 + 14 / 24) / 30.5)
     assert a["orders_trend_90d"] == 1  # 2 in the last 90 days, 1 in the 90 before
-    assert a["orders_trend_rel_90d"] == pytest.approx(1 / 3)  # (2 - 1) / (2 + 1)
-    assert a["inter_purchase_gap_cv"] == pytest.approx(math.sqrt(0.5) / 30.5)
-    assert a["weekday_modal_share"] == pytest.approx(1 / 3)  # Mon, Wed, Sat
-    assert a["item_price_mean"] == pytest.approx((50 + 50 + 50) / 3)
     assert a["tenure_days"] == pytest.approx(90 + 14 / 24)
     assert a["avg_order_value"] == 100.0
 
