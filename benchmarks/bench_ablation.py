@@ -6,18 +6,24 @@ the test cutoff the script prints, per target and group, one JSON line: AUC and 
 both models, their differences (all minus without: positive AUC = the group helps, negative
 Brier = the group helps) and paired bootstrap 95% intervals of the differences over customers
 (the test rows resampled with replacement, the same resamples for both models, fixed seed);
-then one Markdown table of all lines (for docs/modeling.md).
+then one Markdown table of all lines (for docs/modeling.md, "Ablation of the line-level
+features", which gives the command of each figure there).
 
     .venv/bin/python benchmarks/bench_ablation.py --features data/features --params params.yaml \\
-        --group trends=orders_trend_rel_90d,spend_trend_rel_90d --concept seasonality \\
+        --group gaps=inter_purchase_gap_days_mean,inter_purchase_gap_days_std \\
+        --concept satisfaction \\
         [--dictionary configs/features.yaml] [--targets churn repurchase] \\
-        [--bootstrap 1000] [--seed 0]
+        [--bootstrap 1000] [--seed 0] [--train-seed N]
 
 A group is ``name=feature,feature,...`` (``--group``, repeatable) or every feature of a
 dictionary concept (``--concept``, repeatable). Columns of a group that the panel lacks (the
 source has no input for them) are listed as ``absent``; a group with no column in the panel is
 skipped with a note. The derived BTYD features (``train.btyd_features``) are added by training
 in both runs.
+
+The intervals cover the sampling of test customers, not the training run: ``--train-seed``
+(default: ``train.seed`` of the params) retrains both models with another LightGBM seed, which
+shows how much of a difference is the bagging and feature sampling of one run.
 """
 
 from __future__ import annotations
@@ -134,11 +140,15 @@ def main() -> None:
     parser.add_argument("--concept", action="append", default=[], help="A dictionary concept.")
     parser.add_argument("--bootstrap", type=int, default=1000, help="Bootstrap resamples.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the resamples.")
+    parser.add_argument("--train-seed", type=int, default=None, help="LightGBM seed override.")
     args = parser.parse_args()
     if not args.params.exists():
         raise SystemExit(f"{args.params}: file not found")  # load_params would use defaults
 
     settings = load_params(args.params)
+    if args.train_seed is not None:
+        train = settings.train.model_copy(update={"seed": args.train_seed})
+        settings = settings.model_copy(update={"train": train})
     catalog = load_catalog(args.dictionary)
     groups = [parse_group(g) for g in args.group] + [
         concept_group(catalog, c, settings.features.windows_days) for c in args.concept
@@ -177,6 +187,7 @@ def main() -> None:
                 **compare(name, Group(group.name, tuple(present)), all_, without, args),
                 "bootstrap": args.bootstrap,
                 "seed": args.seed,
+                "train_seed": settings.train.seed,
                 "train_s": {"all": all_s, "without": round(time.perf_counter() - t0, 1)},
             }
             lines.append(figures)
