@@ -40,13 +40,13 @@ import pandas as pd
 from pipeline import io
 from pipeline.config import load_params
 from pipeline.features.catalog import load_catalog
-from pipeline.modeling import btyd
+from pipeline.modeling import btyd, scoreboard
 from pipeline.modeling.train import TrainResult, train_target
 from pipeline.targets import get_target, resolved_labels
 
 REPO = Path(__file__).resolve().parents[1]
 FEATURES = ("btyd_p_alive", "btyd_expected_orders")
-CHUNK = 100  # bootstrap resamples per vectorised batch (CHUNK x rows weights in memory)
+CHUNK = scoreboard.CHUNK  # bootstrap resamples per vectorised batch (CHUNK x rows weights)
 
 
 @dataclass(frozen=True)
@@ -91,38 +91,18 @@ def btyd_columns(panel: pd.DataFrame, fits: list[CutoffFit], horizon_days: float
 
 
 def weighted_auc(scores: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """ROC AUC of ``scores`` against 0/1 ``y`` under each row of ``weights`` (shape B x n).
-
-    Ties count one half, as in ``roc_auc_score``; integer weights are the row counts of a
-    bootstrap resample, so each result equals the AUC of the resampled rows.
-    """
-    order = np.argsort(scores, kind="stable")
-    ranked = scores[order]
-    positive = np.asarray(y, dtype=bool)[order]
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # first row of each tie
-    w = np.atleast_2d(weights)[:, order]
-    pos = np.add.reduceat(np.where(positive, w, 0.0), starts, axis=1)
-    neg = np.add.reduceat(np.where(positive, 0.0, w), starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+    """ROC AUC of ``scores`` under each row of ``weights`` (the scoreboard's implementation)."""
+    return scoreboard.weighted_auc(np.asarray(y), scores, np.atleast_2d(weights))
 
 
 def weighted_brier(prob: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Brier score of ``prob`` under each row of ``weights`` (shape B x n)."""
-    w = np.atleast_2d(weights)
-    return (w @ (prob - y) ** 2) / w.sum(axis=1)
+    """Brier score of ``prob`` under each row of ``weights`` (the scoreboard's implementation)."""
+    return scoreboard.weighted_brier(np.asarray(y, dtype=np.float64), prob, np.atleast_2d(weights))
 
 
 def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
-    """Row counts (resamples x n) of ``resamples`` bootstrap draws of n rows with replacement."""
-    rng = np.random.default_rng(seed)
-    out = np.empty((resamples, n), dtype=np.float64)
-    for start in range(0, resamples, CHUNK):
-        size = min(CHUNK, resamples - start)
-        draws = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
-        out[start : start + size] = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n)
-    return out
+    """Row counts (resamples x n) of bootstrap draws: the scoreboard's resamples."""
+    return np.vstack(scoreboard.resample_weights(n, resamples, seed))
 
 
 def interval(values: np.ndarray) -> list[float]:
