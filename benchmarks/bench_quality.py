@@ -22,6 +22,7 @@ paired bootstrap intervals, per target and population. ``--clean DIR`` reuses cl
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -48,7 +49,7 @@ def _value(text: str) -> Any:
 
 def with_overrides(base: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
     """Return ``base`` with ``section.key=value`` overrides (values parsed as YAML)."""
-    out = json.loads(json.dumps(base))
+    out = copy.deepcopy(base)
     for pair in pairs:
         key, _, raw = pair.partition("=")
         node = out
@@ -69,12 +70,12 @@ def run(work: Path, params: dict[str, Any], clean: Path, features_cache: dict[st
     """Features (cached by their params), train every binary target, evaluate; timings."""
     work.mkdir(parents=True, exist_ok=True)
     params_path = work / "params.yaml"
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))  # dates stay dates
     load_params(params_path)  # a typo in an override fails here, in one line
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}"}
     seconds: dict[str, float] = {}
     key = hashlib.sha256(
-        json.dumps([params["features"], params["labels"]], sort_keys=True).encode()
+        json.dumps([params["features"], params["labels"]], sort_keys=True, default=str).encode()
     ).hexdigest()
     features = features_cache.get(key)
     if features is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,14 @@ from benchmarks.bench_quality import paired_effect, with_overrides
 def test_overrides_are_parsed_as_yaml_and_leave_the_base_alone() -> None:
     base = {"features": {"step_months": 1}, "train": {"tuning": {"enabled": False}}}
     out = with_overrides(
-        base, ["features.step_days=14", "train.tuning.enabled=true", "features.last_cutoff=null"]
+        base,
+        ["features.step_days=14", "train.tuning.enabled=true", "features.last_cutoff=2024-10-01"],
     )
-    assert out["features"] == {"step_months": 1, "step_days": 14, "last_cutoff": None}
+    assert out["features"] == {
+        "step_months": 1,
+        "step_days": 14,
+        "last_cutoff": dt.date(2024, 10, 1),
+    }
     assert out["train"]["tuning"]["enabled"] is True
     assert base["train"]["tuning"]["enabled"] is False
 
