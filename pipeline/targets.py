@@ -117,12 +117,15 @@ class Target:
 
     @property
     def split_column(self) -> str:
-        """The panel column holding this target's split.
+        """The panel column holding this target's own split (``split_churn``, ``split_value``).
 
-        Binary targets share ``split``; a value target has its own (``split_value``), because
-        its longer label window leaves it fewer cutoffs (see :mod:`pipeline.features.cutoffs`).
+        Each target is planned on its own label window (:mod:`pipeline.features.cutoffs`): a
+        30-day target validates on the cutoff a month before the test cutoff, where a 90-day
+        one must stay three months clear of it; a value target's longer window leaves it
+        fewer cutoffs. The shared ``split`` (the longest binary window) says which rows are
+        the test snapshot for explanations and the report.
         """
-        return f"split_{self.name}" if self.kind == "regression" else "split"
+        return f"split_{self.name}"
 
     @property
     def model_columns(self) -> tuple[str, str]:
@@ -200,7 +203,7 @@ def label_columns(labels: LabelsParams) -> tuple[str, ...]:
 
 
 def binary_targets(labels: LabelsParams) -> dict[str, Target]:
-    """Return the targets that share the panel's ``split`` (every binary one)."""
+    """Return the binary targets (the shared ``split`` is planned on their longest window)."""
     return {n: t for n, t in all_targets(labels).items() if t.kind == "binary"}
 
 
@@ -210,9 +213,11 @@ def value_targets(labels: LabelsParams) -> dict[str, Target]:
 
 
 def non_feature_columns(labels: LabelsParams) -> tuple[str, ...]:
-    """Label and split columns of the panel: never model features."""
+    """Label and split columns of the panel (the shared ``split`` too): never model features."""
     targets = all_targets(labels).values()
-    return tuple(dict.fromkeys([*(t.label for t in targets), *(t.split_column for t in targets)]))
+    return tuple(
+        dict.fromkeys([*(t.label for t in targets), "split", *(t.split_column for t in targets)])
+    )
 
 
 def longest_horizon_days(labels: LabelsParams) -> int:

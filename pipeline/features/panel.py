@@ -85,33 +85,42 @@ UNUSED = "none"
 class PanelStats:
     """Row counts, label sums and customers of the panel, accumulated as frames stream by.
 
-    ``labels`` are the binary labels (counted on the shared ``split``); ``values`` the value
-    targets (rows and mean spend on their own split column).
+    ``rows`` counts the shared ``split``; ``labels`` are the binary targets (positives and
+    rows on each one's own split column), ``values`` the value targets (rows and mean spend
+    on their own split column).
     """
 
-    labels: tuple[str, ...] = ()
+    labels: tuple[Target, ...] = ()
     values: tuple[Target, ...] = ()
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
     positives: dict[str, dict[str, int]] = field(default_factory=dict)
+    label_rows: dict[str, dict[str, int]] = field(default_factory=dict)
     value_rows: dict[str, dict[str, int]] = field(default_factory=dict)
     value_sums: dict[str, dict[str, float]] = field(default_factory=dict)
     customers: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.positives = {s: dict.fromkeys(self.labels, 0) for s in SPLITS}
+        self.positives = {s: {t.label: 0 for t in self.labels} for s in SPLITS}
+        self.label_rows = {s: {t.label: 0 for t in self.labels} for s in SPLITS}
         self.value_rows = {t.name: dict.fromkeys(SPLITS, 0) for t in self.values}
         self.value_sums = {t.name: dict.fromkeys(SPLITS, 0.0) for t in self.values}
+
+    @staticmethod
+    def _split_of(frame: pd.DataFrame, column: str) -> str:
+        return str(frame[column].iloc[0]) if len(frame) and column in frame else UNUSED
 
     def track(self, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         """Yield ``frames`` unchanged, counting them on the way."""
         for frame in frames:
             name = str(frame["split"].iloc[0]) if len(frame) else "test"
             self.rows[name] = self.rows.get(name, 0) + len(frame)
-            if name in self.positives:
-                for label in self.labels:
-                    self.positives[name][label] += int(frame[label].sum())
+            for target in self.labels:
+                own = self._split_of(frame, target.split_column)
+                if own in SPLITS:
+                    self.positives[own][target.label] += int(frame[target.label].sum())
+                    self.label_rows[own][target.label] += len(frame)
             for target in self.values:
-                own = str(frame[target.split_column].iloc[0]) if len(frame) else UNUSED
+                own = self._split_of(frame, target.split_column)
                 if own in SPLITS:
                     self.value_rows[target.name][own] += len(frame)
                     self.value_sums[target.name][own] += float(frame[target.label].sum())
@@ -129,9 +138,12 @@ class PanelStats:
         }
 
     def label_rates(self) -> dict[str, dict[str, float]]:
-        """Share of positive labels per split."""
+        """Share of positive labels per split (each binary target on its own split)."""
         return {
-            s: {k: round(v / self.rows[s], 6) if self.rows[s] else 0.0 for k, v in pos.items()}
+            s: {
+                k: round(v / self.label_rows[s][k], 6) if self.label_rows[s][k] else 0.0
+                for k, v in pos.items()
+            }
             for s, pos in self.positives.items()
         }
 
@@ -150,6 +162,8 @@ class FeatureStage:
     plan: SplitPlan
     # Each value target's own plan on the same grid (its horizon is in ``label_params``).
     value_plans: dict[str, SplitPlan]
+    # Each binary target's own plan on the same grid, on its own horizon.
+    binary_plans: dict[str, SplitPlan]
     catalog: Catalog
     present: tuple[FeatureSpec, ...]
     absent: dict[str, str]
@@ -166,12 +180,12 @@ class FeatureStage:
     def panel_cutoffs(self) -> list[tuple[pd.Timestamp, dict[str, str]]]:
         """Return every panel cutoff in time order with its split columns' values.
 
-        Columns: ``split`` and ``split_<value target>``; a cutoff is in the panel when some
-        plan uses it.
+        Columns: ``split`` (shared) and ``split_<target>`` for each target; a cutoff is in the
+        panel when some plan uses it.
         """
+        own = self.binary_plans | self.value_plans
         plans = {"split": self.plan} | {
-            t.split_column: self.value_plans[t.name]
-            for t in value_targets(self.label_params).values()
+            t.split_column: own[t.name] for t in all_targets(self.label_params).values()
         }
         of = {column: dict(plan.cutoffs()) for column, plan in plans.items()}
         used = sorted({c for split in of.values() for c in split})
@@ -231,6 +245,7 @@ class FeatureStage:
             "population": {"active_within_days": self.params.active_within_days},
             "windows_days": list(self.params.windows_days),
             "cutoffs": self.plan.to_dict(),
+            "target_cutoffs": {name: plan.to_dict() for name, plan in self.binary_plans.items()},
             "value_cutoffs": {name: plan.to_dict() for name, plan in self.value_plans.items()},
             "rows": {"panel": sum(stats.rows.values()), **stats.rows, "scoring": scoring_rows},
             "value_rows": stats.value_rows,
@@ -290,11 +305,18 @@ def plan_features(
             value_plans[name].test.date(),
         )
     resolved = with_horizons(label_params, horizons)
+    binary_plans = {
+        name: plan_split(
+            grid, pd.Timedelta(days=int(t.horizon_days or 0)), params.validation_cutoffs
+        )
+        for name, t in binary_targets(label_params).items()
+    }
     return FeatureStage(
         parts=_partitions(prepared, ids, params.partitions),
         ids=ids,
         plan=plan_split(grid, label_params, params.validation_cutoffs),
         value_plans=value_plans,
+        binary_plans=binary_plans,
         horizon_origin={n: origin.get(n, "params") for n in resolved.targets},
         catalog=expanded,
         present=tuple(present),
@@ -319,7 +341,7 @@ def _auto() -> str:
 def panel_stats(label_params: LabelsParams) -> PanelStats:
     """Statistics of the panel's binary labels (shared split) and value targets (own split)."""
     return PanelStats(
-        tuple(t.label for t in binary_targets(label_params).values()),
+        tuple(binary_targets(label_params).values()),
         tuple(value_targets(label_params).values()),
     )
 

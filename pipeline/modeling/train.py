@@ -64,9 +64,19 @@ def feature_columns(panel: pd.DataFrame, labels: LabelsParams) -> list[str]:
     return [c for c in panel.columns if c not in excluded]
 
 
-def split_panel(panel: pd.DataFrame, label: str) -> dict[str, pd.DataFrame]:
-    """Split by the ``split`` column; check each split is non-empty and ordered in time."""
-    parts = {name: panel.loc[panel["split"] == name] for name in SPLITS}
+def split_of(panel: pd.DataFrame, target: Target) -> str:
+    """Return the split column ``target`` trains on: its own, else the shared ``split``.
+
+    A panel without the target's own column (written by an older features stage, or built
+    by hand) falls back to the shared split, planned on the longest binary window: the
+    conservative choice, never a leak.
+    """
+    return target.split_column if target.split_column in panel.columns else "split"
+
+
+def split_panel(panel: pd.DataFrame, label: str, column: str = "split") -> dict[str, pd.DataFrame]:
+    """Split by ``column``; check each split is non-empty and ordered in time."""
+    parts = {name: panel.loc[panel[column] == name] for name in SPLITS}
     for name, part in parts.items():
         if part.empty:
             raise DataError(
@@ -247,8 +257,9 @@ def train_target(
     """Fit, calibrate and evaluate the target's model and its baselines on ``panel``."""
     target = get_target(labels, target_name)
     label = target.label
-    frame, names = model_input(panel, labels, [*KEY_COLUMNS, label])
-    parts = split_panel(frame, label)
+    column = split_of(panel, target)
+    frame, names = model_input(panel, labels, list(dict.fromkeys([*KEY_COLUMNS, column, label])))
+    parts = split_panel(frame, label, column)
     derived = btyd_features_of(parts, target, params)
     if derived is not None:
         parts = {name: derived.add(part) for name, part in parts.items()}

@@ -74,11 +74,21 @@ def test_writes_panel_scoring_and_summary(features_dir: Path) -> None:
     panel = pd.read_parquet(features_dir / "panel.parquet")
     scoring = pd.read_parquet(features_dir / "scoring.parquet")
     summary = json.loads((features_dir / "summary.json").read_text())
-    keys = ["customer_id", "cutoff", "split", "split_value", "churn", "repurchase", "value"]
-    assert list(panel.columns[:7]) == keys
+    keys = [
+        "customer_id",
+        "cutoff",
+        "split",
+        "split_churn",
+        "split_repurchase",
+        "split_value",
+        "churn",
+        "repurchase",
+        "value",
+    ]
+    assert list(panel.columns[: len(keys)]) == keys
     assert str(panel["cutoff"].dtype) == "datetime64[us, UTC]"
     assert list(scoring.columns) == ["customer_id", "cutoff", *summary["features"]["present"]]
-    assert list(panel.columns[7:]) == summary["features"]["present"]
+    assert list(panel.columns[len(keys) :]) == summary["features"]["present"]
     # the value target: horizon chosen from the two-year span, its own split, labels inside it
     assert summary["labels"]["value"]["horizon_days"] == 180
     assert summary["value_cutoffs"]["value"]["test"] == "2024-07-01T00:00:00+00:00"

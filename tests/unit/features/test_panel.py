@@ -147,8 +147,18 @@ def built(catalog: Catalog) -> tuple[dict[str, pd.DataFrame], object]:
 def test_panel_layout_and_summary(built: tuple[dict[str, pd.DataFrame], object]) -> None:
     _, result = built
     panel, summary = result.panel, result.summary
-    keys = ["customer_id", "cutoff", "split", "split_value", "churn", "repurchase", "value"]
-    assert list(panel.columns[:7]) == keys
+    keys = [
+        "customer_id",
+        "cutoff",
+        "split",
+        "split_churn",
+        "split_repurchase",
+        "split_value",
+        "churn",
+        "repurchase",
+        "value",
+    ]
+    assert list(panel.columns[: len(keys)]) == keys
     assert panel["churn"].dtype == np.int8 and panel["repurchase"].dtype == np.int8
     assert panel["value"].dtype == np.float64
     assert not panel.duplicated(["customer_id", "cutoff"]).any()
@@ -156,6 +166,22 @@ def test_panel_layout_and_summary(built: tuple[dict[str, pd.DataFrame], object])
     # "none": a cutoff only the value target uses (an embargo cutoff of the shared split)
     assert {"train", "valid", "test"} <= set(panel["split"]) <= {"train", "valid", "test", "none"}
     assert {"train", "valid", "test"} <= set(panel["split_value"])
+    # Each binary target on its own window: the same test cutoff, churn's split is the shared
+    # one (the longest window), repurchase (30 days) validates and trains closer to the test.
+    cutoffs = {
+        column: {
+            name: sorted(panel.loc[panel[column] == name, "cutoff"].unique())
+            for name in ("train", "valid", "test")
+        }
+        for column in ("split", "split_churn", "split_repurchase")
+    }
+    assert cutoffs["split_churn"] == cutoffs["split"]
+    assert cutoffs["split_repurchase"]["test"] == cutoffs["split"]["test"]
+    assert cutoffs["split_repurchase"]["valid"][0] > cutoffs["split"]["valid"][0]
+    assert len(cutoffs["split_repurchase"]["train"]) > len(cutoffs["split"]["train"])
+    test, valid = cutoffs["split_repurchase"]["test"][0], cutoffs["split_repurchase"]["valid"][-1]
+    assert valid + pd.Timedelta(days=30) <= test  # the label window ends by the test cutoff
+    assert summary["target_cutoffs"]["repurchase"]["valid"] == [valid.isoformat()]
     assert summary["rows"]["panel"] == len(panel)
     assert summary["features"]["absent"] == {}
     assert list(result.scoring.columns) == [

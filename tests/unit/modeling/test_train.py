@@ -204,3 +204,13 @@ def test_monotone_constraints_follow_the_dictionary_direction(small_panel):
     assert monotone_constraints(small_panel, names, churn, tiny_catalog(*names_only(names))) is None
     result = train_demo(small_panel, "churn", TrainParams(), catalog=catalog)
     assert result.features["monotone_constraints"] == [0, 0, 0, -1, 1, 0]
+
+
+def test_a_target_trains_on_its_own_split_column_else_on_the_shared_one(small_panel, churn_result):
+    train_cutoffs = sorted(small_panel.loc[small_panel["split"] == "train", "cutoff"].unique())
+    own = small_panel["split"].where(small_panel["cutoff"] != train_cutoffs[-1], "valid")
+    result = train_demo(small_panel.assign(split_churn=own), "churn", TrainParams())
+    assert len(result.features["cutoffs"]["valid"]) == 2
+    assert len(result.features["cutoffs"]["train"]) == len(train_cutoffs) - 1
+    # Without split_churn (an older panel) the shared split is used.
+    assert churn_result.features["cutoffs"]["train"] == [c.isoformat() for c in train_cutoffs]
