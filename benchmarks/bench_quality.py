@@ -13,7 +13,9 @@ Each ``--variant NAME:KEY=VALUE[,KEY=VALUE...]`` is run too, from the same clean
 compared with the base run on the test customers both share (same test cutoff: pin
 ``features.last_cutoff`` when a variant changes the grid): variant minus base AUC and Brier with
 paired bootstrap intervals, per target and population. ``--clean DIR`` reuses clean tables
-(the default data's ``data/clean``) instead of running ``loyalty clean``.
+(the default data's ``data/clean``) instead of running ``loyalty clean``. ``--against DIR``
+compares the base run with an earlier run's base (``DIR/base``, e.g. one made at an older
+commit): how a code change moved the figures on the same test customers.
 
     .venv/bin/python benchmarks/bench_quality.py --work /tmp/q/sim --clean data/clean \\
         --variant grid14:features.step_days=14,features.last_cutoff=2024-10-01
@@ -134,6 +136,7 @@ def main() -> None:
     source.add_argument("--clean", type=Path, help="reuse these clean tables")
     parser.add_argument("--set", action="append", default=[], help="section.key=value")
     parser.add_argument("--variant", action="append", default=[], help="NAME:KEY=VAL,...")
+    parser.add_argument("--against", type=Path, help="an earlier --work folder to compare with")
     args = parser.parse_args()
     base_params = with_overrides(yaml.safe_load(args.params.read_text()), args.set)
     work = args.work.resolve()
@@ -151,19 +154,23 @@ def main() -> None:
     print(json.dumps({"run": "base", **base}))
     print((work / "base" / "quality.md").read_text())
     evaluate = base_params.get("evaluate", {})
+    settings = (
+        int(evaluate.get("early_warning_days", 30)),
+        int(evaluate.get("bootstrap", 1000)),
+        int(evaluate.get("seed", 0)),
+    )
+    if args.against is not None:
+        effects = {
+            target: paired_effect(args.against / "base", work / "base", target, *settings)
+            for target in base_params["train"]["targets"]
+        }
+        print(json.dumps({"run": "base", "against": str(args.against), "effect": effects}))
     for spec in args.variant:
         name, _, pairs = spec.partition(":")
         params = with_overrides(base_params, [p for p in pairs.split(",") if p])
         result = run(work / name, params, clean, cache)
         effects = {
-            target: paired_effect(
-                work / "base",
-                work / name,
-                target,
-                int(evaluate.get("early_warning_days", 30)),
-                int(evaluate.get("bootstrap", 1000)),
-                int(evaluate.get("seed", 0)),
-            )
+            target: paired_effect(work / "base", work / name, target, *settings)
             for target in params["train"]["targets"]
         }
         print(json.dumps({"run": name, "overrides": pairs, **result, "effect": effects}))
