@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.bench_btyd_features import CHUNK, interval, paired_bootstrap, resample_counts
 from pipeline import io
 from pipeline.config import load_params
 from pipeline.features.catalog import load_catalog
@@ -59,6 +59,16 @@ from pipeline.sources.simulation.truth import latent_state
 from pipeline.targets import get_target, resolved_labels
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: the sibling benchmark is imported by package
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.bench_btyd_features import (  # noqa: E402
+    CHUNK,
+    interval,
+    paired_bootstrap,
+    resample_counts,
+)
+
 KEYS = ["customer_id", "cutoff"]
 #: latent-state columns given to the oracle (loyalty membership is observed: already a feature)
 STATE = (
