@@ -194,7 +194,10 @@ def test_shap_tables_add_up_to_the_training_margins(run: Path) -> None:
         features = json.loads((run / "models" / target / "features.json").read_text())
         names = [f["name"] for f in features["features"]]
         assert list(shap_values.columns) == ["customer_id", "cutoff", *names, "base_value"]
-        predictions = pd.read_parquet(run / "models" / target / "test_predictions.parquet")
+        predictions = pd.read_parquet(
+            run / "models" / target / "test_predictions.parquet",
+            columns=["customer_id", "cutoff", "raw_margin"],
+        )
         joined = shap_values.merge(predictions, on=["customer_id", "cutoff"], validate="one_to_one")
         assert len(joined) == len(shap_values) > 0
         total = joined[names].sum(axis=1) + joined["base_value"]
