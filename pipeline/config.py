@@ -22,17 +22,36 @@ class Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+#: Where ``data.source`` names its config (relative to the project folder).
+SOURCE_CONFIGS = "configs/sources"
+
+
 class DataParams(Section):
     """Which raw export the pipeline reads."""
 
-    source: Literal["synthetic", "online_retail", "csv"] = "synthetic"
+    # The name of a source config: configs/sources/<source>.yaml (synthetic, online_retail,
+    # csv, or one of your own).
+    source: str = Field("synthetic", pattern=r"^[a-z][a-z0-9_]{0,39}$")
     # null = configs/sources/<source>.yaml; set it to use another mapping for the same source.
     source_config: str | None = None
     input: str = "data/synthetic"
 
     def source_config_path(self) -> Path:
-        """Return the source config: ``source_config``, else ``configs/sources/<source>.yaml``."""
-        return Path(self.source_config or f"configs/sources/{self.source}.yaml")
+        """Return the source config: ``source_config``, else ``configs/sources/<source>.yaml``.
+
+        A ``source`` without its file is a one-line error naming the key, the configs there
+        are and the fix.
+        """
+        if self.source_config is not None:
+            return Path(self.source_config)
+        path = Path(SOURCE_CONFIGS) / f"{self.source}.yaml"
+        if not path.exists():
+            found = sorted(p.stem for p in Path(SOURCE_CONFIGS).glob("*.yaml"))
+            raise ConfigError(
+                f"data.source {self.source!r}: {path} not found (there: "
+                f"{', '.join(found) or 'none'}); add {path} or set data.source_config"
+            )
+        return path
 
 
 class DirtyRates(Section):

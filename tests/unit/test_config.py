@@ -68,3 +68,20 @@ def test_targets_are_defined_once_and_used_by_name() -> None:
         }
     )
     assert params.train.targets == ("churn_180d",)
+
+
+def test_any_source_config_name_is_a_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs" / "sources").mkdir(parents=True)
+    (tmp_path / "configs" / "sources" / "my_shop.yaml").write_text("{}\n")
+    data = parse_params({"data": {"source": "my_shop", "input": "export.csv"}}).data
+    assert data.source_config_path() == Path("configs/sources/my_shop.yaml")
+    other = parse_params({"data": {"source": "other_shop"}}).data
+    with pytest.raises(ConfigError, match=r"data\.source 'other_shop'.*\(there: my_shop\).*"):
+        other.source_config_path()
+    explicit = parse_params({"data": {"source": "other_shop", "source_config": "x.yaml"}}).data
+    assert explicit.source_config_path() == Path("x.yaml")  # checked when it is read
+    with pytest.raises(ConfigError, match=r"data\.source"):
+        parse_params({"data": {"source": "My Shop"}})
