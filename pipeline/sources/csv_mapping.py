@@ -175,16 +175,20 @@ def read_extract_as_of(config: SourceConfig, inputs: list[Path]) -> pd.Timestamp
 def resolve_mapping(
     header: tuple[str, ...], spec: TableSpec, table: str, source_file: str
 ) -> dict[str, str]:
-    """Return {source column: canonical name}; ERR when required columns are missing."""
-    rename: dict[str, str] = {}
+    """Return {canonical name: source column}; ERR when required columns are missing.
+
+    One source column may serve several canonical fields (a purchase log's ``date`` as both
+    ``order_ts`` and, with no order id, ``order_id``).
+    """
+    chosen: dict[str, str] = {}
     wanted: dict[str, str] = {}
     for canonical, names in spec.columns.items():
         candidates = (names,) if isinstance(names, str) else names
         wanted[canonical] = " or ".join(candidates)
         found = next((name for name in candidates if name in header), None)
-        if found is not None and found not in rename:
-            rename[found] = canonical
-    present = set(rename.values())
+        if found is not None:
+            chosen[canonical] = found
+    present = set(chosen)
     missing = [wanted[name] for name in spec.columns if name not in present]
     required_missing = [wanted.get(name, name) for name in REQUIRED[table] if name not in present]
     if (
@@ -204,23 +208,28 @@ def resolve_mapping(
     optional_missing = [name for name in missing if name not in required_missing]
     if optional_missing:
         logger.info("%s: optional columns not in the file: %s", source_file, optional_missing)
-    extra = [name for name in header if name not in rename]
+    used = set(chosen.values())
+    extra = [name for name in header if name not in used]
     if extra:
         logger.warning("%s: extra columns dropped: %s", source_file, extra)
-    return rename
+    return chosen
 
 
-def apply_mapping(rows: pd.DataFrame, rename: dict[str, str], source_file: str) -> pd.DataFrame:
+def apply_mapping(rows: pd.DataFrame, columns: dict[str, str], source_file: str) -> pd.DataFrame:
     """Keep the mapped columns under their canonical names, plus the provenance columns."""
-    out = rows[[*rename, "line_number", "raw"]].rename(columns=rename)
+    out = pd.DataFrame(
+        {canonical: rows[source] for canonical, source in columns.items()}, index=rows.index
+    )
+    out["line_number"] = rows["line_number"]
+    out["raw"] = rows["raw"]
     out.insert(0, "source_file", pd.Series(source_file, index=out.index, dtype="string"))
     return out
 
 
 def map_columns(frame: FileFrame, spec: TableSpec, table: str) -> pd.DataFrame:
     """Select and rename the mapped columns of one file read whole."""
-    rename = resolve_mapping(frame.header, spec, table, frame.source_file)
-    return apply_mapping(frame.rows, rename, frame.source_file)
+    columns = resolve_mapping(frame.header, spec, table, frame.source_file)
+    return apply_mapping(frame.rows, columns, frame.source_file)
 
 
 def find_files(root: Path, spec: TableSpec) -> list[Path]:
@@ -283,10 +292,10 @@ def iter_export(
         with read_errors(name):
             if detect_format(path) == "csv":
                 reader = CsvReader(path, config.dialect, name, config.chunk_rows)
-                rename = resolve_mapping(reader.header, spec, table, name)
+                columns = resolve_mapping(reader.header, spec, table, name)
                 for rows, rejects in reader.chunks():
                     yield RawChunk(
-                        table, apply_mapping(rows, rename, name), rejects.assign(table=table)
+                        table, apply_mapping(rows, columns, name), rejects.assign(table=table)
                     )
                 rows_read, sha256 = reader.info()
                 files.append(FileInfo(name, table, rows_read, sha256, reader.fallback_lines))

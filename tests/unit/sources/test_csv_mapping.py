@@ -118,6 +118,27 @@ def test_first_matching_alternative_name_wins(tmp_path: Path) -> None:
     ]
 
 
+def test_one_source_column_can_fill_several_canonical_fields(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("customer,date,amount\n7,2010-01-01,12.5\n7,2010-01-03,3\n")
+    raw = {
+        "name": "log",
+        "tables": {
+            "transactions": {
+                "files": ["*.csv"],
+                "columns": {
+                    "customer_id": "customer",
+                    "order_id": "date",  # one line = one purchase: the date names the order
+                    "order_ts": "date",
+                    "amount": "amount",
+                },
+            }
+        },
+    }
+    table = read_export(parse_source_config(raw, "log.yaml"), [path]).tables["transactions"]
+    assert table["order_id"].tolist() == table["order_ts"].tolist() == ["2010-01-01", "2010-01-03"]
+
+
 def test_two_folders_with_the_same_file_names_stay_apart(tmp_path: Path) -> None:
     text = (
         "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
