@@ -121,6 +121,9 @@ class TransactionCleaner:
         # per order without keeping the product codes
         self.products: list[np.ndarray] = []
         self.has_sku = False
+        # True once a chunk had no order id column: orders are then one per customer and
+        # timestamp (the purchase-log shape), stated in the manifest.
+        self.order_ids_derived = False
         self.codes: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
 
@@ -131,7 +134,8 @@ class TransactionCleaner:
         ids, stamps = common_checks(
             lines, verdicts, rules, "order_ts", self.as_of, self.duplicates(lines)
         )
-        order_ids = lines["order_id"].str.strip()
+        order_ids = order_ids_of(lines, stamps)
+        self.order_ids_derived = self.order_ids_derived or "order_id" not in lines.columns
         verdicts.reject(blank(order_ids), Reason.MISSING_ORDER_ID)
         values: dict[str, pd.Series] = {}
         for column in NUMERIC:
@@ -240,7 +244,23 @@ class TransactionCleaner:
             )
         }
         counts["non_product_by_code"] = dict(sorted(self.codes.items()))
+        counts["order_id_rule"] = DERIVED_ORDER_IDS if self.order_ids_derived else "from the export"
         return {"orders": orders, "returns": returns}, counts
+
+
+#: The manifest's ``order_id_rule`` when the export has no order id column.
+DERIVED_ORDER_IDS = "derived: one order per customer per timestamp (the export has no order id)"
+
+
+def order_ids_of(lines: pd.DataFrame, stamps: pd.Series) -> pd.Series:
+    """Return each line's order id: the export's, else its timestamp (one line = one purchase).
+
+    Without an order id column the lines of one customer at one instant form one order, so
+    a purchase log with one line per purchase needs no invented ids.
+    """
+    if "order_id" in lines.columns:
+        return lines["order_id"].str.strip()
+    return stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z").astype("string")
 
 
 def clean_transactions(lines: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) -> TableResult:

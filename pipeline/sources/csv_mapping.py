@@ -57,7 +57,9 @@ CANONICAL: dict[str, tuple[str, ...]] = {
     "customers": ("customer_id", "signup_ts", "loyalty_member", "region"),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "transactions": ("customer_id", "order_id", "order_ts"),
+    # order_id is required when the config maps it; a config without it describes a purchase
+    # log: one order per customer and timestamp (cleaning).
+    "transactions": ("customer_id", "order_ts"),
     "feedback": ("customer_id", "feedback_ts", "kind"),
     "customers": ("customer_id",),
 }
@@ -190,7 +192,8 @@ def resolve_mapping(
             chosen[canonical] = found
     present = set(chosen)
     missing = [wanted[name] for name in spec.columns if name not in present]
-    required_missing = [wanted.get(name, name) for name in REQUIRED[table] if name not in present]
+    required = (*REQUIRED[table], *(("order_id",) if "order_id" in spec.columns else ()))
+    required_missing = [wanted.get(name, name) for name in required if name not in present]
     if (
         table == "transactions"
         and "amount" not in present

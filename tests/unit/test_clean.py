@@ -124,6 +124,32 @@ def test_lines_are_aggregated_per_invoice_and_inputs_not_mutated() -> None:
     assert len(result.rejects) == 0
 
 
+def test_without_order_ids_each_customer_timestamp_is_one_order() -> None:
+    raw = raw_lines(
+        [
+            ("-", "A", "2", "2011-01-01 10:00:00", "1.5", "7"),
+            ("-", "B", "1", "2011-01-01 10:00:00", "4", "7"),  # same instant: the same purchase
+            ("-", "A", "1", "2011-01-02 09:00:00", "2", "7"),
+            ("-", "A", "1", "2011-01-01 10:00:00", "3", "8"),  # another customer, same instant
+        ]
+    )
+    raw.tables["transactions"] = raw.tables["transactions"].drop(columns="order_id")
+    result = clean_tables(raw, RULES, AS_OF)
+    orders = result.tables["orders"].sort_values(["customer_id", "order_ts"])
+    assert orders[["customer_id", "gross_amount", "n_items"]].values.tolist() == [
+        ["7", 7.0, 3],
+        ["7", 2.0, 1],
+        ["8", 3.0, 1],
+    ]
+    assert orders["order_id"].str.startswith("2011-01-0").all()
+    assert result.manifest["transactions"]["order_id_rule"].startswith("derived: one order per")
+    assert len(result.rejects) == 0
+    with_ids = clean_tables(
+        raw_lines([("1", "A", "2", "2011-01-01 10:00:00", "1.5", "7")]), RULES, AS_OF
+    )
+    assert with_ids.manifest["transactions"]["order_id_rule"] == "from the export"
+
+
 def test_first_failing_rule_wins() -> None:
     raw = raw_lines(
         [

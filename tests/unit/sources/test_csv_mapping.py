@@ -139,6 +139,21 @@ def test_one_source_column_can_fill_several_canonical_fields(tmp_path: Path) -> 
     assert table["order_id"].tolist() == table["order_ts"].tolist() == ["2010-01-01", "2010-01-03"]
 
 
+def test_order_id_is_required_only_when_the_config_maps_it(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("customer,date,amount\n7,2010-01-01,12.5\n")
+    columns = {"customer_id": "customer", "order_ts": "date", "amount": "amount"}
+
+    def config(mapping: dict[str, str]):
+        raw = {"name": "log", "tables": {"transactions": {"files": ["*.csv"], "columns": mapping}}}
+        return parse_source_config(raw, "log.yaml")
+
+    table = read_export(config(columns), [path]).tables["transactions"]
+    assert "order_id" not in table.columns  # a purchase log: cleaning derives the orders
+    with pytest.raises(InputError, match=r"required columns missing: expected \['Invoice'\]"):
+        read_export(config({**columns, "order_id": "Invoice"}), [path])
+
+
 def test_two_folders_with_the_same_file_names_stay_apart(tmp_path: Path) -> None:
     text = (
         "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
