@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from pipeline.errors import DataError
 from pipeline.modeling import baselines, metrics
@@ -124,14 +125,11 @@ def paired_differences(
             auc[name].append(model_auc - weighted_auc(y, scores[name], w))
             if name in brier:
                 brier[name].append(model_brier - weighted_brier(yf, scores[name], w))
+    point = {name: float(roc_auc_score(y, score)) for name, score in scores.items()}
     out: dict[str, dict[str, Any]] = {}
     for name in others:
-        point = (
-            metrics.ranking_metrics(y, model)["roc_auc"]
-            - metrics.ranking_metrics(y, scores[name])["roc_auc"]
-        )
         entry: dict[str, Any] = {
-            "roc_auc": float(point),
+            "roc_auc": point[MODEL] - point[name],
             "roc_auc_ci95": _interval(np.concatenate(auc[name])),
         }
         if name in brier:
@@ -141,7 +139,8 @@ def paired_differences(
     return out
 
 
-def _metrics_of(name: str, y: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+def scorer_metrics(name: str, y: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+    """Return a scorer's metrics: ranking ones for a ranking rule, probability ones otherwise."""
     if name in RANKING_ONLY:
         return metrics.ranking_metrics(y, score)
     return metrics.probability_metrics(y, score)
@@ -156,7 +155,7 @@ def population_board(
     return {
         "rows": int(len(y)),
         "base_rate": float(y.mean()),
-        "scorers": {name: _metrics_of(name, y, s) for name, s in scores.items()},
+        "scorers": {name: scorer_metrics(name, y, s) for name, s in scores.items()},
         "model_minus": paired_differences(y, scores, n_boot, seed),
     }
 

@@ -425,12 +425,7 @@ def _evaluate(
     if btyd_prob is not None:
         baseline_scores["btyd"] = btyd_prob
     scores = {
-        name: (
-            metrics.ranking_metrics(y["test"], s)
-            if name in scoreboard.RANKING_ONLY
-            else metrics.probability_metrics(y["test"], s)
-        )
-        for name, s in baseline_scores.items()
+        name: scoreboard.scorer_metrics(name, y["test"], s) for name, s in baseline_scores.items()
     }
     evaluation = {
         "target": target.name,
