@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 
 from pipeline import business
-from pipeline.config import BusinessParams, LabelsParams
+from pipeline.config import BusinessParams
 from pipeline.explain import concept_importance, feature_importance, shap_table
 from pipeline.features.catalog import parse_catalog
 from pipeline.reasons import FeatureDictionary
 from pipeline.report.build import ReportInputs, TargetInputs
 from pipeline.targets import get_target
+from tests.support.params import fixed_labels
 
 EVIL_ID = "<script>alert('x')</script>"
 FEATURES = [
@@ -188,7 +189,7 @@ def report_inputs() -> ReportInputs:
     concepts = dictionary.concepts(FEATURES)
     margin = booster.predict(current[FEATURES], raw_score=True)
     probability = 1 / (1 + np.exp(-booster.predict(test[FEATURES], raw_score=True)))
-    labels = LabelsParams()
+    labels = fixed_labels()
     churn = TargetInputs(
         target=get_target(labels, "churn"),
         metrics=METRICS,
