@@ -553,7 +553,7 @@ def score(
 
     from pipeline import io
     from pipeline.clean import resolve_as_of
-    from pipeline.engines.work import ScoreJob, resolve_models
+    from pipeline.engines.work import ScoreJob, resolve_models, scoring_params
     from pipeline.errors import ConfigError
     from pipeline.features.catalog import load_catalog
     from pipeline.features.snapshot import cutoff_timestamp
@@ -579,15 +579,16 @@ def score(
     # The same future_date rule as the clean stage: params, else the export's own extract time.
     stated = read_extract_as_of(load_source_config(source_config), inputs)
     with io.scratch_dir(out) as work:
+        models = resolve_models(
+            model, work / "models", settings.mlflow, settings.train.model_targets()
+        )
         job = ScoreJob(
             source_config=str(source_config),
             features_config=str(features_config),
             as_of=when,
             clean_as_of=resolve_as_of(settings.clean.as_of, stated),
-            models=resolve_models(
-                model, work / "models", settings.mlflow, settings.train.model_targets()
-            ),
-            params=settings,
+            models=models,
+            params=scoring_params(settings, models),
             rules=rules,
         )
         n_parts = partitions or options.partitions
