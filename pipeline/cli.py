@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from pipeline.config import Params, load_params
+from pipeline.config import LabelsParams, Params, load_params
 from pipeline.errors import DataError, PipelineError
 
 logger = logging.getLogger("pipeline")
@@ -52,6 +52,15 @@ def _root(
 
 def _params(path: Path) -> Params:
     return load_params(path)
+
+
+def _labels(settings: Params, features: Path) -> LabelsParams:
+    """``labels`` with the horizons the features stage chose (``<features>/summary.json``)."""
+    from pipeline import io
+    from pipeline.targets import resolved_labels
+
+    path = features / "summary.json"
+    return resolved_labels(settings.labels, io.read_json(path) if path.exists() else None)
 
 
 # --- generate -----------------------------------------------------------------------------
@@ -327,7 +336,7 @@ def explain(
         predictor,
         panel,
         parsed,
-        get_target(all_params.labels, target),
+        get_target(_labels(all_params, features), target),
         settings.max_rows,
         settings.top_reasons,
     )
@@ -440,6 +449,7 @@ def report(
 
     panel = io.read_parquet(features / "panel.parquet")
     test_rows = panel.loc[panel["split"] == "test"]
+    labels = _labels(settings, features)
     targets: dict[str, TargetInputs] = {}
     for name in settings.train.targets:
         folder = explain_dir / name
@@ -449,7 +459,7 @@ def report(
         shap_values = io.read_parquet(folder / "shap.parquet")
         explained = align_explained(shap_values, _derived(models / name, test_rows))
         targets[name] = TargetInputs(
-            target=get_target(settings.labels, name),
+            target=get_target(labels, name),
             metrics=optional(metrics / f"{name}.json", io.read_json) or {},
             shap=shap_values,
             explained=explained,
