@@ -8,8 +8,8 @@ way, in :mod:`pipeline.features.population`. An explicit value is always kept as
 
 Each choice is a :class:`~pipeline.features.gaps.Choice` (the value and why): the stage logs
 it at INFO, writes it to ``summary.json`` (``derived``) and the report shows it. The rules
-(docs/features.md, "Defaults that fit the data"), each the smallest rung of
-:data:`~pipeline.features.gaps.HORIZON_LADDER` at or above a share of the gaps:
+(docs/features.md, "Defaults that fit the data"); "covers" = the smallest rung of
+:data:`~pipeline.features.gaps.HORIZON_LADDER` at or above that share of the gaps:
 
 - a ``no_order_within`` (churn) horizon covers 90% of the gaps: a customer who is only between
   two of their usual orders is rarely labelled a churner;
