@@ -119,7 +119,12 @@ def measure(folder: Path, mode: str, partitions: int, workers: int) -> dict[str,
         for name in ("orders", "returns", "feedback", "customers")
     }
     rows = sum(len(t) for name, t in tables.items() if name != "customers")
-    params = FeaturesParams(partitions=partitions, workers=workers)
+    # One snapshot needs a population; the panel chooses it (and the grid) from the data.
+    params = FeaturesParams(
+        partitions=partitions,
+        workers=workers,
+        active_within_days=365 if mode == "snapshot" else None,
+    )
     began = time.perf_counter()
     if mode == "snapshot":
         out = build_scoring_snapshot(**tables, as_of="2024-07-01", params=params, catalog=catalog)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from pipeline.config import Params, load_params
+from pipeline.config import LabelsParams, Params, load_params
 from pipeline.errors import DataError, PipelineError
 
 logger = logging.getLogger("pipeline")
@@ -50,6 +50,15 @@ def _root(
 
 def _params(path: Path) -> Params:
     return load_params(path)
+
+
+def _labels(settings: Params, features: Path) -> LabelsParams:
+    """``labels`` with the horizons the features stage chose (``<features>/summary.json``)."""
+    from pipeline import io
+    from pipeline.targets import resolved_labels
+
+    path = features / "summary.json"
+    return resolved_labels(settings.labels, io.read_json(path) if path.exists() else None)
 
 
 # --- generate -----------------------------------------------------------------------------
@@ -340,7 +349,7 @@ def explain(
         predictor,
         panel,
         parsed,
-        get_target(all_params.labels, target),
+        get_target(_labels(all_params, features), target),
         settings.max_rows,
         settings.top_reasons,
     )
@@ -453,6 +462,7 @@ def report(
 
     panel = io.read_parquet(features / "panel.parquet")
     test_rows = panel.loc[panel["split"] == "test"]
+    labels = _labels(settings, features)
     targets: dict[str, TargetInputs] = {}
     for name in settings.train.targets:
         folder = explain_dir / name
@@ -462,7 +472,7 @@ def report(
         shap_values = io.read_parquet(folder / "shap.parquet")
         explained = align_explained(shap_values, _derived(models / name, test_rows))
         targets[name] = TargetInputs(
-            target=get_target(settings.labels, name),
+            target=get_target(labels, name),
             metrics=optional(metrics / f"{name}.json", io.read_json) or {},
             shap=shap_values,
             explained=explained,
@@ -566,7 +576,7 @@ def score(
 
     from pipeline import io
     from pipeline.clean import resolve_as_of
-    from pipeline.engines.work import ScoreJob, resolve_models
+    from pipeline.engines.work import ScoreJob, resolve_models, scoring_params
     from pipeline.errors import ConfigError
     from pipeline.features.catalog import load_catalog
     from pipeline.features.snapshot import cutoff_timestamp
@@ -592,15 +602,16 @@ def score(
     # The same future_date rule as the clean stage: params, else the export's own extract time.
     stated = read_extract_as_of(load_source_config(source_config), inputs)
     with io.scratch_dir(out) as work:
+        models = resolve_models(
+            model, work / "models", settings.mlflow, settings.train.model_targets()
+        )
         job = ScoreJob(
             source_config=str(source_config),
             features_config=str(features_config),
             as_of=when,
             clean_as_of=resolve_as_of(settings.clean.as_of, stated),
-            models=resolve_models(
-                model, work / "models", settings.mlflow, settings.train.model_targets()
-            ),
-            params=settings,
+            models=models,
+            params=scoring_params(settings, models),
             rules=rules,
         )
         n_parts = partitions or options.partitions

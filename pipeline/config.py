@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -87,19 +87,34 @@ class CleanParams(Section):
     missing_customer_id_warn_rate: float = Field(0.25, ge=0, le=1)
 
 
+#: ``features.active_within_days: any``: every customer with an order before the cutoff.
+ANY = "any"
+
+
 class FeaturesParams(Section):
-    """Cutoff grid, population and partitioning of the feature panel."""
+    """Cutoff grid, population and partitioning of the feature panel.
+
+    ``None`` in ``step_months`` (with ``step_days``), ``min_history_days`` and
+    ``active_within_days`` means "chosen from the data by the features stage"
+    (:mod:`pipeline.features.defaults`); the stage passes on a copy with the chosen values.
+    """
 
     first_cutoff: dt.date | None = None
     last_cutoff: dt.date | None = None
-    step_months: int = Field(1, ge=1)
-    # Step of the cutoff grid in days, counted back from the latest complete cutoff; null =
-    # every step_months months from a month start.
+    # Step of the cutoff grid in months from a month start; step_days (in days, counted back
+    # from the latest complete cutoff) wins when set; both null = chosen from the data.
+    step_months: int | None = Field(None, ge=1)
     step_days: int | None = Field(None, ge=1)
     # End of the observed period (exclusive); null = last order date + 1 day.
     data_end: dt.date | None = None
-    min_history_days: int = Field(60, ge=0)
-    active_within_days: int | None = Field(365, ge=1)
+    # The first cutoff is at least this many days after the first order; null = from the data.
+    min_history_days: int | None = Field(None, ge=0)
+    # Population: an order before the cutoff, the last within this many days of it; "any" =
+    # no recency filter; null = from the data.
+    active_within_days: Annotated[int, Field(ge=1)] | Literal["any"] | None = None
+    # A population filter that removes more than this share of the customers it sees (at the
+    # test cutoff or the scoring date) is logged as a warning.
+    max_filtered_share: float = Field(0.25, ge=0, le=1)
     windows_days: tuple[int, ...] = (30, 90, 180, 365)
     validation_cutoffs: int = Field(1, ge=1)
     partitions: int = Field(4, ge=1)
@@ -116,21 +131,16 @@ class TargetParams(Section):
     # no_order_within: 1 when the customer places no order in [cutoff, cutoff + horizon);
     # order_within: 1 when they place at least one; spend_within: the customer's spend in it.
     rule: Literal["no_order_within", "order_within", "spend_within"]
-    # null = chosen by the features stage from the data (spend_within only): the longest of
-    # pipeline.features.cutoffs.HORIZON_LADDER that still gives a train / valid / test split.
+    # null = chosen by the features stage from the data (pipeline.features.defaults): from
+    # the customers' gaps between purchases for a binary rule, the longest horizon that still
+    # gives a train / valid / test split for spend_within.
     horizon_days: int | None = Field(default=None, ge=1)
-
-    @model_validator(mode="after")
-    def _horizon(self) -> TargetParams:
-        if self.horizon_days is None and self.rule != "spend_within":
-            raise ValueError(f"horizon_days is required for rule {self.rule}")
-        return self
 
 
 def _default_targets() -> dict[str, TargetParams]:
     return {
-        "churn": TargetParams(rule="no_order_within", horizon_days=90),
-        "repurchase": TargetParams(rule="order_within", horizon_days=30),
+        "churn": TargetParams(rule="no_order_within"),
+        "repurchase": TargetParams(rule="order_within"),
         "value": TargetParams(rule="spend_within"),
     }
 

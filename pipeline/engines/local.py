@@ -194,6 +194,8 @@ def build_manifest(
     return {
         "as_of": job.as_of.isoformat() if job.as_of is not None else None,
         "models": [ref.__dict__ for ref in job.models],
+        # Who was scored: an order before as_of, the last within this many days ("any": all).
+        "population": {"active_within_days": job.params.features.active_within_days},
         "engine": {"name": "local"},
         "input": split,
         "rows_in": int(sum(item.get("rows_read", 0) for item in stats)),

@@ -47,6 +47,9 @@ class ModelRef:
     path: str
     name: str
     version: str
+    # features.active_within_days the model was trained on (a number or "any"); None: its
+    # features.json states none (trained before the population was shipped).
+    population: int | str | None = None
 
     def as_target(self) -> Target:
         """Return the target this model predicts, as its ``features.json`` defines it."""
@@ -133,7 +136,8 @@ def _ref(features: dict[str, Any], path: str, name: str, version: str) -> ModelR
             f"{name}: features.json names label rule {rule!r}, expected one of "
             f"{sorted(RULES)} (a model trained before targets had rules: retrain)"
         )
-    return ModelRef(target, rule, int(features["horizon_days"]), path, name, version)
+    population = (features.get("population") or {}).get("active_within_days")
+    return ModelRef(target, rule, int(features["horizon_days"]), path, name, version, population)
 
 
 def model_folders(uri: str, order: Sequence[str] = ()) -> list[str]:
@@ -176,6 +180,43 @@ def resolve_models(
     if not refs:
         raise ModelError("no --model given")
     return refs
+
+
+def scoring_params(params: Params, models: Sequence[ModelRef]) -> Params:
+    """Return ``params`` with the population the models were trained on.
+
+    A number or ``any`` in ``features.active_within_days`` is used as set (a warning when a
+    model was trained on another); null (chosen from the data) takes the population shipped in
+    the models' ``features.json``, which must agree: the scored customers are then the same kind
+    as those the models were trained and tested on.
+    """
+    stated = {ref.population for ref in models if ref.population is not None}
+    window = params.features.active_within_days
+    if window is not None:
+        if stated and stated != {window}:
+            logger.warning(
+                "features.active_within_days=%s, but the models were trained on %s: the scored "
+                "population differs from the one they were tested on",
+                window,
+                ", ".join(sorted(str(v) for v in stated)),
+            )
+        return params
+    missing = [ref.name for ref in models if ref.population is None]
+    if missing:
+        raise ModelError(
+            f"{', '.join(missing)}: features.json states no population (a model trained before "
+            "it was shipped): retrain, or set features.active_within_days"
+        )
+    if len(stated) != 1:
+        raise ModelError(
+            "the models were trained on different populations (features.active_within_days "
+            f"{', '.join(sorted(str(v) for v in stated))}): train them on one features run, or "
+            "set features.active_within_days"
+        )
+    (chosen,) = stated
+    logger.info("score: population of the models: features.active_within_days = %s", chosen)
+    features = params.features.model_copy(update={"active_within_days": chosen})
+    return params.model_copy(update={"features": features})
 
 
 class Laps:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipeline.config import FeaturesParams, LabelsParams
 from pipeline.errors import DataError
+from pipeline.features.gaps import HORIZON_LADDER
 from pipeline.features.prepare import DAY_US, Prepared
 from pipeline.features.snapshot import cutoff_timestamp, cutoff_us
 from pipeline.targets import longest_horizon_days
@@ -33,7 +34,7 @@ SPLIT_RULE = (
 
 SHORT_DATA_HINT = (
     "the data span is too short for the split: lower features.min_history_days or "
-    "features.validation_cutoffs, or the label horizons"
+    "features.validation_cutoffs, or the label horizons (or leave them null: chosen from the data)"
 )
 
 
@@ -118,10 +119,6 @@ def label_horizon(params: LabelsParams) -> pd.Timedelta:
     return pd.Timedelta(days=longest_horizon_days(params))
 
 
-#: Horizons tried, longest first, for a value target whose ``horizon_days`` is null.
-HORIZON_LADDER = (365, 270, 180, 120, 90, 60, 30)
-
-
 def cutoff_grid(
     first_order: pd.Timestamp,
     data_end: pd.Timestamp,
@@ -136,10 +133,18 @@ def cutoff_grid(
     every ``step_days`` days (the test cutoff is then as late as the data allow); otherwise
     it is every ``step_months`` months from the first month start at or after the earliest.
     """
+    if (params.first_cutoff is None and params.min_history_days is None) or (
+        params.step_days is None and params.step_months is None
+    ):
+        raise ValueError(
+            "the cutoff step and minimum history are null (chosen from the data): pass the "
+            "params of pipeline.features.defaults.fit_timeline"
+        )
     latest = data_end - label_horizon(label_params)
-    earliest = first_order.floor("D") + pd.Timedelta(days=params.min_history_days)
     if params.first_cutoff is not None:
         earliest = cutoff_timestamp(params.first_cutoff)
+    else:
+        earliest = first_order.floor("D") + pd.Timedelta(days=params.min_history_days or 0)
     end = latest
     if params.last_cutoff is not None:
         end = cutoff_timestamp(params.last_cutoff)
@@ -157,7 +162,7 @@ def cutoff_grid(
         start = (earliest + pd.offsets.MonthBegin(1)).floor("D")
     grid = []
     k = 0
-    while (c := start + pd.DateOffset(months=k * params.step_months)) <= end:
+    while (c := start + pd.DateOffset(months=k * (params.step_months or 1))) <= end:
         grid.append(cutoff_timestamp(c))
         k += 1
     return grid

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -17,15 +17,10 @@ import pandas as pd
 from pipeline.config import FeaturesParams, LabelsParams
 from pipeline.features import partition
 from pipeline.features.catalog import Catalog, FeatureSpec
-from pipeline.features.cutoffs import (
-    HORIZON_LADDER,
-    SplitPlan,
-    cutoff_grid,
-    data_bounds,
-    observed_end,
-    plan_split,
-    plan_value_split,
-)
+from pipeline.features.cutoffs import SplitPlan, data_bounds, observed_end, plan_split
+from pipeline.features.defaults import fit_timeline, plan_values
+from pipeline.features.gaps import Choice, Gaps
+from pipeline.features.population import Population, choose_population
 from pipeline.features.prepare import Prepared, prepare, split
 from pipeline.features.snapshot import (
     Part,
@@ -37,8 +32,8 @@ from pipeline.features.snapshot import (
     region_levels,
     snapshot_part,
 )
+from pipeline.features.stats import UNUSED, PanelStats
 from pipeline.targets import (
-    Target,
     all_targets,
     binary_targets,
     label_columns,
@@ -76,76 +71,6 @@ def _run(
 
 # Cutoffs computed per round of the pool: bounds the memory of results waiting to be written.
 CUTOFFS_PER_ROUND = 4
-SPLITS = ("train", "valid", "test")
-#: Split of a panel row outside a target's plan (a value-only cutoff, or a value embargo).
-UNUSED = "none"
-
-
-@dataclass
-class PanelStats:
-    """Row counts, label sums and customers of the panel, accumulated as frames stream by.
-
-    ``rows`` counts the shared ``split``; ``labels`` are the binary targets (positives and
-    rows on each one's own split column), ``values`` the value targets (rows and mean spend
-    on their own split column).
-    """
-
-    labels: tuple[Target, ...] = ()
-    values: tuple[Target, ...] = ()
-    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
-    positives: dict[str, dict[str, int]] = field(default_factory=dict)
-    label_rows: dict[str, dict[str, int]] = field(default_factory=dict)
-    value_rows: dict[str, dict[str, int]] = field(default_factory=dict)
-    value_sums: dict[str, dict[str, float]] = field(default_factory=dict)
-    customers: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.positives = {s: {t.label: 0 for t in self.labels} for s in SPLITS}
-        self.label_rows = {s: {t.label: 0 for t in self.labels} for s in SPLITS}
-        self.value_rows = {t.name: dict.fromkeys(SPLITS, 0) for t in self.values}
-        self.value_sums = {t.name: dict.fromkeys(SPLITS, 0.0) for t in self.values}
-
-    @staticmethod
-    def _split_of(frame: pd.DataFrame, column: str) -> str:
-        return str(frame[column].iloc[0]) if len(frame) and column in frame else UNUSED
-
-    def track(self, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        """Yield ``frames`` unchanged, counting them on the way."""
-        for frame in frames:
-            name = str(frame["split"].iloc[0]) if len(frame) else "test"
-            self.rows[name] = self.rows.get(name, 0) + len(frame)
-            for target in self.labels:
-                own = self._split_of(frame, target.split_column)
-                if own in SPLITS:
-                    self.positives[own][target.label] += int(frame[target.label].sum())
-                    self.label_rows[own][target.label] += len(frame)
-            for target in self.values:
-                own = self._split_of(frame, target.split_column)
-                if own in SPLITS:
-                    self.value_rows[target.name][own] += len(frame)
-                    self.value_sums[target.name][own] += float(frame[target.label].sum())
-            self.customers.update(frame["customer_id"].dropna().tolist())
-            yield frame
-
-    def value_means(self) -> dict[str, dict[str, float]]:
-        """Mean spend label per value target and split."""
-        return {
-            name: {
-                s: round(total / self.value_rows[name][s], 4) if self.value_rows[name][s] else 0.0
-                for s, total in sums.items()
-            }
-            for name, sums in self.value_sums.items()
-        }
-
-    def label_rates(self) -> dict[str, dict[str, float]]:
-        """Share of positive labels per split (each binary target on its own split)."""
-        return {
-            s: {
-                k: round(v / self.label_rows[s][k], 6) if self.label_rows[s][k] else 0.0
-                for k, v in pos.items()
-            }
-            for s, pos in self.positives.items()
-        }
 
 
 @dataclass(frozen=True)
@@ -174,8 +99,11 @@ class FeatureStage:
     stray_orders: int
     scoring_at: pd.Timestamp
     unseen: dict[str, int]
-    # Per target: "params" when labels.targets set the horizon, else how it was chosen.
-    horizon_origin: dict[str, str] = field(default_factory=dict)
+    # The params chosen from the data (null in params.yaml), the gaps they were chosen from,
+    # and the population with what its filter removes.
+    choices: tuple[Choice, ...]
+    gaps: Gaps
+    population: Population
 
     def panel_cutoffs(self) -> list[tuple[pd.Timestamp, dict[str, str]]]:
         """Return every panel cutoff in time order with its split columns' values.
@@ -183,13 +111,7 @@ class FeatureStage:
         Columns: ``split`` (shared) and ``split_<target>`` for each target; a cutoff is in the
         panel when some plan uses it.
         """
-        own = self.binary_plans | self.value_plans
-        plans = {"split": self.plan} | {
-            t.split_column: own[t.name] for t in all_targets(self.label_params).values()
-        }
-        of = {column: dict(plan.cutoffs()) for column, plan in plans.items()}
-        used = sorted({c for split in of.values() for c in split})
-        return [(c, {column: split.get(c, UNUSED) for column, split in of.items()}) for c in used]
+        return panel_cutoffs(self.plan, self.binary_plans | self.value_plans, self.label_params)
 
     def panel_frames(self) -> Iterator[pd.DataFrame]:
         """Yield the labelled snapshot of each panel cutoff, in time order.
@@ -226,6 +148,7 @@ class FeatureStage:
 
     def summary(self, stats: PanelStats, scoring_rows: int) -> dict[str, Any]:
         """JSON-ready record of the split, sizes, label rates and present/absent features."""
+        chosen = {c.param: c.why for c in self.choices}
         return {
             "data": {
                 "first_order": self.first_order.isoformat(),
@@ -236,13 +159,19 @@ class FeatureStage:
                 name: {
                     "rule": t.rule,
                     "horizon_days": t.horizon_days,
-                    "horizon_chosen": self.horizon_origin[name],
+                    "horizon_chosen": chosen.get(f"labels.targets.{name}.horizon_days", "params"),
                     "event": t.event,
                     "split_column": t.split_column,
                 }
                 for name, t in all_targets(self.label_params).items()
             },
-            "population": {"active_within_days": self.params.active_within_days},
+            "derived": {c.param: c.to_dict() for c in self.choices},
+            "gaps": self.gaps.to_dict(),
+            "grid": {
+                key: getattr(self.params, key)
+                for key in ("step_months", "step_days", "min_history_days", "validation_cutoffs")
+            },
+            "population": self.population.to_dict(),
             "windows_days": list(self.params.windows_days),
             "cutoffs": self.plan.to_dict(),
             "target_cutoffs": {name: plan.to_dict() for name, plan in self.binary_plans.items()},
@@ -273,6 +202,18 @@ def _prepared(
     return prepared, ids, expanded, present, absent
 
 
+def panel_cutoffs(
+    shared: SplitPlan, own: dict[str, SplitPlan], label_params: LabelsParams
+) -> list[tuple[pd.Timestamp, dict[str, str]]]:
+    """Every cutoff some plan uses, in time order, with the value of each split column."""
+    plans = {"split": shared} | {
+        t.split_column: own[t.name] for t in all_targets(label_params).values()
+    }
+    of = {column: dict(plan.cutoffs()) for column, plan in plans.items()}
+    used = sorted({c for split in of.values() for c in split})
+    return [(c, {column: split.get(c, UNUSED) for column, split in of.items()}) for c in used]
+
+
 def plan_features(
     orders: pd.DataFrame,
     returns: pd.DataFrame | None,
@@ -283,58 +224,49 @@ def plan_features(
     catalog: Catalog,
     as_of: dt.date | dt.datetime | str | pd.Timestamp | None = None,
 ) -> FeatureStage:
-    """Index the clean tables, partition them and decide the cutoffs and their split."""
+    """Index the clean tables, partition them and decide the cutoffs and their split.
+
+    Params left null are chosen from the data first (:mod:`pipeline.features.defaults`,
+    :mod:`pipeline.features.population`); the stage holds the params with them filled in.
+    """
     prepared, ids, expanded, present, absent = _prepared(
         orders, returns, feedback, customers, params, catalog
     )
     first_order, data_end, stray = data_bounds(prepared, params)
-    grid = cutoff_grid(first_order, data_end, params, label_params)
-    value_plans, horizons, origin = {}, {}, {}
-    for name, target in value_targets(label_params).items():
-        horizons[name], value_plans[name] = plan_value_split(
-            grid, data_end, target.horizon_days, params.validation_cutoffs
-        )
-        origin[name] = "params" if target.horizon_days is not None else _auto()
-        logger.info(
-            "%s: horizon %d days (%s); %d train, %d valid cutoffs, test %s",
-            name,
-            horizons[name],
-            origin[name],
-            len(value_plans[name].train),
-            len(value_plans[name].valid),
-            value_plans[name].test.date(),
-        )
-    resolved = with_horizons(label_params, horizons)
+    scoring_at = data_end if as_of is None else cutoff_timestamp(as_of)
+    gaps = Gaps.of(prepared.orders)
+    timeline = fit_timeline(first_order, data_end, params, label_params, gaps)
+    grid, validation = timeline.grid, params.validation_cutoffs
+    value_plans, horizons, value_choices = plan_values(grid, data_end, timeline.labels, validation)
+    resolved = with_horizons(timeline.labels, horizons)
     binary_plans = {
-        name: plan_split(
-            grid, pd.Timedelta(days=int(t.horizon_days or 0)), params.validation_cutoffs
-        )
-        for name, t in binary_targets(label_params).items()
+        name: plan_split(grid, pd.Timedelta(days=int(t.horizon_days or 0)), validation)
+        for name, t in binary_targets(resolved).items()
     }
+    plan = plan_split(grid, resolved, validation)
+    used = [c for c, _ in panel_cutoffs(plan, binary_plans | value_plans, resolved)]
+    chosen, population, active = choose_population(
+        prepared, timeline.params, first_order, plan.test, scoring_at, used, gaps
+    )
     return FeatureStage(
         parts=_partitions(prepared, ids, params.partitions),
         ids=ids,
-        plan=plan_split(grid, label_params, params.validation_cutoffs),
+        plan=plan,
         value_plans=value_plans,
         binary_plans=binary_plans,
-        horizon_origin={n: origin.get(n, "params") for n in resolved.targets},
         catalog=expanded,
         present=tuple(present),
         absent=absent,
-        params=params,
+        params=chosen,
         label_params=resolved,
         first_order=first_order,
         data_end=data_end,
         stray_orders=stray,
-        scoring_at=data_end if as_of is None else cutoff_timestamp(as_of),
+        scoring_at=scoring_at,
         unseen=dict(prepared.unseen),
-    )
-
-
-def _auto() -> str:
-    return (
-        f"chosen from the data: the longest of {list(HORIZON_LADDER)} days that gives a "
-        "train / valid / test split"
+        choices=(*timeline.choices, *value_choices, *([active] if active else [])),
+        gaps=gaps,
+        population=population,
     )
 
 

@@ -2,8 +2,9 @@
 
 Time contract (DESIGN.md 3.2): features use only events with timestamp ``< cutoff``; the
 population is the customers with an order before the cutoff (and, when
-``features.active_within_days`` is set, within that many days of it); labels, when asked for,
-use only orders in ``[cutoff, cutoff + horizon)``.
+``features.active_within_days`` is a number, within that many days of it:
+:mod:`pipeline.features.population`); labels, when asked for, use only orders in
+``[cutoff, cutoff + horizon)``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 from pipeline.config import FeaturesParams, LabelsParams
 from pipeline.features import behaviour, labels, rfm, satisfaction
 from pipeline.features.catalog import Catalog, FeatureSpec, missing_inputs
+from pipeline.features.population import in_population
 from pipeline.features.prepare import NPS_GROUPS, Prepared, prepare
 
 logger = logging.getLogger(__name__)
@@ -91,9 +93,9 @@ def snapshot_part(
     columns.update(behaviour.relationship_features(prepared, cutoff))
     if label_params is not None:
         columns.update(labels.label_arrays(prepared, cutoff, label_params))
-    population = columns["lifetime_orders"] > 0
-    if params.active_within_days is not None:
-        population &= columns["days_since_last_order"] <= params.active_within_days
+    population = in_population(
+        columns["lifetime_orders"], columns["days_since_last_order"], params.active_within_days
+    )
     rows = np.flatnonzero(population)
     return Part(prepared.customer_code[rows], {k: v[rows] for k, v in columns.items()})
 

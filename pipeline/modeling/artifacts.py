@@ -18,6 +18,7 @@ levels unseen in training become missing (counted and logged), never re-encoded 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,22 @@ BUY_MODEL_FILE = "buy_model.txt"
 CALIBRATION_FILE = "calibration.json"
 FEATURES_FILE = "features.json"
 BASE_VALUE = "base_value"
+
+
+def snapshot_contract(summary: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return what the model's rows were built with (from ``summary.json``), to ship.
+
+    ``windows_days`` and ``population`` (``{"active_within_days": 365}``, a number of days or
+    ``"any"``): the scorer builds its snapshot on the population the model was trained and
+    tested on when ``features.active_within_days`` is null (chosen from the data by the
+    features stage). A summary without a population (an older features run) ships none.
+    """
+    summary = summary or {}
+    out: dict[str, Any] = {"windows_days": list(summary.get("windows_days", []) or [])}
+    population = summary.get("population") or {}
+    if population.get("active_within_days") is not None:
+        out["population"] = {"active_within_days": population["active_within_days"]}
+    return out
 
 
 def _major(version: str) -> str:

@@ -24,7 +24,7 @@ from pipeline.config import LabelsParams, TrainParams
 from pipeline.errors import DataError, QualityGateError
 from pipeline.features.catalog import Catalog
 from pipeline.modeling import baselines, btyd_features, metrics, scoreboard, tuning
-from pipeline.modeling.artifacts import Predictor
+from pipeline.modeling.artifacts import Predictor, snapshot_contract
 from pipeline.modeling.calibration import apply_calibration, fit_calibration
 from pipeline.targets import Target, get_target, non_feature_columns
 
@@ -297,7 +297,7 @@ def train_target(
         "features": _feature_spec(parts["train"], names),
         "cutoffs": {name: _cutoffs(part) for name, part in parts.items()},
         "horizon_days": target.horizon_days,
-        "windows_days": list((summary or {}).get("windows_days", []) or []),
+        **snapshot_contract(summary),
         "lightgbm_version": lgb.__version__,
         "best_iteration": int(best_iteration),
         "class_weight": params.class_weight,

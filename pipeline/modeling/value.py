@@ -42,7 +42,7 @@ from pipeline.config import LabelsParams, TrainParams
 from pipeline.errors import DataError
 from pipeline.features.catalog import Catalog
 from pipeline.modeling import btyd, btyd_features, value_metrics
-from pipeline.modeling.artifacts import Predictor, RunRate
+from pipeline.modeling.artifacts import Predictor, RunRate, snapshot_contract
 from pipeline.modeling.baselines import absent_inputs_record, fit_record, missing_btyd_inputs
 from pipeline.modeling.btyd_features import BtydSpend
 from pipeline.modeling.train import (
@@ -363,7 +363,7 @@ def train_value(
         "features": _feature_spec(parts["train"], names),
         "cutoffs": {name: _cutoffs(part) for name, part in parts.items()},
         "horizon_days": target.horizon_days,
-        "windows_days": list((summary or {}).get("windows_days", []) or []),
+        **snapshot_contract(summary),
         "lightgbm_version": lgb.__version__,
         "monotone_constraints": constraints if params.monotone else None,
     }

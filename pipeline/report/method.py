@@ -91,6 +91,41 @@ def quality_sentences(
     return out
 
 
+def step_words(grid: Mapping[str, Any]) -> str:
+    """Return the cutoff step in words ("monthly", "every 14 days") from ``grid``."""
+    if grid.get("step_days"):
+        return f"every {grid['step_days']} days"
+    months = grid.get("step_months") or 1
+    return "monthly" if months == 1 else f"every {months} months"
+
+
+def population_and_choices(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the population rule, what its filter removed and the params chosen.
+
+    From the features ``summary.json`` (``population``, ``derived``, ``grid``); empty entries
+    for an older summary without them.
+    """
+    population = summary.get("population") or {}
+    filters = [
+        {"param": param, **count}
+        for param, counts in (population.get("removed_by") or {}).items()
+        for count in counts.values()
+    ]
+    return {
+        "population": {
+            "rule": population.get("rule"),
+            "filters": filters,
+            "warnings": list(population.get("warnings") or []),
+            "max_filtered_share": population.get("max_filtered_share"),
+        },
+        "derived": [
+            {"param": param, "value": entry.get("value"), "why": entry.get("why")}
+            for param, entry in (summary.get("derived") or {}).items()
+        ],
+        "step": step_words(summary.get("grid") or {}),
+    }
+
+
 def data_and_method(
     manifest: Mapping[str, Any] | None,
     summary: Mapping[str, Any] | None,
@@ -98,7 +133,7 @@ def data_and_method(
     model_features: Mapping[str, Mapping[str, Any]],
     scores_as_of: str | None = None,
 ) -> dict[str, Any]:
-    """Source, windows, cutoffs, cleaning counts and absent features, for section 5."""
+    """Source, windows, cutoffs, population, choices, cleaning and absent features (section 5)."""
     manifest = manifest or {}
     summary = summary or {}
     reasons = manifest.get("rejected_by_reason") or {}
@@ -119,6 +154,7 @@ def data_and_method(
         (m.get("windows_days") for m in model_features.values() if m.get("windows_days")), None
     )
     return {
+        **population_and_choices(summary),
         "source": manifest.get("source"),
         "as_of": manifest.get("as_of"),
         "data": summary.get("data") or {},

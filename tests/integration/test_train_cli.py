@@ -11,9 +11,9 @@ import yaml
 
 from pipeline import io
 from pipeline.cli import main
-from pipeline.config import LabelsParams
 from pipeline.features.catalog import load_catalog
 from tests.support.demo_panel import make_demo_panel
+from tests.support.params import fixed_labels
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -188,7 +188,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory):
     ):
         assert main([command[0], "--params", str(params), *command[1:]]) == 0
     panel = io.read_parquet(tmp / "features" / "panel.parquet")
-    result = train_target(panel, "churn", TrainParams(), LabelsParams(), load_catalog(dictionary))
+    result = train_target(panel, "churn", TrainParams(), fixed_labels(), load_catalog(dictionary))
     test = panel[panel["split"] == "test"].reset_index(drop=True)
     return result, result.predictor(), test
 

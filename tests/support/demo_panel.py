@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import LabelsParams, TrainParams
+from pipeline.config import TrainParams
 from pipeline.features.catalog import Catalog, load_catalog, parse_catalog
 from pipeline.modeling.train import TrainResult, train_target
+from tests.support.params import fixed_labels
 
 CHANNELS = ("app", "store", "web")
 
@@ -93,7 +94,7 @@ def train_demo(
     panel: pd.DataFrame, target: str, params: TrainParams, catalog: Catalog | None = None
 ) -> TrainResult:
     """``train_target`` with the default label definitions and the project's dictionary."""
-    return train_target(panel, target, params, LabelsParams(), catalog or demo_catalog())
+    return train_target(panel, target, params, fixed_labels(), catalog or demo_catalog())
 
 
 def tiny_catalog(*entries: dict) -> Catalog:

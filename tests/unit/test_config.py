@@ -13,7 +13,9 @@ from pipeline.errors import ConfigError
 def test_repository_params_yaml_is_valid(repo_root: Path) -> None:
     params = load_params(repo_root / "params.yaml")
     assert params.data.source == "synthetic"
-    assert params.labels.targets["churn"].horizon_days == 90
+    # null = chosen from the data by the features stage (pipeline/features/defaults.py)
+    assert params.labels.targets["churn"].horizon_days is None
+    assert params.features.active_within_days is None and params.features.step_months is None
 
 
 def test_unknown_key_is_an_error() -> None:

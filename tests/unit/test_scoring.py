@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.business import QUANTILES, Reference
-from pipeline.config import BusinessParams, LabelsParams
+from pipeline.config import BusinessParams
 from pipeline.reasons import FeatureDictionary
 from pipeline.scoring import (
     ScoringModel,
@@ -18,8 +18,9 @@ from pipeline.scoring import (
     rules_summary,
     score_customers,
 )
-from pipeline.targets import get_target, with_horizons
+from pipeline.targets import get_target
 from tests.support.demo_panel import tiny_catalog
+from tests.support.params import fixed_labels
 
 AS_OF = pd.Timestamp("2024-06-01", tz="UTC")
 FEATURES = ["days_since_last_order", "lifetime_orders", "spend_sum_365d", "p_churn", "p_rep", "ev"]
@@ -77,7 +78,7 @@ def _snapshot() -> pd.DataFrame:
 
 
 def _models(*names: str) -> list[ScoringModel]:
-    labels = with_horizons(LabelsParams(), {"value": 180})
+    labels = fixed_labels(value=180)
     made = {
         "churn": ScoringModel(
             get_target(labels, "churn"), "loyalty-churn", "3", FakeModel("p_churn")

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.config import FeaturesParams, LabelsParams
 from pipeline.features.catalog import Catalog, load_catalog
+from tests.support.params import fixed_features
 from tests.support.targets import churn_and_repurchase
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -20,7 +21,7 @@ def catalog() -> Catalog:
 
 @pytest.fixture
 def fparams() -> FeaturesParams:
-    return FeaturesParams(partitions=1, workers=1)
+    return fixed_features(partitions=1, workers=1)
 
 
 @pytest.fixture

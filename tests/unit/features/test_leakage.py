@@ -15,11 +15,11 @@ from feature_tables import CUTOFF, make_customers, make_feedback, make_orders, m
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import FeaturesParams
 from pipeline.features.catalog import Catalog
 from pipeline.features.snapshot import build_snapshot
 from pipeline.modeling.btyd import BgNbd
 from pipeline.modeling.btyd_features import BtydFeatures
+from tests.support.params import fixed_features
 
 US_PER_DAY = 86_400_000_000
 at_or_after = st.integers(0, 400 * US_PER_DAY).map(
@@ -123,7 +123,7 @@ def test_events_at_or_after_the_cutoff_change_no_feature_cell(
     scale_future: float,
     shuffle_seed: int,
 ) -> None:
-    params = FeaturesParams(partitions=1, workers=1)
+    params = fixed_features(partitions=1, workers=1)
     base = _base()
     expected = _parquet(build_snapshot(**base, cutoff=CUTOFF, params=params, catalog=catalog))
 
@@ -154,7 +154,7 @@ def test_events_at_or_after_the_cutoff_change_no_feature_cell(
 
 def test_an_event_just_before_the_cutoff_does_change_the_snapshot(catalog: Catalog) -> None:
     """Negative control: the byte comparison above is able to see a change."""
-    params = FeaturesParams(partitions=1, workers=1)
+    params = fixed_features(partitions=1, workers=1)
     base = _base()
     expected = _parquet(build_snapshot(**base, cutoff=CUTOFF, params=params, catalog=catalog))
     just_before = CUTOFF - pd.Timedelta(microseconds=1)

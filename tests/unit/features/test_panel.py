@@ -9,7 +9,7 @@ from feature_tables import make_history
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import FeaturesParams, LabelsParams
+from pipeline.config import FeaturesParams
 from pipeline.errors import DataError
 from pipeline.features.catalog import Catalog
 from pipeline.features.cutoffs import (
@@ -21,6 +21,7 @@ from pipeline.features.cutoffs import (
 from pipeline.features.panel import build_features
 from pipeline.features.snapshot import build_snapshot
 from pipeline.targets import non_feature_columns
+from tests.support.params import fixed_features, fixed_labels
 from tests.support.targets import churn_and_repurchase
 
 UTC = "UTC"
@@ -29,7 +30,7 @@ UTC = "UTC"
 def test_default_grid_is_monthly_from_min_history_to_last_complete_window() -> None:
     first = pd.Timestamp("2023-01-01 07:15", tz=UTC)
     end = pd.Timestamp("2025-01-01", tz=UTC)
-    grid = cutoff_grid(first, end, FeaturesParams(min_history_days=180), LabelsParams())
+    grid = cutoff_grid(first, end, fixed_features(min_history_days=180), fixed_labels())
     assert grid[0] == pd.Timestamp(
         "2023-07-01", tz=UTC
     )  # first order + 180 days -> next month start
@@ -43,7 +44,7 @@ def test_explicit_grid_is_capped_at_the_last_complete_window() -> None:
         pd.Timestamp("2023-01-01", tz=UTC),
         pd.Timestamp("2025-01-01", tz=UTC),
         params,
-        LabelsParams(),
+        fixed_labels(),
     )
     assert [c.strftime("%Y-%m-%d") for c in grid] == [
         "2024-01-15",
@@ -58,14 +59,14 @@ def test_step_days_grid_steps_back_from_the_last_complete_window() -> None:
     first = pd.Timestamp("2023-01-01 07:15", tz=UTC)
     end = pd.Timestamp("2025-01-01", tz=UTC)
     params = FeaturesParams(min_history_days=60, step_days=14)
-    grid = cutoff_grid(first, end, params, LabelsParams())
+    grid = cutoff_grid(first, end, params, fixed_labels())
     assert grid[-1] == pd.Timestamp("2024-10-03", tz=UTC)  # + 90 days = 2025-01-01
     assert grid[0] >= pd.Timestamp("2023-03-02", tz=UTC) > grid[0] - pd.Timedelta(days=14)
     assert {b - a for a, b in zip(grid, grid[1:], strict=False)} == {pd.Timedelta(days=14)}
-    plan = plan_split(grid, LabelsParams(), validation_cutoffs=1)
+    plan = plan_split(grid, fixed_labels(), validation_cutoffs=1)
     # No label window of a split reaches the next split's first cutoff.
-    assert plan.valid[0] + label_horizon(LabelsParams()) <= plan.test
-    assert plan.train[-1] + label_horizon(LabelsParams()) <= plan.valid[0]
+    assert plan.valid[0] + label_horizon(fixed_labels()) <= plan.test
+    assert plan.train[-1] + label_horizon(fixed_labels()) <= plan.valid[0]
     assert plan.test - plan.valid[0] == pd.Timedelta(days=98)  # 7 steps of 14 >= 90 days
 
 
@@ -74,7 +75,7 @@ def test_step_days_grid_with_a_span_shorter_than_one_window_is_empty() -> None:
         pd.Timestamp("2024-12-01", tz=UTC),
         pd.Timestamp("2025-01-01", tz=UTC),
         FeaturesParams(min_history_days=0, step_days=7),
-        LabelsParams(),
+        fixed_labels(),
     )
     assert grid == []
 
@@ -83,10 +84,10 @@ def test_split_of_the_default_synthetic_span() -> None:
     grid = cutoff_grid(
         pd.Timestamp("2023-01-01", tz=UTC),
         pd.Timestamp("2025-01-01", tz=UTC),
-        FeaturesParams(),
-        LabelsParams(),
+        fixed_features(),
+        fixed_labels(),
     )
-    plan = plan_split(grid, LabelsParams(), validation_cutoffs=2)
+    plan = plan_split(grid, fixed_labels(), validation_cutoffs=2)
     assert plan.test == pd.Timestamp("2024-10-01", tz=UTC)
     assert plan.valid == (pd.Timestamp("2024-06-01", tz=UTC), pd.Timestamp("2024-07-01", tz=UTC))
     assert plan.train[-1] == pd.Timestamp("2024-03-01", tz=UTC)
@@ -122,7 +123,7 @@ def test_no_label_window_reaches_a_later_split(
 def test_too_short_data_is_a_clear_error() -> None:
     grid = [pd.Timestamp("2024-01-01", tz=UTC), pd.Timestamp("2024-02-01", tz=UTC)]
     with pytest.raises(DataError, match="needed for validation"):
-        plan_split(grid, LabelsParams(), validation_cutoffs=1)
+        plan_split(grid, fixed_labels(), validation_cutoffs=1)
 
 
 def test_stray_future_dated_orders_do_not_extend_the_observed_period() -> None:
@@ -138,9 +139,9 @@ def test_stray_future_dated_orders_do_not_extend_the_observed_period() -> None:
 @pytest.fixture(scope="module")
 def built(catalog: Catalog) -> tuple[dict[str, pd.DataFrame], object]:
     tables = make_history(n_customers=40)
-    params = FeaturesParams(partitions=3, workers=1, validation_cutoffs=1)
+    params = fixed_features(partitions=3, workers=1, validation_cutoffs=1)
     return tables, build_features(
-        **tables, params=params, label_params=LabelsParams(), catalog=catalog
+        **tables, params=params, label_params=fixed_labels(), catalog=catalog
     )
 
 
@@ -195,10 +196,10 @@ def test_panel_rows_equal_build_snapshot_at_each_cutoff(
     catalog: Catalog, built: tuple[dict[str, pd.DataFrame], object]
 ) -> None:
     tables, result = built
-    params = FeaturesParams(partitions=1, workers=1)
+    params = fixed_features(partitions=1, workers=1)
     for cutoff, rows in result.panel.groupby("cutoff"):
         expected = build_snapshot(**tables, cutoff=cutoff, params=params, catalog=catalog)
-        got = rows.drop(columns=list(non_feature_columns(LabelsParams()))).reset_index(drop=True)
+        got = rows.drop(columns=list(non_feature_columns(fixed_labels()))).reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected)
 
 

@@ -20,6 +20,7 @@ from pipeline.errors import InputError
 from pipeline.features.catalog import Catalog
 from pipeline.features.panel import build_scoring_snapshot
 from pipeline.features.snapshot import build_snapshot
+from tests.support.params import fixed_features
 
 
 def _snapshot(catalog: Catalog, params: FeaturesParams, **overrides: object) -> pd.DataFrame:
@@ -40,8 +41,12 @@ def test_population_is_customers_active_before_the_cutoff(
     snap = _snapshot(catalog, fparams)
     # B's only order is 400 days old (> active_within_days=365); D's first order is after it.
     assert snap["customer_id"].tolist() == ["A", "C"]
-    everyone = _snapshot(catalog, fparams.model_copy(update={"active_within_days": None}))
+    everyone = _snapshot(catalog, fparams.model_copy(update={"active_within_days": "any"}))
     assert everyone["customer_id"].tolist() == ["A", "B", "C"]
+    # null means "chosen by the features stage": a snapshot without the choice is refused,
+    # never silently built on another population
+    with pytest.raises(ValueError, match="active_within_days is null"):
+        _snapshot(catalog, fparams.model_copy(update={"active_within_days": None}))
 
 
 def test_rfm_values_of_customer_a(catalog: Catalog, fparams: FeaturesParams) -> None:
@@ -178,9 +183,9 @@ def test_partitioned_scoring_snapshot_equals_build_snapshot(
     catalog: Catalog, partitions: int, workers: int
 ) -> None:
     tables = make_history(n_customers=30)
-    single = FeaturesParams(partitions=1, workers=1)
+    single = fixed_features(partitions=1, workers=1)
     expected = build_snapshot(**tables, cutoff="2024-06-15", params=single, catalog=catalog)
-    parted = FeaturesParams(partitions=partitions, workers=workers)
+    parted = fixed_features(partitions=partitions, workers=workers)
     got = build_scoring_snapshot(**tables, as_of="2024-06-15", params=parted, catalog=catalog)
     pd.testing.assert_frame_equal(got, expected)
 

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline import io
 from pipeline.errors import InputError, ModelError
-from pipeline.modeling.artifacts import BASE_VALUE, Predictor, load_predictor
+from pipeline.modeling.artifacts import BASE_VALUE, Predictor, load_predictor, snapshot_contract
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,18 @@ def test_other_lightgbm_major_version_names_both_versions(churn_result):
 def test_missing_artefact_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         load_predictor(tmp_path)
+
+
+def test_the_population_ships_with_the_model():
+    summary = {"windows_days": [30, 90], "population": {"active_within_days": 365, "rule": "..."}}
+    assert snapshot_contract(summary) == {
+        "windows_days": [30, 90],
+        "population": {"active_within_days": 365},
+    }
+    assert snapshot_contract({"population": {"active_within_days": "any"}})["population"] == {
+        "active_within_days": "any"
+    }
+    # An older features run states no population: the model ships none (the scorer then needs
+    # features.active_within_days set).
+    assert snapshot_contract({"windows_days": [30]}) == {"windows_days": [30]}
+    assert snapshot_contract(None) == {"windows_days": []}

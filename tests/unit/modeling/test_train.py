@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import LabelsParams, QualityGate, TrainParams, TuningParams
+from pipeline.config import QualityGate, TrainParams, TuningParams
 from pipeline.errors import DataError, QualityGateError
 from pipeline.modeling.train import (
     check_quality_gate,
@@ -12,6 +12,7 @@ from pipeline.modeling.train import (
 )
 from pipeline.targets import get_target
 from tests.support.demo_panel import CHANNELS, tiny_catalog, train_demo
+from tests.support.params import fixed_labels
 
 
 def names_only(names: list[str]) -> list[dict]:
@@ -79,7 +80,7 @@ def test_features_json_records_the_contract(churn_result):
                 *[f["name"] for f in meta["features"]],
             ]
         ),
-        LabelsParams(),
+        fixed_labels(),
     )
     channel = next(f for f in meta["features"] if f["name"] == "channel_main")
     assert channel == {
@@ -192,7 +193,7 @@ def test_monotone_constraints_follow_the_dictionary_direction(small_panel):
             "levels": list(CHANNELS),
         },  # categorical: never bound
     )
-    churn, repurchase = (get_target(LabelsParams(), name) for name in ("churn", "repurchase"))
+    churn, repurchase = (get_target(fixed_labels(), name) for name in ("churn", "repurchase"))
     names = [
         "days_since_last_order",
         "complaints_unresolved_365d",

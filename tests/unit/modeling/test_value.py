@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 
 from pipeline import io
-from pipeline.config import FeaturesParams, LabelsParams, TrainParams
+from pipeline.config import TrainParams
 from pipeline.errors import DataError
 from pipeline.features.cutoffs import HORIZON_LADDER, cutoff_grid, plan_value_split
 from pipeline.modeling import artifacts, value_metrics
 from pipeline.modeling.value import GINI_TIE, choose_design, train_value
-from pipeline.targets import with_horizons
 from tests.support.demo_panel import demo_catalog, make_demo_panel, with_btyd_inputs
+from tests.support.params import fixed_features, fixed_labels
 
 UTC = "UTC"
-LABELS = with_horizons(LabelsParams(), {"value": 180})
+LABELS = fixed_labels(value=180)
 FAST = TrainParams(num_boost_round=200, early_stopping_rounds=20)
 
 
@@ -142,8 +142,8 @@ def test_no_spend_at_all_is_a_clear_error() -> None:
 
 def _grid(first: str, end: str, **features: int) -> tuple[list[pd.Timestamp], pd.Timestamp]:
     data_end = pd.Timestamp(end, tz=UTC)
-    params = FeaturesParams(**features)
-    grid = cutoff_grid(pd.Timestamp(first, tz=UTC), data_end, params, LabelsParams())
+    params = fixed_features(**features)
+    grid = cutoff_grid(pd.Timestamp(first, tz=UTC), data_end, params, fixed_labels())
     return grid, data_end
 
 

@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 
 from pipeline import business
-from pipeline.config import BusinessParams, LabelsParams
+from pipeline.config import BusinessParams
 from pipeline.explain import concept_importance, feature_importance, shap_table
 from pipeline.features.catalog import parse_catalog
 from pipeline.reasons import FeatureDictionary
 from pipeline.report.build import ReportInputs, TargetInputs
 from pipeline.targets import get_target
+from tests.support.params import fixed_labels
 
 EVIL_ID = "<script>alert('x')</script>"
 FEATURES = [
@@ -188,7 +189,7 @@ def report_inputs() -> ReportInputs:
     concepts = dictionary.concepts(FEATURES)
     margin = booster.predict(current[FEATURES], raw_score=True)
     probability = 1 / (1 + np.exp(-booster.predict(test[FEATURES], raw_score=True)))
-    labels = LabelsParams()
+    labels = fixed_labels()
     churn = TargetInputs(
         target=get_target(labels, "churn"),
         metrics=METRICS,
@@ -232,6 +233,35 @@ def report_inputs() -> ReportInputs:
     }
     summary = {
         "features": {"absent": {"late_delivery_share": "source lacks orders.delivered_ts"}},
+        # What the features stage chose from the data and what the population filter removed.
+        "derived": {
+            "labels.targets.churn.horizon_days": {
+                "value": 90,
+                "why": "90% of the 1,000 repeat purchases come within 72 days",
+            },
+            "features.active_within_days": {
+                "value": "any",
+                "why": "no recency filter: the 365-day window would remove 60%",
+            },
+        },
+        "grid": {"step_months": None, "step_days": 14, "min_history_days": 60},
+        "population": {
+            "active_within_days": 365,
+            "rule": "customers with an order before the cutoff, the last within 365 days of it",
+            "max_filtered_share": 0.25,
+            "removed_by": {
+                "features.active_within_days": {
+                    "test": {
+                        "where": "test cutoff 2024-10-01",
+                        "customers": 1000,
+                        "removed": 400,
+                        "kept": 600,
+                        "share_removed": 0.4,
+                    }
+                }
+            },
+            "warnings": ["population filter features.active_within_days=365 removes 400 of 1,000"],
+        },
     }
     scores = _scores(current, 1 / (1 + np.exp(-margin)))
     return ReportInputs(

@@ -79,3 +79,16 @@ def test_satisfaction_curve_is_drawn(site: dict[str, str]) -> None:
 def test_titles_take_the_horizon_from_the_target(site: dict[str, str]) -> None:
     assert "Churn (no order in the next 90 days)" in site["index.html"]
     assert "Repurchase (an order within the next 30 days)" in site["repurchase.html"]
+
+
+def test_the_method_section_shows_the_choices_and_the_population(site: dict[str, str]) -> None:
+    method = site["index.html"][site["index.html"].index('<section id="method">') :]
+    assert "Settings chosen from the data" in method
+    assert "<code>labels.targets.churn.horizon_days</code>" in method
+    assert "90% of the 1,000 repeat purchases come within 72 days" in method
+    assert "<code>features.active_within_days</code>" in method
+    # what the filter removed, where, and the warning about it
+    assert "customers with an order before the cutoff, the last within 365 days of it" in method
+    assert "test cutoff 2024-10-01" in method and "400" in method and "40%" in method
+    assert "<strong>Warning:</strong> population filter" in method
+    assert "cutoffs, every 14 days)" in method  # the grid's step, not "monthly"
