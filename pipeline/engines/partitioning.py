@@ -20,7 +20,6 @@ the Spark engine's executors read byte ranges, key each record with the same
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from pipeline.cleaning.parsing import normalise_id
 from pipeline.engines.records import FIRST_BODY_LINE, iter_records
 from pipeline.errors import InputError
 from pipeline.features.partition import customer_partition
+from pipeline.sources.dialect import Dialect
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +69,19 @@ class CsvLayout:
     """How to find the customer id in a delimited export file (first name found wins)."""
 
     key_column: str | tuple[str, ...]
-    delimiter: str = ","
-    quotechar: str = '"'
+    dialect: Dialect = Dialect()
 
     @property
     def quote(self) -> bytes:
         """The quote character as a byte."""
-        return self.quotechar.encode("ascii")
+        return self.dialect.quotechar.encode("ascii")
+
+    def plain_fields(self, record: bytes, index: int) -> list[bytes]:
+        """Split a one-line record without quote characters up to field ``index`` (fast path)."""
+        if self.dialect.whitespace:
+            return record.split(None, index + 1)
+        delimiter = self.dialect.delimiter.encode(self.dialect.encoding)
+        return record.rstrip(b"\r\n").split(delimiter, index + 1)
 
 
 @dataclass
@@ -123,7 +129,6 @@ class RecordKeys:
         self.layout = layout
         self.index = index
         self.n_partitions = n_partitions
-        self._delimiter = layout.delimiter.encode("ascii")
         self._quote = layout.quote
         self._cache: dict[bytes, int] = {}
 
@@ -132,7 +137,7 @@ class RecordKeys:
         # Called once per record of the export: attributes are read once, into locals.
         index = self.index
         if n_lines == 1 and self._quote not in record:  # fast path: no quoting to undo
-            fields = record.split(self._delimiter, index + 1)
+            fields = self.layout.plain_fields(record, index)
             key = fields[index] if len(fields) > index else b""
         else:
             key = _key_of(record, index, self.layout).encode("latin-1")
@@ -148,21 +153,10 @@ class RecordKeys:
 
 def _key_of(record: bytes, index: int, layout: CsvLayout) -> str:
     """Extract the raw customer-id field of one record (latin-1 keeps every byte)."""
-    delimiter = layout.delimiter.encode("ascii")
     if layout.quote not in record:
-        fields = record.rstrip(b"\r\n").split(delimiter, index + 1)
+        fields = layout.plain_fields(record, index)
         return fields[index].decode("latin-1") if len(fields) > index else ""
-    text = record.decode("latin-1")
-    try:
-        row = next(
-            csv.reader(
-                text.splitlines(keepends=True),
-                delimiter=layout.delimiter,
-                quotechar=layout.quotechar,
-            )
-        )
-    except (csv.Error, StopIteration):
-        return ""
+    row = layout.dialect.split(record.decode("latin-1").rstrip("\r\n")) or []
     return row[index] if len(row) > index else ""
 
 
@@ -172,8 +166,7 @@ def read_header(handle: BinaryIO, path: str | Path, layout: CsvLayout) -> tuple[
     if not header:
         raise InputError(f"{path}: input file is empty")
     text = header.decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    names = next(csv.reader([text], delimiter=layout.delimiter, quotechar=layout.quotechar), [])
-    names = [name.strip() for name in names]
+    names = [name.strip() for name in layout.dialect.split(text) or []]
     wanted = (layout.key_column,) if isinstance(layout.key_column, str) else layout.key_column
     for candidate in wanted:
         if candidate in names:
@@ -332,7 +325,7 @@ def list_export(source_config: str | Path, inputs: list[Path]) -> ExportListing:
                 "convert Parquet/.xlsx exports to CSV first"
             )
         key = config.tables[table].columns.get("customer_id", "customer_id")  # type: ignore[index]
-        layout = CsvLayout(key, config.dialect.delimiter, config.dialect.quotechar)
+        layout = CsvLayout(key, config.dialect)
         files.append(ExportFile(str(file), table, name, layout))
     return ExportListing(entries, files)
 

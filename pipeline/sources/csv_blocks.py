@@ -14,7 +14,6 @@ for a line without quote characters the careful reader's split is ``text.split(d
 from __future__ import annotations
 
 import codecs
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 
 from pipeline import io
 from pipeline.cleaning.reasons import Reason
+from pipeline.sources.dialect import BLANKS
 
 if TYPE_CHECKING:
     from pipeline.sources.dialect import Dialect
@@ -122,13 +122,17 @@ def _lines_array(text: str) -> pa.Array:
 
 
 def split_fast(
-    lines: pa.Array, numbers: np.ndarray, width: int, delimiter: str, source_file: str
+    lines: pa.Array, numbers: np.ndarray, width: int, dialect: Dialect, source_file: str
 ) -> tuple[list[pa.Array], pa.Array, pa.Array, list[RejectRow]]:
     """Split non-empty quote-free lines into ``width`` string columns; wrong counts are rejects.
 
-    Returns (columns, line numbers, raw text) of the accepted lines and the rejects.
+    Returns (columns, line numbers, raw text) of the accepted lines and the rejects. The split
+    is :meth:`Dialect.split`'s for a line without quote characters.
     """
-    fields = pc.split_pattern(lines, delimiter)
+    if dialect.whitespace:
+        fields = pc.split_pattern_regex(pc.utf8_trim(lines, characters=BLANKS), "[ \t]+")
+    else:
+        fields = pc.split_pattern(lines, dialect.delimiter)
     good = pc.equal(pc.list_value_length(fields), width).to_numpy(zero_copy_only=False)
     rejects: list[RejectRow] = []
     if not good.all():
@@ -171,18 +175,8 @@ def decode_block(block: bytes, dialect: Dialect) -> pa.Array | None:
 
 
 def split_record(text: str, dialect: Dialect) -> list[str] | None:
-    """Split one record into fields; None when the csv module cannot parse it."""
-    if dialect.quotechar not in text and "\n" not in text:
-        return text.split(dialect.delimiter)
-    try:
-        rows = list(
-            csv.reader(
-                [text], delimiter=dialect.delimiter, quotechar=dialect.quotechar, strict=True
-            )
-        )
-    except csv.Error:
-        return None
-    return rows[0] if len(rows) == 1 else None
+    """Split one record into fields; None when its quoting is malformed (the dialect's rule)."""
+    return dialect.split(text)
 
 
 def strings_table(
@@ -254,7 +248,7 @@ class BlockParser:
             decoded.filter(pa.array(keep)),
             numbers,
             len(self.header),
-            self.dialect.delimiter,
+            self.dialect,
             self.source_file,
         )
         table = pa.Table.from_arrays(

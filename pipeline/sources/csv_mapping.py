@@ -9,6 +9,7 @@ canonical *raw* tables: one string column per mapped canonical name, plus ``sour
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -201,12 +202,9 @@ def resolve_mapping(
     ):
         required_missing.append("quantity + unit_price, or amount")
     if required_missing:
-        hint = ""
-        if len(header) == 1 and any(d in header[0] for d in DELIMITERS):
-            hint = " (wrong delimiter?)"
         raise InputError(
-            f"{source_file}:1: required columns missing{hint}: expected {required_missing}, "
-            f"found {list(header)}"
+            f"{source_file}:1: required columns missing{delimiter_hint(header)}: "
+            f"expected {required_missing}, found {list(header)}"
         )
     optional_missing = [name for name in missing if name not in required_missing]
     if optional_missing:
@@ -216,6 +214,19 @@ def resolve_mapping(
     if extra:
         logger.warning("%s: extra columns dropped: %s", source_file, extra)
     return chosen
+
+
+def delimiter_hint(header: tuple[str, ...]) -> str:
+    """Say which ``dialect.delimiter`` a one-column header seems to be split by, if any."""
+    if len(header) != 1:
+        return ""
+    name = header[0]
+    for candidate in DELIMITERS:
+        if candidate in name:
+            return f" (wrong delimiter? set dialect.delimiter: {json.dumps(candidate)})"
+    if any(blank in name.strip() for blank in " \t"):
+        return " (wrong delimiter? set dialect.delimiter: whitespace)"
+    return ""
 
 
 def apply_mapping(rows: pd.DataFrame, columns: dict[str, str], source_file: str) -> pd.DataFrame:

@@ -127,13 +127,21 @@ def _strings_frame(chunks: list[pa.Table]) -> pd.DataFrame:
     return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
-def check_header(header: list[str], source_file: str) -> tuple[str, ...]:
-    """Strip header names and refuse empty or duplicate names."""
+def check_header(
+    header: list[str], source_file: str, dialect: Dialect | None = None
+) -> tuple[str, ...]:
+    """Strip header names and refuse duplicate names (with a hint when the delimiter is why)."""
     names = tuple(name.strip() for name in header)
     seen: set[str] = set()
     duplicates = sorted({name for name in names if name in seen or seen.add(name)})  # type: ignore[func-returns-value]
     if duplicates:
-        raise InputError(f"{source_file}:1: duplicate column names {duplicates}")
+        hint = ""
+        if "" in duplicates and dialect is not None and dialect.delimiter.strip(" \t") == "":
+            hint = (
+                f" (the delimiter {dialect.delimiter!r} repeats between columns: "
+                "set dialect.delimiter: whitespace for runs of spaces or tabs)"
+            )
+        raise InputError(f"{source_file}:1: duplicate column names {duplicates}{hint}")
     return names
 
 
@@ -168,7 +176,7 @@ class CsvReader:
         fields = split_record(first[1], dialect)
         if fields is None:
             raise InputError(f"{source_file}:1: unreadable header")
-        self.header = self._parser.header = check_header(fields, source_file)
+        self.header = self._parser.header = check_header(fields, source_file, dialect)
         self._parser.fallback_lines = first[3]
 
     @property
@@ -270,7 +278,7 @@ def read_parquet_file(path: Path, dialect: Dialect, source_file: str) -> FileFra
     records = [
         [_cell_text(value) for value in row] for row in table.itertuples(index=False, name=None)
     ]
-    raws = [dialect.delimiter.join(values) for values in records]
+    raws = [dialect.joiner.join(values) for values in records]
     frame = _strings_frame([strings_table(header, records, list(range(2, len(records) + 2)), raws)])
     return FileFrame(
         source_file, header, frame, _rejects_frame([]), rows_read, io.file_sha256(path)
@@ -304,7 +312,7 @@ def read_xlsx_file(path: Path, dialect: Dialect, source_file: str) -> list[FileF
                 if all(v is None for v in row):
                     continue
                 values = [_cell_text(v) for v in row]
-                raw = dialect.delimiter.join(values)
+                raw = dialect.joiner.join(values)
                 if len(values) != len(header):
                     rejects.append((name, number, Reason.MALFORMED_ROW.value, raw))
                     continue

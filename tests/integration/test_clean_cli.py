@@ -170,6 +170,52 @@ def test_wrong_delimiter_is_an_error_naming_the_columns(clean) -> None:
     )
 
 
+PURCHASE_LOG = {
+    "name": "purchase_log",
+    "dialect": {"delimiter": "whitespace"},
+    "tables": {
+        "transactions": {
+            "files": ["*.txt"],
+            "columns": {"customer_id": "user", "order_ts": "day", "amount": "amount"},
+        }
+    },
+    "rules": {"timezone": "UTC", "date_formats": {"order_ts": "%Y%m%d"}},
+}
+
+
+def test_whitespace_purchase_log_without_order_ids(clean, tmp_path: Path) -> None:
+    # Padded columns, a tab, a quoted cell with a blank; no order id: one order per customer
+    # and day. Line 5 has an extra field (malformed_row); line 6 repeats line 2's day and
+    # customer (the same order).
+    log = tmp_path / "log" / "purchases.txt"
+    log.parent.mkdir()
+    log.write_text(
+        "user    day        amount\n"
+        "  u1    20240105   12.50\n"
+        "u2\t20240106   7\n"
+        '"u 3"   20240107   1.25\n'
+        "u4      20240108   3   extra\n"
+        "u1      20240105   2.50\n"
+    )
+    config = tmp_path / "purchase_log.yaml"
+    config.write_text(yaml.safe_dump(PURCHASE_LOG))
+    outcome = clean(log.parent, config=config, as_of="2025-01-01T00:00:00Z")
+    assert_recon(outcome)
+    assert outcome.reasons() == {5: "malformed_row"}
+    orders = outcome.table("orders").sort_values("order_ts")
+    assert orders["customer_id"].tolist() == ["u1", "u2", "u 3"]
+    assert orders["gross_amount"].tolist() == [15.0, 7.0, 1.25]
+    assert outcome.manifest["transactions"]["order_id_rule"].startswith("derived")
+
+
+def test_a_blank_delimiter_under_padded_columns_names_the_fix(clean, tmp_path: Path) -> None:
+    log = tmp_path / "purchases.txt"
+    log.write_text("user  day  amount\nu1  20240105  1\n")
+    config = tmp_path / "purchase_log.yaml"
+    config.write_text(yaml.safe_dump({**PURCHASE_LOG, "dialect": {"delimiter": " "}}))
+    assert_err(clean(log, config=config), "duplicate column names", "delimiter: whitespace")
+
+
 @pytest.mark.reliability("files: ragged rows, unbalanced quotes")
 def test_ragged_rows_and_unbalanced_quotes_are_quarantined(clean) -> None:
     # ragged.csv: 2 ok; 3 one field short; 4 one field too many; 5-6 a quoted line break (ok);

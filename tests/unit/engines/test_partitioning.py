@@ -24,6 +24,7 @@ from pipeline.engines.partitioning import (
 )
 from pipeline.engines.records import ByteRange, count_range, place_ranges, read_range
 from pipeline.errors import InputError
+from pipeline.sources.dialect import Dialect
 
 HEADER = b"invoice,description,quantity,customer_id\n"
 ROWS = [
@@ -184,3 +185,18 @@ def test_ranges_rebuild_the_very_part_files_of_the_whole_split(
         assert list(io.read_line_numbers(lines_path(tmp / "ranged", p, name))) == list(
             io.read_line_numbers(lines_path(tmp / "whole", p, name))
         )
+
+
+@pytest.mark.parametrize(
+    ("dialect", "record"),
+    [
+        (Dialect(delimiter="whitespace"), b"  7 2024-01-05   17850 \r\n"),
+        (Dialect(delimiter="whitespace"), b'7 "a b" 17850\n'),  # quoted blank before the id
+        (Dialect(delimiter="||"), b"7||x|y||17850\n"),
+        (Dialect(delimiter="||"), b'7||"x||y"||17850\n'),
+    ],
+)
+def test_the_id_field_is_found_under_every_delimiter(dialect: Dialect, record: bytes) -> None:
+    # The partitioner splits with the reader's rule, so a customer's lines meet in one part.
+    keys = RecordKeys(CsvLayout("customer_id", dialect), 2, 4)
+    assert keys.partition(record, 1) == partition_of("17850", 4)

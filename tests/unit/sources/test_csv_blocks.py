@@ -30,6 +30,9 @@ PIECES = [
     b";",
     b"x y",
     b"=1+2",
+    b"\t",
+    b"||",
+    b"|",
 ]
 LINE = st.lists(st.sampled_from(PIECES), max_size=8).map(b"".join)
 ENDINGS = st.sampled_from([b"\n", b"\r\n", b"\n\n"])
@@ -69,7 +72,7 @@ def _assert_same(fast: Read | str, careful: Read | str) -> None:
 )
 @given(
     bom=st.booleans(),
-    header=st.sampled_from([b"a,b,c", b'"a","b,x",c', b"a;b"]),
+    header=st.sampled_from([b"a,b,c", b'"a","b,x",c', b"a;b", b"  a b\t c", b"a||b||c"]),
     lines=st.lists(st.tuples(LINE, ENDINGS), max_size=25),
     last_newline=st.booleans(),
     block_bytes=st.sampled_from([1, 7, 16, 64, 4096]),
@@ -80,6 +83,8 @@ def _assert_same(fast: Read | str, careful: Read | str) -> None:
             Dialect(encoding_fallback=None),
             Dialect(encoding="latin-1", encoding_fallback=None),
             Dialect(delimiter=";"),
+            Dialect(delimiter="whitespace"),
+            Dialect(delimiter="||"),
         ]
     ),
 )
