@@ -88,6 +88,9 @@ def _candidate(role: Role, profile: Profile, ctx: Context) -> tuple[float, Guess
     header, synonym = header_match(profile.name, role)
     if header == 0 and not role.by_values:
         return None
+    if not header:
+        # by values alone, a column of few distinct values (a quantity, a flag) is a poor guess
+        fit *= 0.5 + 0.5 * min(profile.distinct / 100, 1.0)
     score = 0.65 * header + 0.35 * fit if header else 0.3 * fit
     said = (
         f'header "{profile.name}" ~ "{synonym}"'
@@ -120,7 +123,14 @@ def match_roles(
             used.add(column)
     customer = roles[0]
     if customer.name not in chosen and customer.name not in forced:
-        best = _best(customer, profiles, Context(table, rows), used)
+        # a column another role names outright (an invoice number) is not the customer's
+        named = {
+            name
+            for name in profiles
+            if (other := max(header_match(name, role)[0] for role in roles[1:])) >= 0.8
+            and other > header_match(name, customer)[0]
+        }
+        best = _best(customer, profiles, Context(table, rows), used | named)
         if best is not None:
             chosen[customer.name] = best
             used.add(best.column)
@@ -142,6 +152,11 @@ def match_roles(
             used.add(match.column)
     if {"quantity", "unit_price"} <= set(chosen) and "amount" in chosen:
         used.discard(chosen.pop("amount").column)  # quantity x price gives items and spend
+    elif _quantity_by_values(chosen, profiles):
+        # integers found as the amount beside a named unit price: the quantity it multiplies
+        amount = chosen.pop("amount")
+        evidence = f"{amount.guess.evidence}; integers beside a unit price: read as quantity"
+        chosen["quantity"] = Match("quantity", amount.column, Guess(amount.column, "low", evidence))
     elif len({"quantity", "unit_price"} & set(chosen)) == 1:
         # cleaning multiplies the two: one without the other is no amount
         lone = "quantity" if "quantity" in chosen else "unit_price"
@@ -154,6 +169,17 @@ def match_roles(
     order = [role.name for role in roles]
     ordered = {name: chosen[name] for name in order if name in chosen}
     return TableMatch(table, ordered, unmapped, satisfaction)
+
+
+def _quantity_by_values(chosen: dict[str, Match], profiles: dict[str, Profile]) -> bool:
+    amount = chosen.get("amount")
+    return (
+        "unit_price" in chosen
+        and "quantity" not in chosen
+        and amount is not None
+        and amount.guess.evidence.startswith("no header")
+        and profiles[amount.column].integer >= 0.98
+    )
 
 
 def _best(role: Role, profiles: dict[str, Profile], ctx: Context, used: set[str]) -> Match | None:

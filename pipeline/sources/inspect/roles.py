@@ -51,7 +51,7 @@ def _customer(p: Profile, ctx: Context) -> float:
         return 0.0
     if ctx.table == "customers":
         return 1.0 if p.distinct >= 0.98 * p.filled else 0.2
-    if p.distinct < min(10, p.filled):
+    if p.distinct < 2:
         return 0.0
     return 0.5 + 0.5 * min(max(p.repeats - 1.0, 0.0) / 0.5, 1.0)
 

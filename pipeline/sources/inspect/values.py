@@ -155,7 +155,8 @@ def sniff_timestamp(values: pd.Series) -> Guess[str] | None:
             )
         else:
             order_best, order_rival = _in_order(values, best), _in_order(values, swapped)
-            if abs(order_best - order_rival) >= 0.05:
+            # an export sorted by time reads in order one way only (a clear majority)
+            if max(order_best, order_rival) >= 0.9 and abs(order_best - order_rival) >= 0.1:
                 if order_rival > order_best:
                     best, swapped = swapped, best
                     order_best, order_rival = order_rival, order_best
