@@ -60,7 +60,8 @@ def test_writes_a_valid_config_with_a_comment_on_each_guess(
     assert not list(path.parent.glob(".*.tmp"))  # written atomically
     out = capsys.readouterr().out
     assert "customers: 3; orders: 4" in out
-    assert "dvc exp run -S data.source=rechnungen_2024 -S data.input=raw/Rechnungen 2024.csv" in out
+    command = "dvc exp run -S data.source=rechnungen_2024 -S 'data.input=raw/Rechnungen 2024.csv'"
+    assert command in out
 
 
 def test_an_existing_config_is_kept_without_force(

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from pipeline.config import Params
 from pipeline.errors import InputError
@@ -123,13 +127,22 @@ def run_lines(inspection: Inspection, params: Params, out: Path) -> list[str]:
     default = Path("configs/sources") / f"{name}.yaml"
     if out.resolve() != default.resolve():
         flags.insert(1, f"-S data.source_config={out}")
-    lines = ["run the pipeline on it:", f"  dvc exp run {' '.join(flags)}"]
-    lines += ["or set in params.yaml (then dvc repro):", "  data:", f"    source: {name}"]
+    command = " ".join(f"-S {shlex.quote(flag.removeprefix('-S '))}" for flag in flags)
+    lines = ["run the pipeline on it:", f"  dvc exp run {command}"]
+    data: dict[str, object] = {"source": name}
     if out.resolve() != default.resolve():
-        lines.append(f"    source_config: {out}")
-    lines.append(f"    input: {inspection.data_input}")
+        data["source_config"] = str(out)
+    data["input"] = inspection.data_input
+    nested: dict[str, Any] = {"data": data}
     for key, value in changed.items():
-        lines.append(f"  {key}: {_value(value)}")
+        *parents, leaf = key.split(".")
+        level = nested
+        for part in parents:
+            level = level.setdefault(part, {})
+        level[leaf] = value
+    block = yaml.safe_dump(nested, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    lines.append("or set in params.yaml (then dvc repro):")
+    lines += [f"  {line}" for line in block.splitlines()]
     return lines
 
 

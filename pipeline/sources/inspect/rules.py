@@ -14,10 +14,11 @@ from pipeline.sources.inspect.guess import Confidence, Guess, percent
 from pipeline.sources.online_retail import NON_PRODUCT_CODES
 
 _PREFIX = re.compile(r"^([A-Za-z]+)(?=[\w-]*\d)")
-# Words of a line's description that say it is not merchandise.
+# A description that is a service's name, with at most one word before it ("DOTCOM POSTAGE",
+# "Bank Charges"); a longer one names a product ("BLACK BAROQUE CARRIAGE CLOCK").
 SERVICE_WORDS = re.compile(
-    r"\b(?:postage|carriage|shipping|delivery charge|fee|bank charges?|manual|adjust\w*|"
-    r"porto|versand|frais de port|envio|gift voucher|discount)\b",
+    r"\s*(?:\w+\s+)?(?:postage|carriage|shipping|delivery|fee|bank charges?|manual|adjust\w*|"
+    r"porto|versand|versandkosten|frais de port|envio|gift voucher|discount)\s*",
     re.IGNORECASE,
 )
 MAX_CODES = 20
@@ -118,7 +119,7 @@ def guess_non_product_codes(
     for code in codes[codes.isin(list(NON_PRODUCT_CODES))].unique():
         reasons[str(code)] = NON_PRODUCT_CODES[str(code)]
     if description is not None:
-        service = description.str.contains(SERVICE_WORDS).fillna(False).astype(bool)
+        service = description.str.fullmatch(SERVICE_WORDS).fillna(False).astype(bool)
         for code in codes[service].value_counts().index:
             reasons.setdefault(str(code), "its description names a service")
     if not reasons:
