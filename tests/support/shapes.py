@@ -300,3 +300,17 @@ SHAPES = {
         },
     ),
 }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write every shape under a folder: ``python -m tests.support.shapes exports``."""
+    import sys
+
+    folder = Path((argv or sys.argv[1:] or ["exports"])[0])
+    for name, shape in SHAPES.items():
+        for path in shape.write(folder / name):
+            print(path)  # noqa: T201 - a command-line helper
+
+
+if __name__ == "__main__":
+    main()

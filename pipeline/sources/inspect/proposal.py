@@ -245,7 +245,7 @@ def propose(
 ) -> Proposal:
     """Guess the roles, formats and rules of an export from its files' samples."""
     forced = forced or {}
-    columns = {f"{s.source_file}:{c}": s.rows[c] for s in samples for c in s.header}
+    columns = {f"{s.path.name}: {c}": s.rows[c] for s in samples for c in s.header}
     decimal = sniff_decimal(columns)
     profiles = {s.source_file: _profiles(s, decimal.value) for s in samples}
     for table, given in forced.items():

@@ -101,7 +101,7 @@ def refuse_wide_unicode(head: bytes, source_file: str) -> None:
         raise InputError(
             f"{source_file}: {family} text ({codec}); the reader reads UTF-8 and 8-bit "
             f"encodings only: convert it first, e.g. iconv -f {family} -t UTF-8 "
-            f"{source_file} > {Path(source_file).stem}.utf8.csv"
+            f"{source_file} > {Path(source_file).with_suffix('.utf8.csv')}"
         )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cleaning.parsing import blank, parse_number, parse_timestamp
-from pipeline.sources.inspect.guess import Guess, confidence_of, percent
+from pipeline.sources.inspect.guess import Guess, confidence_of
 
 DATES = (
     "%Y-%m-%d",
@@ -259,4 +259,4 @@ def describe(profile: Profile) -> str:
     if profile.numeric >= 0.98:
         kind = "integers" if profile.fraction == 0 else "numbers"
         return f"{kind}, {profile.distinct:,} distinct in {n:,}"
-    return f"text, {profile.distinct:,} distinct in {n:,} ({percent(profile.distinct, n)})"
+    return f"text, {profile.distinct:,} distinct in {n:,}"
