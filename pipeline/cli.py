@@ -42,11 +42,9 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
 ) -> None:
     """Loyalty pipeline: clean, features, train, explain, report, score."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from pipeline import logs
+
+    logs.configure(verbose)
     logging.captureWarnings(True)
 
 
@@ -59,6 +57,15 @@ def _params(path: Path) -> Params:
 def generate(
     out: Annotated[Path, typer.Option("--out", help="Output folder for the synthetic export.")],
     params: ParamsOption = Path("params.yaml"),
+    when_read: Annotated[
+        bool,
+        typer.Option(
+            "--when-read",
+            help="Simulate only when params data.input reads the output folder; else write "
+            "a note saying why nothing was simulated (the DVC stage, so that a run on a real "
+            "export does not spend half a minute on unused data).",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a retailer's raw export with known ground truth (params section `generate`).
 
@@ -70,7 +77,13 @@ def generate(
     from pipeline import io
     from pipeline.sources import synthetic
 
-    result = synthetic.generate(_params(params).generate)
+    settings = _params(params)
+    if when_read and not synthetic.reads_folder(settings.data.input, out):
+        note = synthetic.not_read_note(settings.data.source, settings.data.input)
+        io.write_json(out / synthetic.SKIPPED_NOTE, note)
+        logger.info("generate: skipped, %s", note["reason"])
+        return
+    result = synthetic.generate(settings.generate)
     for name in ("transactions", "feedback", "customers"):
         chunks = synthetic.csv_chunks(getattr(result, name))
         io.write_text_chunks(out / synthetic.FILES[name], chunks)
@@ -674,8 +687,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn expected errors into one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    from pipeline import logs
+
     try:
-        app(args=args, prog_name="loyalty", standalone_mode=False)
+        try:
+            app(args=args, prog_name="loyalty", standalone_mode=False)
+        finally:
+            logs.report_repeats()  # before the error line, so that stays the last line
     except PipelineError as exc:
         if debug:
             raise

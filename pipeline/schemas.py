@@ -46,7 +46,8 @@ ORDERS = pa.DataFrameSchema(
         "customer_id": ID,
         "order_id": ID,
         "order_ts": _ts(),
-        "gross_amount": pa.Column("float64", pa.Check.gt(0)),
+        # 0 = every line of the order was worth zero (rules.zero_value_lines: keep)
+        "gross_amount": pa.Column("float64", pa.Check.ge(0)),
         "n_items": pa.Column("int64", pa.Check.ge(1)),
         "n_distinct_products": pa.Column("int64", pa.Check.ge(1)),
         "discount_amount": pa.Column("float64", pa.Check.ge(0), required=False),
@@ -64,7 +65,7 @@ RETURNS = pa.DataFrameSchema(
         "order_id": pa.Column("string", nullable=True),
         "return_id": ID,
         "return_ts": _ts(),
-        "amount": pa.Column("float64", pa.Check.gt(0)),
+        "amount": pa.Column("float64", pa.Check.ge(0)),
         "reason": pa.Column("string", nullable=True, required=False),
     },
     strict=True,

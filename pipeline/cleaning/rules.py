@@ -31,6 +31,11 @@ class CleanRules(BaseModel):
     non_product_codes: tuple[str, ...] = ()
     # Customer-id spellings that mean "no id" (compared lower-case after stripping).
     id_nulls: tuple[str, ...] = DEFAULT_ID_NULLS
+    # Lines worth zero (a free item, a sample, a zero-priced promotion): keep = accepted as
+    # zero-value lines, so their orders count for recency and frequency but add no spend
+    # (counted in the manifest as zero_value_lines / zero_value_orders); reject = quarantined
+    # as non_positive_price / non_positive_amount. A negative price is always quarantined.
+    zero_value_lines: Literal["keep", "reject"] = "keep"
     # Lines above these are kept but flagged (counted in the manifest).
     extreme_quantity: float = Field(default=10_000, gt=0)
     extreme_unit_price: float = Field(default=10_000, gt=0)

@@ -166,18 +166,21 @@ class TransactionCleaner:
         non_product = sku.isin(rules.non_product_codes).fillna(False).astype(bool)
         non_product = non_product & verdicts.accepted  # valid lines, excluded from spend
         checked = ~non_product
+        reject_zero = rules.zero_value_lines == "reject"
         if "quantity" in values:
             quantity, price = values["quantity"], values["unit_price"]
             verdicts.reject(
                 checked & ((quantity <= 0) & ~cancel | (quantity == 0)),
                 Reason.NON_POSITIVE_QUANTITY,
             )
-            verdicts.reject(checked & (price <= 0), Reason.NON_POSITIVE_PRICE)
+            zero = price == 0
+            verdicts.reject(checked & ((price < 0) | zero & reject_zero), Reason.NON_POSITIVE_PRICE)
             line_value, items, unit = quantity * price, quantity.abs(), price
         else:
             amount = values["amount"]
+            zero = amount == 0
             verdicts.reject(
-                checked & ((amount <= 0) & ~cancel | (amount == 0)), Reason.NON_POSITIVE_AMOUNT
+                checked & ((amount < 0) & ~cancel | zero & reject_zero), Reason.NON_POSITIVE_AMOUNT
             )
             line_value, items, unit = amount, pd.Series(1.0, index=lines.index), amount
         if "discount" in values:
@@ -216,6 +219,7 @@ class TransactionCleaner:
                 "non_product_lines": int(non_product.sum()),
                 "cancellation_lines": int((product & cancel).sum()),
                 "extreme_lines_flagged": int(extreme.sum()),
+                "zero_value_lines": int((product & zero.fillna(False).astype(bool)).sum()),
                 "lines_with_customer_id_missing": int(
                     (verdicts.reason == Reason.MISSING_CUSTOMER_ID.value).sum()
                 ),
@@ -240,9 +244,11 @@ class TransactionCleaner:
                 "non_product_lines",
                 "cancellation_lines",
                 "extreme_lines_flagged",
+                "zero_value_lines",
                 "lines_with_customer_id_missing",
             )
         }
+        counts["zero_value_orders"] = int((orders["gross_amount"] == 0).sum())
         counts["non_product_by_code"] = dict(sorted(self.codes.items()))
         counts["order_id_rule"] = DERIVED_ORDER_IDS if self.order_ids_derived else "from the export"
         return {"orders": orders, "returns": returns}, counts

@@ -24,14 +24,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from pipeline import io
+from pipeline import io, logs
 from pipeline.engines import partitioning
 from pipeline.engines.work import (
     Laps,
@@ -50,9 +51,10 @@ logger = logging.getLogger(__name__)
 # --- the process pool ---------------------------------------------------------------------
 
 
-def _init_worker() -> None:
+def _init_worker(log_queue: Any, log_level: int) -> None:
     # One LightGBM/OpenMP thread per process: the pool is the parallelism.
     os.environ["OMP_NUM_THREADS"] = "1"
+    logs.log_to_queue(log_queue, log_level)
 
 
 def _part(work: Path, kind: str, partition: int) -> Path:
@@ -102,11 +104,21 @@ class _InlineExecutor(Executor):
         return future
 
 
-def _pool(workers: int) -> Executor:
+@contextmanager
+def _pool(workers: int) -> Iterator[Executor]:
+    """Yield a process pool whose workers log through the parent (warnings counted once)."""
     if workers <= 1:
-        return _InlineExecutor()
+        yield _InlineExecutor()
+        return
     context = get_context("spawn")  # no fork of a process that holds OpenMP threads
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+    level = logging.getLogger().getEffectiveLevel()
+    with (
+        logs.worker_queue(context) as queue,
+        ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(queue, level)
+        ) as pool,
+    ):
+        yield pool
 
 
 def _run_all(

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from pipeline import logs
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -44,9 +46,10 @@ def partition_of(ids: pd.Index | pd.Series, n_parts: int) -> np.ndarray:
 _INHERITED: Sequence[Any] = ()
 
 
-def _inherit(parts: Sequence[Any]) -> None:
+def _inherit(parts: Sequence[Any], log_queue: Any, log_level: int) -> None:
     global _INHERITED
     _INHERITED = parts
+    logs.log_to_queue(log_queue, log_level)
 
 
 def _call_inherited(func: Callable[..., T], index: int, args: tuple[Any, ...]) -> T:
@@ -67,11 +70,15 @@ def run_partitions(
     # fork: workers start in milliseconds (forkserver/spawn re-import pandas, seconds on a busy
     # machine) and only run numpy on the arrays they inherit, never Arrow or BLAS threads.
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(parts)),
-        mp_context=context,
-        initializer=_inherit,
-        initargs=(parts,),
-    ) as pool:
+    level = logging.getLogger().getEffectiveLevel()
+    with (
+        logs.worker_queue(context) as queue,
+        ProcessPoolExecutor(
+            max_workers=min(workers, len(parts)),
+            mp_context=context,
+            initializer=_inherit,
+            initargs=(parts, queue, level),
+        ) as pool,
+    ):
         futures = [pool.submit(_call_inherited, func, i, args) for i in range(len(parts))]
         return [future.result() for future in futures]

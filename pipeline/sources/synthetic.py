@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,22 @@ FILES = {
     "ground_truth": "ground_truth.parquet",
     "manifest": "generate_manifest.json",
 }
+# Written instead of the export when the pipeline reads another one (generate --when-read).
+SKIPPED_NOTE = "generate_skipped.json"
+
+
+def reads_folder(data_input: str | Path, folder: str | Path) -> bool:
+    """Whether the pipeline's raw input (params ``data.input``) is ``folder`` or inside it."""
+    target, given = Path(folder).resolve(), Path(data_input).resolve()
+    return given == target or target in given.parents
+
+
+def not_read_note(source: str, data_input: str | Path) -> dict[str, object]:
+    """Say why nothing was simulated: the pipeline reads another export."""
+    return {
+        "skipped": True,
+        "reason": f"data.input is {str(data_input)!r} (source {source!r}), not this folder",
+    }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -389,7 +389,7 @@ def test_error_in_a_subprocess_has_no_traceback(tmp_path: Path) -> None:
 #  5     POST on 489434                                      -> non-product: excluded, counted
 #  6     C489449, quantity -2                                -> a return of 13.90, never an order
 #  7     quantity -3 without the C marker                    -> non_positive_quantity
-#  8     price 0                                             -> non_positive_price
+#  8     price 0 (a free item) for 17850, 2009-12-01 10:41     -> kept: a zero-value order
 #  9     no customer id                                      -> missing_customer_id
 # 10-12  ids "17850.0", " 17850", "17850"                    -> one customer 17850
 # 13     date 01/12/2009 09:00 (not the source's format)     -> bad_date
@@ -416,12 +416,35 @@ def test_rows_reconcile(rows: Outcome) -> None:
     assert manifest["accepted"] == 21 - len(rows.rejects)
 
 
+@pytest.mark.reliability("rows: zero-value lines")
+def test_a_zero_value_line_keeps_its_order_and_adds_no_spend(rows: Outcome) -> None:
+    # Line 8's free item is an order of 17850 (recency and frequency), worth 0, counted.
+    orders = rows.table("orders")
+    free = orders[orders["order_id"] == "489451"]
+    assert free["customer_id"].tolist() == ["17850"] and free["gross_amount"].tolist() == [0.0]
+    assert rows.manifest["transactions"]["zero_value_lines"] == 1
+    assert rows.manifest["transactions"]["zero_value_orders"] == 1
+
+
+def test_zero_value_lines_can_be_rejected_and_negative_prices_always_are(
+    clean, tmp_path: Path
+) -> None:
+    config = yaml.safe_load(ONLINE_RETAIL.read_text())
+    config["rules"]["zero_value_lines"] = "reject"
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump(config))
+    assert clean(RAW / "online_retail_rows.csv", config=strict).reasons()[8] == "non_positive_price"
+    negative = tmp_path / "negative.csv"
+    lines = (RAW / "online_retail_rows.csv").read_text().splitlines()
+    negative.write_text("\n".join([lines[0], lines[7].replace(",0,", ",-1.5,")]) + "\n")
+    assert clean(negative).reasons() == {2: "non_positive_price"}
+
+
 @pytest.mark.reliability("rows: reject reasons")
 def test_each_bad_row_has_its_own_reason(rows: Outcome) -> None:
     assert rows.reasons() == {
         4: "duplicate_row",
         7: "non_positive_quantity",
-        8: "non_positive_price",
         9: "missing_customer_id",
         13: "bad_date",
         14: "future_date",
@@ -481,6 +504,7 @@ def test_id_spellings_are_one_customer(rows: Outcome) -> None:
     orders = rows.table("orders")
     assert sorted(orders["customer_id"].unique()) == ["13085", "16446", "17850"]
     assert orders.loc[orders["customer_id"] == "17850", "order_id"].tolist() == [
+        "489451",  # the zero-value order (line 8)
         "489453",
         "489454",
         "489455",
