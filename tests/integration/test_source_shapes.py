@@ -152,6 +152,10 @@ def test_every_raw_row_is_accepted_or_rejected(run: Run) -> None:
         assert entry["rows_read"] == entry["accepted"] + entry["rejected"], entry
     # each shape carries a few dirty rows: cleaning rejects them, each with its reason
     assert 2 <= manifest["rejected"] <= 10, manifest["rejected_by_reason"]
+    assert "duplicate_row" in manifest["rejected_by_reason"]
+    if run.shape.name == "line_level":  # the C invoices are returns, the zero price is kept
+        assert manifest["tables"]["returns"]["rows"] > 0
+        assert manifest["transactions"]["zero_value_lines"] == 1
 
 
 def test_models_are_trained_and_every_customer_is_scored(run: Run) -> None:

@@ -171,8 +171,8 @@ def line_level(folder: Path, n_customers: int = N_CUSTOMERS, seed: int = SEED) -
     Lines: ``InvoiceNo,StockCode,Description,Quantity,UnitPrice,InvoiceDate,CustomerID,Country``;
     returns are ``C`` invoices with negative quantities; every 40th invoice has a ``POST``
     (postage) line. Customers: ``CustomerID,Country,SignupDate`` (ISO dates).
-    Dirty rows: a line without a customer id (missing_customer_id), a zero price
-    (non_positive_price) and an exact duplicate line.
+    Dirty rows: a line without a customer id (missing_customer_id), an exact duplicate line
+    (duplicate_row) and a zero price (kept by default as a zero-value line, counted).
     """
     export = simulate(n_customers, seed)
     lines = _lines(export)
