@@ -249,6 +249,8 @@ def looks_like_data(header: tuple[str, ...]) -> list[str]:
 
 def sample_file(path: Path, source_file: str, limit: int = SAMPLE_RECORDS) -> Sample:
     """Read the head of one file and guess its encoding, dialect and header."""
+    if path.is_dir():
+        raise InputError(f"{source_file}: a folder; give the export's files (one per table)")
     if not path.is_file():
         raise InputError(f"{source_file}: file not found")
     head, truncated = read_head(path, source_file)
