@@ -101,6 +101,64 @@ def generate(
     logger.info("generate: %s -> %s", result.manifest["rows"], out)
 
 
+# --- inspect ------------------------------------------------------------------------------
+@app.command("inspect")
+def inspect_command(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Raw export file(s): the transactions, plus optional feedback and customers "
+            "files (in one folder)."
+        ),
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Source name (data.source); default from the file name."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Config to write; default configs/sources/NAME.yaml."),
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--column",
+            help="ROLE=NAME or TABLE.ROLE=NAME: the column that holds a role, when the guess is "
+            "wrong or missing; ROLE= for none (repeatable).",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config.")] = False,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Sniff a raw export and write a proposed source config, with a comment on each guess.
+
+    Guesses the encoding, delimiter, decimal mark, which column is the customer, the order id,
+    the timestamp (and its format), the amount or quantity and price, cancellations and
+    non-product codes; then reads the whole export with the proposal and prints what it holds,
+    suggested horizons and the command that runs the pipeline on it (docs/sources.md).
+
+    Example: loyalty inspect exports/orders.csv --name my_shop
+    """
+    from pipeline import io
+    from pipeline.errors import InputError
+    from pipeline.sources.inspect.inspection import inspect_export, run_lines, summary_lines
+    from pipeline.sources.inspect.proposal import parse_columns
+
+    forced = parse_columns(column or [])
+    cwd = Path.cwd()
+    result = inspect_export(files, name, forced, cwd)
+    target = out or Path("configs/sources") / f"{result.proposal.name}.yaml"
+    io.resolve_output(target, files)
+    if target.exists() and not force:
+        raise InputError(f"{target}: already exists; --force to overwrite it, or --name another")
+    io.write_text(target, result.yaml_text)
+    for line in summary_lines(result):
+        typer.echo(line)
+    typer.echo(f"wrote {target}")
+    for line in run_lines(result, _params(params), target):
+        typer.echo(line)
+
+
 # --- ingest / clean -----------------------------------------------------------------------
 @app.command()
 def clean(

@@ -59,11 +59,14 @@ def parse_number(text: pd.Series, decimal: str = ".") -> tuple[pd.Series, pd.Ser
 def parse_timestamp(text: pd.Series, fmt: str, timezone: str) -> tuple[pd.Series, pd.Series]:
     """Parse with an explicit format, localise to ``timezone`` by the DST rule, convert to UTC.
 
-    Returns (``datetime64[us, UTC]``, bad mask); blank cells are NaT and not bad.
+    Returns (``datetime64[us, UTC]``, bad mask); blank cells are NaT and not bad. A format
+    with ``%z`` reads each value's own UTC offset (an export that spans a DST change mixes
+    ``+01:00`` and ``+02:00``); ``timezone`` then does not apply.
     """
     stripped = text.astype("string").str.strip()
     empty = blank(stripped)
-    parsed = pd.to_datetime(stripped.where(~empty), format=fmt, errors="coerce")
+    with_offset = "%z" in fmt
+    parsed = pd.to_datetime(stripped.where(~empty), format=fmt, errors="coerce", utc=with_offset)
     bad = (parsed.isna() & ~empty).astype(bool)
     if parsed.dt.tz is None:
         parsed = parsed.dt.tz_localize(

@@ -73,6 +73,21 @@ def test_timestamps_follow_the_explicit_format_and_the_dst_rule() -> None:
     ]
 
 
+def test_timestamps_with_mixed_utc_offsets_are_read_each_with_its_own() -> None:
+    # a local export across the October DST change: two offsets in one column, plus "Z"
+    stamps, bad = parse_timestamp(
+        strings(["2024-10-26T10:00:00+02:00", "2024-10-28T10:00:00+01:00", "2024-10-28T10:00:00Z"]),
+        "%Y-%m-%dT%H:%M:%S%z",
+        "Europe/Paris",
+    )
+    assert not bad.any()
+    assert [str(s) for s in stamps] == [
+        "2024-10-26 08:00:00+00:00",
+        "2024-10-28 09:00:00+00:00",
+        "2024-10-28 10:00:00+00:00",
+    ]
+
+
 def test_booleans() -> None:
     values, bad = parse_bool(strings(["true", "No", "1", "", "maybe"]))
     assert values.tolist() == [True, False, True, pd.NA, pd.NA]
