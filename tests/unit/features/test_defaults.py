@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from feature_tables import make_history
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.config import FeaturesParams, LabelsParams
 from pipeline.errors import DataError
@@ -188,6 +190,47 @@ def test_explicit_params_are_kept_exactly() -> None:
     assert timeline.grid == cutoff_grid(first, end, params, labels)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    span=st.integers(60, 1500),
+    gap=st.integers(1, 400),
+    churn=st.sampled_from([None, 30, 90, 180]),
+    history=st.sampled_from([None, 0, 60, 200]),
+    step=st.sampled_from([None, {"step_months": 2}, {"step_days": 10}]),
+)
+def test_a_fitted_timeline_always_leaves_a_split_and_keeps_set_values(
+    span: int, gap: int, churn: int | None, history: int | None, step: dict[str, int] | None
+) -> None:
+    first = pd.Timestamp("2022-03-17", tz=UTC)
+    end = first + pd.Timedelta(days=span)
+    gaps = Gaps(np.full(100, gap), customers=50)
+    labels = LabelsParams(
+        targets={
+            "churn": {"rule": "no_order_within", "horizon_days": churn},
+            "repurchase": {"rule": "order_within", "horizon_days": None},
+        }
+    )
+    params = FeaturesParams(min_history_days=history, **(step or {}))
+    try:
+        timeline = fit_timeline(first, end, params, labels, gaps)
+    except DataError:
+        return  # too short for any split: refused, never a leaky or empty one
+    plan = plan_split(timeline.grid, timeline.labels, 1)  # the split fits
+    for name in ("churn", "repurchase"):
+        days = timeline.labels.targets[name].horizon_days
+        assert days is not None
+        assert plan_split(timeline.grid, pd.Timedelta(days=days), 1).test == plan.test
+    if churn is not None:
+        assert timeline.labels.targets["churn"].horizon_days == churn
+    if history is not None:
+        assert timeline.params.min_history_days == history
+    if step is not None:
+        assert {k: getattr(timeline.params, k) for k in step} == step
+    chosen = {c.param for c in timeline.choices}
+    assert ("labels.targets.churn.horizon_days" in chosen) == (churn is None)
+    assert ("features.min_history_days" in chosen) == (history is None)
+
+
 def test_nothing_fits_is_the_split_error() -> None:
     first, end = pd.Timestamp("2024-01-01", tz=UTC), pd.Timestamp("2024-03-01", tz=UTC)
     with pytest.raises(DataError, match="values chosen from the data lowered"):
@@ -318,3 +361,27 @@ def test_explicit_params_record_no_choice_and_warn_on_a_deep_filter(
     warnings = summary["population"]["warnings"]
     assert warnings and "features.active_within_days=20 removes" in warnings[0]
     assert any("active_within_days=20" in r.getMessage() for r in caplog.records)
+
+
+def test_on_a_short_export_the_chosen_population_keeps_the_early_customers(
+    catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 17 months: a year of recency would drop 8 of the 10 customers at the test cutoff (they
+    # bought only in the export's first month), so the chosen population keeps everyone and
+    # nothing warns; set explicitly, the same 365 days warns.
+    orders = _lapsed_export()
+    with caplog.at_level(logging.WARNING):
+        chosen = build_features(
+            orders, None, None, None, FeaturesParams(), NULL_LABELS, catalog
+        ).summary
+    assert chosen["derived"]["features.active_within_days"]["value"] == "any"
+    assert "not a dormant tail" in chosen["derived"]["features.active_within_days"]["why"]
+    assert chosen["population"]["warnings"] == [] and not caplog.records
+    explicit = build_features(
+        orders, None, None, None, FeaturesParams(active_within_days=365), NULL_LABELS, catalog
+    ).summary
+    assert "features.active_within_days" not in explicit["derived"]
+    assert (
+        explicit["population"]["removed_by"]["features.active_within_days"]["test"]["removed"] == 8
+    )
+    assert explicit["population"]["warnings"]
