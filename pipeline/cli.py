@@ -135,7 +135,8 @@ def inspect_command(
     Guesses the encoding, delimiter, decimal mark, which column is the customer, the order id,
     the timestamp (and its format), the amount or quantity and price, cancellations and
     non-product codes; then reads the whole export with the proposal and prints what it holds,
-    suggested horizons and the command that runs the pipeline on it (docs/sources.md).
+    the horizons, step and minimum history the features stage will choose (under --params), and
+    the command that runs the pipeline on it (docs/sources.md).
 
     Example: loyalty inspect exports/orders.csv --name my_shop
     """
@@ -146,7 +147,7 @@ def inspect_command(
 
     forced = parse_columns(column or [])
     cwd = Path.cwd()
-    result = inspect_export(files, name, forced, cwd)
+    result = inspect_export(files, name, forced, cwd, _params(params))
     target = out or Path("configs/sources") / f"{result.proposal.name}.yaml"
     io.resolve_output(target, files)
     if target.exists() and not force:
@@ -155,7 +156,7 @@ def inspect_command(
     for line in summary_lines(result):
         typer.echo(line)
     typer.echo(f"wrote {target}")
-    for line in run_lines(result, _params(params), target):
+    for line in run_lines(result, target):
         typer.echo(line)
 
 

@@ -12,7 +12,6 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -68,9 +67,13 @@ def inspect_export(
     name: str | None,
     forced: dict[str, dict[str, str | None]],
     cwd: Path,
+    params: Params,
     sample_records: int = SAMPLE_RECORDS,
 ) -> Inspection:
-    """Sample, propose, validate and summarise an export; nothing is written."""
+    """Sample, propose, validate and summarise an export; nothing is written.
+
+    The run settings are those the features stage will choose under ``params``.
+    """
     if name is not None:
         check_name(name)
     samples = [sample_file(path, str(path), sample_records) for path in paths]
@@ -89,58 +92,30 @@ def inspect_export(
         proposal,
         render_yaml(proposal, sampled),
         summary,
-        suggest_cadence(summary.span_days, summary.median_gap_days),
+        suggest_cadence(summary.first, summary.last, summary.gaps, params),
         where,
     )
 
 
-def _current(params: Params) -> dict[str, object]:
-    """Return the params values a suggestion may change, as they are now."""
-    targets = params.labels.targets
-    return {
-        "labels.targets.churn.horizon_days": targets["churn"].horizon_days
-        if "churn" in targets
-        else None,
-        "labels.targets.repurchase.horizon_days": targets["repurchase"].horizon_days
-        if "repurchase" in targets
-        else None,
-        "features.step_months": params.features.step_months,
-        "features.step_days": params.features.step_days,
-        "features.min_history_days": params.features.min_history_days,
-    }
+def run_lines(inspection: Inspection, out: Path) -> list[str]:
+    """Return the command (and params.yaml lines) that run the pipeline on the export.
 
-
-def _value(value: object) -> str:
-    return "null" if value is None else str(value)
-
-
-def run_lines(inspection: Inspection, params: Params, out: Path) -> list[str]:
-    """Return the command (and params.yaml lines) that run the pipeline on the export."""
+    Only ``data``: the horizons, step and minimum history are the features stage's own
+    choice when params.yaml leaves them null (what :func:`summary_lines` prints).
+    """
     name = inspection.proposal.name
-    changed = {
-        key: value
-        for key, value in inspection.cadence.params().items()
-        if _current(params).get(key) != value
-    }
-    flags = [f"-S data.source={name}", f"-S data.input={inspection.data_input}"]
-    flags += [f"-S {key}={_value(value)}" for key, value in changed.items()]
+    flags = [f"data.source={name}", f"data.input={inspection.data_input}"]
+    data: dict[str, object] = {"source": name}
     default = Path("configs/sources") / f"{name}.yaml"
     if out.resolve() != default.resolve():
-        flags.insert(1, f"-S data.source_config={out}")
-    command = " ".join(f"-S {shlex.quote(flag.removeprefix('-S '))}" for flag in flags)
-    lines = ["run the pipeline on it:", f"  dvc exp run {command}"]
-    data: dict[str, object] = {"source": name}
-    if out.resolve() != default.resolve():
+        flags.insert(1, f"data.source_config={out}")
         data["source_config"] = str(out)
     data["input"] = inspection.data_input
-    nested: dict[str, Any] = {"data": data}
-    for key, value in changed.items():
-        *parents, leaf = key.split(".")
-        level = nested
-        for part in parents:
-            level = level.setdefault(part, {})
-        level[leaf] = value
-    block = yaml.safe_dump(nested, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    command = " ".join(f"-S {shlex.quote(flag)}" for flag in flags)
+    lines = ["run the pipeline on it:", f"  dvc exp run {command}"]
+    block = yaml.safe_dump(
+        {"data": data}, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
     lines.append("or set in params.yaml (then dvc repro):")
     lines += [f"  {line}" for line in block.splitlines()]
     return lines
@@ -170,12 +145,11 @@ def summary_lines(inspection: Inspection) -> list[str]:
             f"  orders from {s.first.date()} to {s.last.date()} ({s.span_days:,} days){gap}"
         )
     c = inspection.cadence
-    step = f"{c.step_months} month" if c.step_months else f"{c.step_days} days"
-    lines.append(
-        f"suggested: churn = no order within {c.churn_days} days, repurchase within "
-        f"{c.repurchase_days} days, cutoff step {step}, min history {c.min_history_days} days"
-    )
-    lines += [f"  ({reason})" for reason in c.reasons]
+    if c.fits:
+        lines.append("the features stage will choose (params left null; set one to override):")
+        lines += [f"  {choice.param} = {choice.value}: {choice.why}" for choice in c.choices]
+    else:
+        lines.append(f"warning: no train / valid / test split fits: {c.problem}")
     guesses = [
         (role, match.guess)
         for tp in proposal.tables.values()

@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline.cleaning.parsing import normalise_ids, parse_timestamp
 from pipeline.cleaning.transactions import date_format, order_ids_of
+from pipeline.features.gaps import Gaps
 from pipeline.sources.csv_mapping import FileInfo, SourceConfig, iter_export
 from pipeline.sources.reading import count_csv_records, detect_format
 
@@ -38,6 +39,7 @@ class Summary:
     orders_per_customer: float
     median_orders: float
     median_gap_days: float | None
+    gaps: Gaps  # between purchase days of repeat customers: what the run settings come from
     capped: bool
 
     @property
@@ -129,6 +131,7 @@ def _figures(
     days = table[["customer", "day"]].drop_duplicates().sort_values(["customer", "day"])
     same = days["customer"].to_numpy()[1:] == days["customer"].to_numpy()[:-1]
     gaps = np.diff(days["day"].to_numpy())[same]
+    repeat = np.unique(days["customer"].to_numpy()[1:][same]).size
     return Summary(
         rows=rows,
         lines=lines,
@@ -141,5 +144,6 @@ def _figures(
         orders_per_customer=float(per_customer.mean()) if per_customer.size else 0.0,
         median_orders=float(per_customer.median()) if per_customer.size else 0.0,
         median_gap_days=float(np.median(gaps)) if gaps.size else None,
+        gaps=Gaps(np.sort(gaps), int(repeat)),
         capped=capped,
     )

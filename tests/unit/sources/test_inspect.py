@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.config import Params
 from pipeline.errors import InputError
-from pipeline.sources.inspect.cadence import needed_days, suggest_cadence
+from pipeline.features.defaults import fit_timeline
+from pipeline.features.gaps import Gaps
+from pipeline.sources.inspect.cadence import suggest_cadence
 from pipeline.sources.inspect.matching import header_match, match_roles, words
 from pipeline.sources.inspect.proposal import parse_columns, source_name
 from pipeline.sources.inspect.roles import TRANSACTIONS
@@ -304,24 +308,33 @@ def test_column_options() -> None:
         parse_columns(["when=Datum"])
 
 
-def test_two_years_of_fortnightly_buyers_keep_the_defaults() -> None:
-    cadence = suggest_cadence(730, 14)
-    assert (cadence.churn_days, cadence.repurchase_days, cadence.step_months) == (90, 30, 1)
-    assert cadence.fits and cadence.reasons == ()
+def _gaps(days: int, n: int = 200) -> Gaps:
+    return Gaps(np.full(n, float(days)), n)
 
 
-def test_slow_buyers_get_a_longer_churn_horizon() -> None:
-    # a median of 80 days between orders: two usual gaps is 160 days -> 180 on the ladder
-    assert suggest_cadence(1100, 80).churn_days == 180
+DAY = pd.Timestamp("2023-01-01", tz="UTC")
 
 
-def test_a_short_export_gets_a_shorter_horizon_and_step() -> None:
-    cadence = suggest_cadence(300, 10)
-    assert needed_days(cadence.churn_days, cadence.min_history_days) <= 300
-    assert cadence.churn_days == 60
-    assert cadence.step_days is not None and cadence.step_days % 7 == 0
+def test_the_settings_are_the_features_stages_own_choice() -> None:
+    # Two years of fortnightly buyers: what fit_timeline chooses, word for word.
+    gaps, last = _gaps(14), DAY + pd.Timedelta(days=730)
+    cadence = suggest_cadence(DAY, last, gaps, Params())
+    chosen = fit_timeline(
+        DAY, last.normalize() + pd.Timedelta(days=1), Params().features, Params().labels, gaps
+    )
+    assert cadence.fits and cadence.choices == chosen.choices
+    assert {c.param for c in cadence.choices} >= {
+        "labels.targets.churn.horizon_days",
+        "features.min_history_days",
+    }
 
 
-def test_a_far_too_short_export_says_so() -> None:
-    cadence = suggest_cadence(90, 5)
-    assert not cadence.fits and "too few" in cadence.reasons[-1]
+def test_an_explicit_param_is_kept_as_it_is() -> None:
+    params = Params.model_validate({"features": {"min_history_days": 90, "step_months": 1}})
+    cadence = suggest_cadence(DAY, DAY + pd.Timedelta(days=730), _gaps(14), params)
+    assert "features.min_history_days" not in {c.param for c in cadence.choices}
+
+
+def test_a_far_too_short_export_says_why_no_split_fits() -> None:
+    cadence = suggest_cadence(DAY, DAY + pd.Timedelta(days=40), _gaps(5), Params())
+    assert not cadence.fits and cadence.problem
