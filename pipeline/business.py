@@ -354,17 +354,6 @@ def rfm_segment(
     return pd.Series(pd.array(names, dtype="string"), index=snapshot.index)
 
 
-def reasons_threshold(reference: Reference, top_share: float) -> float:
-    """Risk probability at or above which a customer gets reason codes.
-
-    The reference's ``1 - top_share`` quantile: on a population like the reference, about
-    ``top_share`` of customers get reasons; ``inf`` when ``top_share`` is 0.
-    """
-    if top_share <= 0:
-        return math.inf
-    return reference.probability_quantile(1.0 - top_share)
-
-
 def reasons_cut(reference: Reference, top_share: float) -> ReasonCut | None:
     """Return the cut at or above which a customer gets reason codes (None: nobody does).
 

@@ -330,6 +330,7 @@ def explain(
         get_target(all_params.labels, target),
         settings.max_rows,
         settings.top_reasons,
+        all_params.score.reasons_top_share,
     )
     for name in ("shap", "reasons", "concepts", "features"):
         io.write_parquet(out / f"{name}.parquet", result[name])
