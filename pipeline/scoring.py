@@ -34,6 +34,7 @@ from pipeline.config import BusinessParams
 from pipeline.errors import ModelError
 from pipeline.features.partition import customer_hash
 from pipeline.reasons import FeatureDictionary, reason_codes
+from pipeline.sentences import comparisons
 from pipeline.targets import Target
 
 logger = logging.getLogger(__name__)
@@ -241,8 +242,8 @@ def reasons_of(
     both call it. A customer gets reasons when their key (probability, raw margin, customer
     hash) is at or above the cut shipped with the model (:class:`pipeline.business.ReasonCut`):
     exactly ``round(top_share x rows)`` of its reference population, and for anyone a
-    decision of their own row alone. Their sentences: :func:`pipeline.reasons.reason_codes`.
-    Other rows get ``<NA>``. ``rows`` need
+    decision of their own row alone. Their sentences compare them with that same reference
+    (:func:`pipeline.reasons.reason_codes`). Other rows get ``<NA>``. ``rows`` need
     ``customer_id`` and the model's features; ``probability`` is the model's, row for row.
     """
     n = len(rows)
@@ -261,6 +262,7 @@ def reasons_of(
         dictionary,
         top_k=top_k,
         direction=target.risk_direction,
+        references=comparisons(reference),
         with_features=with_features,
     )
     out = pd.DataFrame({c: pd.Series([None] * n, dtype="string") for c in reasons.columns})
