@@ -68,24 +68,29 @@ def synthetic_model(folder: Path, seed: int = 0) -> tuple[Path, pd.DataFrame]:
 
 def measure(model_dir: Path, source: Path, dictionary: Path | None, n: int) -> dict:
     """Run explain on ``n`` rows sampled from ``source`` (in this process)."""
+    from pipeline.business import Reference
     from pipeline.explain import concept_importance, explain_frame
     from pipeline.modeling.artifacts import load_predictor
     from pipeline.reasons import load_dictionary, reason_codes
+    from pipeline.sentences import comparisons
 
     predictor = load_predictor(model_dir)
     pool = pd.read_parquet(source)
     rng = np.random.default_rng(1)
     frame = pool.iloc[rng.integers(0, len(pool), n)].reset_index(drop=True)
     frame["customer_id"] = pd.array([f"C{i:08d}" for i in range(n)], dtype="string")
-    # No dictionary given: the project's (names it does not list are put in words).
+    # No dictionary given: the project's (names it does not list never speak).
     parsed = load_dictionary(dictionary or REPO / "configs" / "features.yaml")
+    # A trained model's comparisons (median, share with none); the synthetic one has none.
+    shipped = predictor.features.get("reference")
+    references = comparisons(Reference.from_dict(shipped, "bench")) if shipped else None
     names = predictor.feature_names
     started = time.perf_counter()
     table, summary = explain_frame(predictor, frame, names, max_rows=n)
     shap_s = time.perf_counter() - started
     concepts = concept_importance(table, parsed.concepts(names))
     concepts_s = time.perf_counter() - started - shap_s
-    reasons = reason_codes(frame, table, parsed, top_k=3)
+    reasons = reason_codes(frame, table, parsed, top_k=3, references=references)
     total_s = time.perf_counter() - started
     assert len(reasons) == n and len(concepts)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -411,6 +411,7 @@ def explain(
         get_target(_labels(all_params, features), target),
         settings.max_rows,
         settings.top_reasons,
+        all_params.score.reasons_top_share,
     )
     for name in ("shap", "reasons", "concepts", "features"):
         io.write_parquet(out / f"{name}.parquet", result[name])

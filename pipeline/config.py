@@ -296,17 +296,37 @@ class BusinessParams(Section):
         return self
 
 
+#: Reason-code shares are whole tenths of a percent: each model ships the cut of every one
+#: (``pipeline.business.ReasonCuts``).
+SHARE_STEPS = 1000
+
+
+def share_step(share: float) -> int:
+    """Return ``share`` in tenths of a percent (0 .. 1000); refuse a share off that grid."""
+    step = round(share * SHARE_STEPS)
+    if not 0 <= step <= SHARE_STEPS or abs(share * SHARE_STEPS - step) > 1e-6:
+        raise ValueError(f"a reason-code share is a multiple of 0.001 in [0, 1], got {share}")
+    return int(step)
+
+
 class ScoreParams(Section):
     """Batch scoring options."""
 
     engine: Literal["local", "spark"] = "local"
     partitions: int = Field(8, ge=1)
     workers: int = Field(2, ge=1)
-    # Reason codes for customers at or above the risk model's (1 - share) quantile of churn
-    # probability on its reference population (a threshold shipped with the model).
+    # Reason codes for customers at or above the risk model's cut of this share: exactly this
+    # share of its reference population (ties broken by raw margin, then customer hash; the
+    # cuts ship with the model, in steps of 0.001: pipeline.business.ReasonCuts).
     reasons_top_share: float = Field(0.2, ge=0, le=1)
     format: Literal["parquet", "csv"] = "parquet"
     spark_master: str = "local[*]"
+
+    @field_validator("reasons_top_share")
+    @classmethod
+    def _on_the_shipped_grid(cls, value: float) -> float:
+        share_step(value)
+        return value
 
 
 class Params(Section):

@@ -3,7 +3,8 @@
 Contributions are LightGBM's ``pred_contrib`` output: exact path-dependent TreeSHAP in
 log-odds, identical to ``shap.TreeExplainer(booster).shap_values`` and much faster (see
 ``docs/explanations.md``). They stay numbers here; words are made at the edge
-(:mod:`pipeline.reasons`, :mod:`pipeline.report`).
+(:mod:`pipeline.reasons`, :mod:`pipeline.report`), and who gets reason codes is the scorer's
+rule (:func:`pipeline.scoring.reasons_of`).
 
 The SHAP table has one row per explained customer: ``customer_id``, ``cutoff``, one column
 per model feature (same names and order as the model), and ``base_value``, so that for
@@ -20,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import DataError, ModelError
-from pipeline.reasons import FeatureDictionary, reason_codes, reference_values
+from pipeline.reasons import FeatureDictionary
+from pipeline.scoring import reasons_of
 from pipeline.targets import Target
 
 logger = logging.getLogger(__name__)
@@ -191,6 +193,7 @@ class StageModel(ContributionModel, Protocol):
     """A loaded predictor as the explain stage uses it."""
 
     feature_names: list[str]
+    features: dict[str, Any]
 
     def predict_proba(self, frame: pd.DataFrame) -> Any:
         """Calibrated probability of the target."""
@@ -208,12 +211,15 @@ def explain_target(
     target: Target,
     max_rows: int,
     top_k: int,
+    top_share: float,
 ) -> dict[str, Any]:
     """Everything the explain stage writes for one target, as frames and a summary dict.
 
-    ``panel`` is the feature panel: its ``test`` rows are explained, its ``train`` rows give
-    the typical values for reason templates. A reason is a feature that raises the target's
-    risk (:attr:`pipeline.targets.Target.risk_direction`).
+    ``panel`` is the feature panel: its ``test`` rows (the model's reference population) are
+    explained. Reason codes follow the scorer's rule (:func:`pipeline.scoring.reasons_of`):
+    the explained customers at or above the model's cut of ``top_share`` get them, in the same
+    words, so with every test row explained exactly ``round(top_share x rows)`` do. A reason
+    is a concept that raises the target's risk (:attr:`pipeline.targets.Target.risk_direction`).
     """
     if "split" not in panel.columns:
         raise DataError("feature panel has no 'split' column")
@@ -225,8 +231,10 @@ def explain_target(
     rows = model.derive(sample_rows(test, max_rows).reset_index(drop=True))
     table, summary = explain_frame(model, rows, names, max_rows)
     summary["rows_in"] = int(len(test))
-    references = reference_values(model.derive(panel.loc[panel["split"] == "train"]), names)
-    reasons = reason_codes(rows, table, dictionary, top_k, direction, references, True)
+    probability = model.predict_proba(rows)
+    reasons = reasons_of(rows, probability, model, target, top_share, top_k, dictionary, True)
+    summary["rows_with_reasons"] = int(reasons["reason_1"].notna().sum())
+    summary["reasons_top_share"] = top_share
     concepts = dictionary.concepts(names)
     return {
         "shap": table,

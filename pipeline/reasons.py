@@ -1,28 +1,36 @@
 """Reason codes: each customer's top drivers of risk, as sentences a marketer can read.
 
+A reason is a *concept* (recency, satisfaction, service, ...: ``concept`` in the feature
+catalog, :mod:`pipeline.features.catalog`) that raises the customer's risk, told once, by its
+strongest risk-raising feature that has something true to say:
+
+1. a feature speaks only if its SHAP contribution raises risk and its sentence can be filled
+   and reads as a reason (:func:`pipeline.sentences.speech`): every field known, and the
+   customer on the risky side of what the sentence compares them with (the reference
+   population's median, share with none, or their own habit), as shown rounded. Otherwise it
+   is silent for that customer,
+   and so is a feature without a ``reason`` template; a missing value speaks only through the
+   catalog's ``reason_missing`` sentence ("No review yet; 62% of customers have written one");
+2. a feature whose entry has ``joins: <concept>`` belongs to that concept, always or (with
+   ``joins_when: zero``) where its value is 0: no order in the last 90 days, and BG/NBD's
+   "may have stopped buying", are the recency fact "No order for 182 days", so it is said
+   once (by the concept's own feature when one speaks, else by the joined one), not again as
+   "Orders in the last 90 days: 0";
+3. each concept's strength is its strongest speaking member's contribution; the ``top_k``
+   strongest concepts are the reasons, each in the words of its strongest own feature.
+
+Comparisons come from the model's reference population
+(:func:`pipeline.sentences.comparisons` of the :class:`pipeline.business.Reference` shipped in
+``features.json``), never from the batch.
+
 Pure and vectorised over rows (the scorer calls it on hundreds of thousands of customers):
-the ranking is one numpy ``argsort``, and each sentence template is filled once per
-(rank, feature) group of rows.
-
-Templates come from the feature catalog (:mod:`pipeline.features.catalog`, which reads and
-validates ``configs/features.yaml``; fields ``reason`` and ``reason_missing``) and use
-:meth:`str.format` fields:
-
-- ``{value}``: the customer's value of the feature itself, e.g. ``{value:.0f}``;
-- ``{<other_feature>}``: the customer's value of another feature, for a comparison with their
-  own habit (``usually orders every {inter_purchase_gap_mean_days:.0f} days``);
-- ``{typical}``: a reference value of the feature (e.g. the training median), if given.
-
-A column the catalog does not list gets ``"<name in words>: <value>"``. When a field is
-missing for a row (no reviews yet, say), the feature's ``reason_missing`` template is used,
-else "<description> (no data yet)".
+which features may speak is decided with numpy per feature, and each sentence template is
+filled once per (rank, feature) group of rows.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,31 +39,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.features.catalog import Catalog, FeatureSpec, load_catalog
+from pipeline.features.catalog import Catalog, load_catalog, template_fields
+from pipeline.sentences import (
+    MISSING,
+    REASON,
+    SILENT,
+    Comparison,
+    FeatureInfo,
+    column_values,
+    columns_used,
+    render_reason,
+    speech,
+)
 
 logger = logging.getLogger(__name__)
 
 NOT_FEATURES = frozenset({"customer_id", "cutoff", "base_value", "split", "as_of"})
-OTHER = "other"
-
-
-@dataclass(frozen=True)
-class FeatureInfo:
-    """What a reason sentence needs of one feature (a catalog entry, or a plain default)."""
-
-    name: str
-    description: str = ""
-    concept: str = OTHER
-    unit: str = ""
-    reason: str | None = None
-    reason_missing: str | None = None
-
-    @classmethod
-    def from_spec(cls, spec: FeatureSpec) -> FeatureInfo:
-        """Return the reason-code view of a catalog entry (windows already filled in)."""
-        return cls(
-            spec.name, spec.description, spec.concept, spec.unit, spec.reason, spec.reason_missing
-        )
 
 
 @dataclass(frozen=True)
@@ -64,8 +63,8 @@ class FeatureDictionary:
 
     A thin view: names are resolved by :meth:`Catalog.lookup` (``orders_count_90d`` matches
     the ``orders_count_{window}d`` entry), and a column the catalog does not list gets a plain
-    default (its name in words, concept ``other``) rather than an error, so a model trained on
-    an extra column still gets reasons.
+    default (its name in words, concept ``other``, no sentence) rather than an error, so a
+    model trained on an extra column still gets reasons from its other features.
     """
 
     catalog: Catalog
@@ -81,7 +80,7 @@ class FeatureDictionary:
         return self.catalog.label(concept)
 
     def info(self, name: str) -> FeatureInfo:
-        """Entry of ``name``, or a plain default when the catalog does not list it."""
+        """Entry of ``name``, or a silent default when the catalog does not list it."""
         spec = self.catalog.lookup(name)
         if spec is None:
             return FeatureInfo(name, description=name.replace("_", " "))
@@ -93,115 +92,36 @@ def load_dictionary(path: str | Path) -> FeatureDictionary:
     return FeatureDictionary(load_catalog(path))
 
 
-def _fmt(value: Any, spec: str) -> str:
-    if isinstance(value, float | np.floating):
-        if spec:
-            try:
-                return format(value, spec)
-            except ValueError:
-                pass
-        value = float(value)
-        return str(int(value)) if value.is_integer() else f"{value:,.1f}"
-    if spec:
-        try:
-            return format(value, spec)
-        except (ValueError, TypeError):
-            pass
-    return str(value)
+def _voices(
+    infos: Sequence[FeatureInfo], features: pd.DataFrame
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Return the concepts, each (row, feature)'s concept index and whether it joined it.
 
-
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def _template_parts(info: FeatureInfo) -> list[tuple[str, str | None, str, str | None]]:
-    if info.reason:
-        return [
-            (lit, name, spec or "", conv)
-            for lit, name, spec, conv in string.Formatter().parse(info.reason)
-        ]
-    unit = f" {info.unit}" if info.unit else ""
-    # No template: "<description>: <value> <unit>", built directly so that braces in a
-    # description are never read as fields.
-    return [(f"{info.description}: ", "value", "", None), (unit, None, "", None)]
-
-
-def missing_sentence(info: FeatureInfo) -> str:
-    """Sentence for a feature whose value (or a compared value) is unknown for the customer."""
-    return f"{info.description.rstrip('. ')} (no data yet)"
-
-
-def render_reason(
-    info: FeatureInfo,
-    rows: pd.DataFrame,
-    references: Mapping[str, Any] | None = None,
-) -> list[str]:
-    """Fill the feature's template for every row of ``rows`` (a features frame)."""
-    parts = _template_parts(info)
-    n = len(rows)
-    columns: list[list[str] | None] = []
-    missing = np.zeros(n, dtype=bool)
-    for _literal, name, spec, _conv in parts:
-        if name is None:
-            columns.append(None)
+    A feature's concept is its catalog concept, except where its entry ``joins`` another
+    (always, or where its value is 0 with ``joins_when: zero``): there it belongs to the
+    joined concept (the same fact, told once).
+    """
+    concepts = list(dict.fromkeys(info.concept for info in infos))
+    for info in infos:
+        if info.joins and info.joins not in concepts:
+            concepts.append(info.joins)
+    index = {name: i for i, name in enumerate(concepts)}
+    n = len(features)
+    voice = np.empty((n, len(infos)), dtype=np.int64)
+    joined = np.zeros((n, len(infos)), dtype=bool)
+    for j, info in enumerate(infos):
+        voice[:, j] = index[info.concept]
+        if info.joins is None:
             continue
-        values = _field_values(name, info, rows, references)
-        if values is None:
-            missing[:] = True
-            columns.append([""] * n)
-            continue
-        missing |= np.array([_is_missing(v) for v in values], dtype=bool)
-        columns.append([_fmt(v, spec or "") for v in values])
-    pieces: list[list[str]] = []
-    for (literal, _name, _spec, _conv), col in zip(parts, columns, strict=True):
-        if literal:
-            pieces.append([literal] * n)
-        if col is not None:
-            pieces.append(col)
-    joined = ["".join(items) for items in zip(*pieces, strict=True)] if pieces else [""] * n
-    if not missing.any():
-        return joined
-    # A field is empty for some rows: the `reason_missing` template (itself falling back to the
-    # description when its own fields are empty), e.g. "No order for 40 days" without a usual gap.
-    where = np.flatnonzero(missing)
-    if info.reason_missing:
-        plain = FeatureInfo(
-            info.name, info.description, info.concept, info.unit, info.reason_missing
-        )
-        fallback = render_reason(plain, rows.iloc[where], references)
-    else:
-        fallback = [missing_sentence(info)] * len(where)
-    for position, text in zip(where, fallback, strict=True):
-        joined[position] = text
-    return joined
-
-
-def _columns_used(info: FeatureInfo) -> list[str]:
-    """Feature columns a reason's templates read (copying only these keeps the rows cheap)."""
-    used = {info.name}
-    for template in (info.reason, info.reason_missing):
-        for _literal, name, _spec, _conv in string.Formatter().parse(template or ""):
-            if name and name not in ("value", "typical"):
-                used.add(name)
-    return sorted(used)
-
-
-def _field_values(
-    name: str, info: FeatureInfo, rows: pd.DataFrame, references: Mapping[str, Any] | None
-) -> list[Any] | None:
-    if name == "value":
-        column = info.name
-    elif name == "typical":
-        if references is None or info.name not in references:
-            return None
-        return [references[info.name]] * len(rows)
-    else:
-        column = name
-    if column not in rows.columns:
-        return None
-    return rows[column].astype(object).tolist()
+        where = np.ones(n, dtype=bool)
+        if info.joins_when == "zero":
+            values = column_values(features, info.name)
+            if values is None or values.dtype == object:
+                continue
+            where = values == 0.0
+        voice[where, j] = index[info.joins]
+        joined[where, j] = True
+    return concepts, voice, joined
 
 
 def reason_codes(
@@ -210,57 +130,140 @@ def reason_codes(
     dictionary: FeatureDictionary,
     top_k: int = 3,
     direction: float = 1.0,
-    references: Mapping[str, Any] | None = None,
+    references: Mapping[str, Comparison] | None = None,
     with_features: bool = False,
 ) -> pd.DataFrame:
-    """Top ``top_k`` features raising each customer's risk, as sentences.
+    """Top ``top_k`` concepts raising each customer's risk, as sentences (module docstring).
 
     ``features`` and ``contributions`` are aligned by position (row i of one is row i of the
     other); ``contributions`` holds one column per feature (log-odds; keys and ``base_value``
     are ignored). ``direction`` is +1 when a positive contribution means more risk (churn) and
-    -1 when it means less (repurchase: the risk is not buying again). Only contributions that
-    raise risk become reasons; a customer with fewer such features gets empty (``<NA>``)
-    reasons. Returns ``reason_1..k`` (and ``reason_feature_1..k`` when ``with_features``) on
-    the index of ``features``.
+    -1 when it means less (repurchase: the risk is not buying again). ``references`` are the
+    model's :func:`pipeline.sentences.comparisons`. A customer with fewer concepts that raise
+    risk and can be told gets empty (``<NA>``) reasons. Returns ``reason_1..k`` (and, when
+    ``with_features``, ``reason_feature_1..k``, the speaking feature, and
+    ``reason_concept_1..k``, the concept it speaks for) on the index of ``features``.
     """
     if top_k < 1:
         raise ValueError("top_k must be >= 1")
     if len(features) != len(contributions):
         raise ValueError(f"{len(features)} feature rows but {len(contributions)} contribution rows")
+    refs = references or {}
     names = [c for c in contributions.columns if c not in NOT_FEATURES]
-    matrix = contributions[names].to_numpy(dtype="float64") * float(direction)
-    matrix = np.where(np.isfinite(matrix) & (matrix > 0), matrix, -np.inf)
-    k = min(top_k, len(names))
+    infos = [dictionary.info(name) for name in names]
     n = len(features)
-    order = np.argsort(-matrix, axis=1, kind="stable")[:, :k] if n else np.empty((0, k), int)
+    risk = contributions[names].to_numpy(dtype="float64") * float(direction)
+    choice = _choices(features, infos, risk, refs)
+    concepts, weight, speaker, order, choice = _ranked(features, infos, names, risk, choice, top_k)
     rows_idx = np.arange(n)
     out: dict[str, Any] = {}
-    feature_cols: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     for rank in range(top_k):
         sentences = np.full(n, None, dtype=object)
         chosen = np.full(n, None, dtype=object)
-        if rank < k:
-            col = order[:, rank]
-            valid = np.isfinite(matrix[rows_idx, col])
-            for position in np.unique(col[valid]):
-                hit = np.flatnonzero(valid & (col == position))
-                info = dictionary.info(names[position])
-                used = [c for c in _columns_used(info) if c in features.columns]
-                sentences[hit] = render_reason(info, features[used].iloc[hit], references)
-                chosen[hit] = names[position]
+        told = np.full(n, None, dtype=object)
+        if rank < order.shape[1]:
+            concept = order[:, rank]
+            valid = np.isfinite(weight[rows_idx, concept])
+            feature = speaker[rows_idx, concept]
+            for j in np.unique(feature[valid]):
+                info = infos[j]
+                used = [c for c in columns_used(info) if c in features.columns]
+                for kind, template in ((REASON, info.reason), (MISSING, info.reason_missing)):
+                    hit = np.flatnonzero(valid & (feature == j) & (choice[rows_idx, j] == kind))
+                    if hit.size and template is not None:
+                        rows = features[used].iloc[hit]
+                        sentences[hit] = render_reason(template, info, rows, refs.get(info.name))
+                chosen[valid & (feature == j)] = names[j]
+            told[valid] = np.asarray(concepts, dtype=object)[concept[valid]]
         out[f"reason_{rank + 1}"] = pd.array(sentences, dtype="string")
-        feature_cols[f"reason_feature_{rank + 1}"] = pd.array(chosen, dtype="string")
+        extra[f"reason_feature_{rank + 1}"] = pd.array(chosen, dtype="string")
+        extra[f"reason_concept_{rank + 1}"] = pd.array(told, dtype="string")
     if with_features:
-        out.update(feature_cols)
+        out.update(extra)
     return pd.DataFrame(out, index=features.index)
 
 
-def reference_values(features: pd.DataFrame, names: Sequence[str]) -> dict[str, float]:
-    """Median of each numeric feature: the ``{typical}`` customer in templates."""
-    refs: dict[str, float] = {}
-    for name in names:
-        if name in features.columns and pd.api.types.is_numeric_dtype(features[name]):
-            median = features[name].median()
-            if not _is_missing(median):
-                refs[name] = float(median)
-    return refs
+def _choices(
+    features: pd.DataFrame,
+    infos: Sequence[FeatureInfo],
+    risk: np.ndarray,
+    references: Mapping[str, Comparison],
+) -> np.ndarray:
+    """:func:`speech` of each (row, feature) whose contribution raises risk (else SILENT)."""
+    raises = np.isfinite(risk) & (risk > 0)
+    choice = np.zeros(risk.shape, dtype=np.int8)
+    for j, info in enumerate(infos):
+        hit = np.flatnonzero(raises[:, j])
+        if hit.size and info.reason is not None:
+            used = [c for c in columns_used(info) if c in features.columns]
+            choice[hit, j] = speech(info, features[used].iloc[hit], references.get(info.name))
+    return choice
+
+
+def _quotes(infos: Sequence[FeatureInfo], names: Sequence[str]) -> dict[tuple[int, int], list[int]]:
+    """Map (feature, template kind) -> the other features whose value that sentence states."""
+    index = {name: j for j, name in enumerate(names)}
+    out: dict[tuple[int, int], list[int]] = {}
+    for j, info in enumerate(infos):
+        for kind, template in ((REASON, info.reason), (MISSING, info.reason_missing)):
+            found = [index[f] for f in template_fields(template) if f in index and f != info.name]
+            if found:
+                out[(j, kind)] = found
+    return out
+
+
+def _ranked(
+    features: pd.DataFrame,
+    infos: Sequence[FeatureInfo],
+    names: Sequence[str],
+    risk: np.ndarray,
+    choice: np.ndarray,
+    top_k: int,
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return concepts, strengths, speakers, each row's top ``top_k`` concepts and the choices.
+
+    Each value is stated once: a given sentence that quotes another feature ("No order for 251
+    days; usually orders every 64 days") has said that feature's value, so that feature no
+    longer speaks for its own concept for the customer ("Orders on average every 64 days"
+    would repeat it); the concept's next feature does, or a weaker concept takes the place.
+    Silencing only ever removes speakers, so the loop ends (in practice after one round).
+    """
+    quotes = _quotes(infos, names)
+    concepts, voice, joined = _voices(infos, features)
+    while True:
+        weight, speaker = _concept_speakers(len(concepts), voice, joined, risk, choice)
+        order = np.argsort(-weight, axis=1, kind="stable")[:, :top_k]
+        told = np.isfinite(np.take_along_axis(weight, order, axis=1))
+        speakers = np.where(told, np.take_along_axis(speaker, order, axis=1), -1)
+        silence = np.zeros(choice.shape, dtype=bool)
+        for (j, kind), quoted in quotes.items():
+            says = (speakers == j).any(axis=1) & (choice[:, j] == kind)
+            silence[np.ix_(says, quoted)] = True
+        silence &= choice > SILENT
+        if not silence.any():
+            return concepts, weight, speaker, order, choice
+        choice = np.where(silence, SILENT, choice).astype(np.int8)
+
+
+def _concept_speakers(
+    n_concepts: int, voice: np.ndarray, joined: np.ndarray, risk: np.ndarray, choice: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return each (row, concept)'s strength (-inf: nothing to tell) and speaking feature.
+
+    A concept's strength is its strongest speaking member's contribution; its speaker is its
+    strongest speaking own feature, or a joined one when none of its own speaks.
+    """
+    strength = np.where(choice > SILENT, risk, -np.inf)
+    n = len(risk)
+    weight = np.full((n, n_concepts), -np.inf)
+    speaker = np.full((n, n_concepts), -1, dtype=np.int64)
+    for g in range(n_concepts):
+        member = np.where(voice == g, strength, -np.inf)
+        if not np.isfinite(member).any():
+            continue
+        weight[:, g] = member.max(axis=1)
+        own = np.where(joined, -np.inf, member)
+        has_own = np.isfinite(own.max(axis=1))
+        speaker[:, g] = np.where(has_own, own.argmax(axis=1), member.argmax(axis=1))
+    return weight, speaker

@@ -24,14 +24,17 @@ import numpy as np
 import pandas as pd
 
 from pipeline.business import (
+    ReasonCut,
     Reference,
     business_labels,
-    reasons_threshold,
+    reasons_cut,
     value_lines,
 )
 from pipeline.config import BusinessParams
 from pipeline.errors import ModelError
+from pipeline.features.partition import customer_hash
 from pipeline.reasons import FeatureDictionary, reason_codes
+from pipeline.sentences import comparisons
 from pipeline.targets import Target
 
 logger = logging.getLogger(__name__)
@@ -48,14 +51,13 @@ FLOAT_BUSINESS = ("value_at_risk",)
 BOOLEAN_COLUMNS = ("high_value",)
 
 
-class Model(Protocol):
-    """What scoring needs from a predictor (see :class:`pipeline.modeling.artifacts.Predictor`)."""
+class ReasonModel(Protocol):
+    """What reason codes need from a predictor: its reference, margins and contributions."""
 
-    feature_names: list[str]
     features: dict[str, Any]
 
-    def predict(self, frame: pd.DataFrame) -> Any:
-        """Calibrated probabilities (expected spend for a value model), input row order."""
+    def raw_margin(self, frame: pd.DataFrame) -> Any:
+        """Log-odds score of each row (before calibration), input row order."""
         ...
 
     def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -64,6 +66,16 @@ class Model(Protocol):
 
     def derive(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` plus the features the model derives (for reason sentences)."""
+        ...
+
+
+class Model(ReasonModel, Protocol):
+    """What scoring needs from a predictor (see :class:`pipeline.modeling.artifacts.Predictor`)."""
+
+    feature_names: list[str]
+
+    def predict(self, frame: pd.DataFrame) -> Any:
+        """Calibrated probabilities (expected spend for a value model), input row order."""
         ...
 
 
@@ -154,8 +166,8 @@ def score_customers(
 ) -> pd.DataFrame:
     """One row per snapshot customer, sorted by ``customer_id``: see the module docstring.
 
-    Reason codes (the risk model's top drivers of risk) go to customers whose risk probability
-    is at or above the model's shipped threshold (:func:`pipeline.business.reasons_threshold`).
+    Reason codes (the risk model's top drivers of risk) go to customers at or above the risk
+    model's shipped cut (:func:`reasons_of`).
     """
     targets = [m.target for m in models]
     snapshot = snapshot.sort_values("customer_id", kind="stable").reset_index(drop=True)
@@ -180,7 +192,7 @@ def score_customers(
     )
     for name in BUSINESS_COLUMNS:
         out[name] = labels[name].to_numpy()
-    reasons = risk_reasons(snapshot, models, probabilities, rules, reference, dictionary)
+    reasons = risk_reasons(snapshot, models, probabilities, rules, dictionary)
     for name in reasons.columns:
         out[name] = reasons[name].to_numpy()
     for model in models:
@@ -196,34 +208,83 @@ def risk_reasons(
     models: Sequence[ScoringModel],
     probabilities: Mapping[str, np.ndarray],
     rules: ScoringRules,
-    reference: Reference,
     dictionary: FeatureDictionary,
 ) -> pd.DataFrame:
-    """``reason_1..k`` for the rows (positional) at or above the shipped risk threshold."""
-    n = len(snapshot)
-    columns = [f"reason_{i}" for i in range(1, rules.top_reasons + 1)]
-    out = pd.DataFrame({c: pd.Series([None] * n, dtype="string") for c in columns})
+    """``reason_1..k`` of the risk model for the rows (positional) of ``snapshot``."""
     risk = next((m for m in models if m.target.name == rules.business.risk_target), None)
-    threshold = reasons_threshold(reference, rules.reasons_top_share)
-    if risk is None or not n or not math.isfinite(threshold):
-        return out
-    chosen = np.flatnonzero(probabilities[risk.target.name] >= threshold)
-    if not chosen.size:
-        return out
-    rows = risk.predictor.derive(snapshot.iloc[chosen].reset_index(drop=True))
-    contributions = risk.predictor.contributions(rows)
+    if risk is None:
+        columns = [f"reason_{i}" for i in range(1, rules.top_reasons + 1)]
+        return pd.DataFrame({c: pd.Series([None] * len(snapshot), dtype="string") for c in columns})
+    return reasons_of(
+        snapshot,
+        probabilities[risk.target.name],
+        risk.predictor,
+        risk.target,
+        rules.reasons_top_share,
+        rules.top_reasons,
+        dictionary,
+    )
+
+
+def reasons_of(
+    rows: pd.DataFrame,
+    probability: Any,
+    model: ReasonModel,
+    target: Target,
+    top_share: float,
+    top_k: int,
+    dictionary: FeatureDictionary,
+    with_features: bool = False,
+) -> pd.DataFrame:
+    """Reason codes of the rows (positional) at or above the model's cut of ``top_share``.
+
+    The one rule of who gets reason codes and what they say; the scorer and the explain stage
+    both call it. A customer gets reasons when their key (probability, raw margin, customer
+    hash) is at or above the cut shipped with the model (:class:`pipeline.business.ReasonCut`):
+    exactly ``round(top_share x rows)`` of its reference population, and for anyone a
+    decision of their own row alone. Their sentences compare them with that same reference
+    (:func:`pipeline.reasons.reason_codes`). Other rows get ``<NA>``. ``rows`` need
+    ``customer_id`` and the model's features; ``probability`` is the model's, row for row.
+    """
+    n = len(rows)
+    reference = Reference.from_dict(model.features.get("reference"), target.name)
+    cut = reasons_cut(reference, top_share)
+    p = np.asarray(probability, dtype="float64")
+    chosen = np.zeros(0, dtype=np.int64) if cut is None or not n else _chosen(rows, p, model, cut)
+    picked = rows.iloc[chosen].reset_index(drop=True)
+    contributions = pd.DataFrame(index=picked.index)
+    if chosen.size:
+        picked = model.derive(picked)
+        contributions = model.contributions(picked)
     reasons = reason_codes(
-        rows,
+        picked,
         contributions,
         dictionary,
-        top_k=rules.top_reasons,
-        direction=risk.target.risk_direction,
+        top_k=top_k,
+        direction=target.risk_direction,
+        references=comparisons(reference),
+        with_features=with_features,
     )
-    for name in columns:
+    out = pd.DataFrame({c: pd.Series([None] * n, dtype="string") for c in reasons.columns})
+    for name in reasons.columns:
         column = out[name].copy()
         column.iloc[chosen] = reasons[name].to_numpy()
         out[name] = column
     return out
+
+
+def _chosen(rows: pd.DataFrame, probability: np.ndarray, model: ReasonModel, cut: ReasonCut) -> Any:
+    """Positions of the rows at or above ``cut``; margins only where the probability ties it."""
+    d = cut.direction
+    # Below the cut's probability nobody is in, whatever their margin: skip those margins.
+    with np.errstate(invalid="ignore"):
+        candidates = np.flatnonzero(d * probability >= d * cut.probability)
+    if not candidates.size:
+        return candidates
+    part = rows.iloc[candidates]
+    margin = np.asarray(model.raw_margin(part), dtype="float64")
+    hashes = customer_hash(part["customer_id"])
+    return candidates[cut.selects(probability[candidates], margin, hashes)]
 
 
 def rules_summary(models: Sequence[ScoringModel], rules: ScoringRules) -> dict[str, Any]:
@@ -237,8 +298,23 @@ def rules_summary(models: Sequence[ScoringModel], rules: ScoringRules) -> dict[s
     def finite(value: float) -> float | None:
         return value if math.isfinite(value) else None
 
+    risk = next((m for m in models if m.target.name == rules.business.risk_target), None)
+    cut = None
+    if risk is not None:
+        risk_reference = Reference.from_dict(risk.predictor.features.get("reference"), risk.name)
+        cut = reasons_cut(risk_reference, rules.reasons_top_share)
     return {
-        "reasons_threshold": finite(reasons_threshold(reference, rules.reasons_top_share)),
+        # Reasons go to customers whose (probability, raw margin, customer hash) is at or above
+        # this key; on the reference population, exactly reference_customers of its rows.
+        "reasons_threshold": None if cut is None else finite(cut.probability),
+        "reasons_cut": None
+        if cut is None
+        else {
+            "probability": cut.probability,
+            "raw_margin": cut.raw_margin,
+            "customer_hash": cut.customer_hash,
+            "reference_customers": cut.reference_customers,
+        },
         "reasons_top_share": rules.reasons_top_share,
         "business": {
             **rules.business.model_dump(),

@@ -38,6 +38,14 @@ Concept = Literal[
 Direction = Literal["higher_is_riskier", "lower_is_riskier"]
 
 WINDOW = "{window}"
+#: Template fields that are not feature columns: the customer's value of the feature and what
+#: the reference population (shipped with the model, ``pipeline.business.Reference``) says
+#: of it: the median, the share with a value of zero (and its complement) among the customers
+#: with a value, and the share with a value at all. ``window`` is only known to per-window
+#: entries.
+VALUE = "value"
+REFERENCE_FIELDS = frozenset({"typical", "zero_share", "nonzero_share", "known_share"})
+TEMPLATE_FIELDS = frozenset({VALUE, *REFERENCE_FIELDS})
 # Window lengths are spelled as plain day counts: "90" matches, "090" or "" do not.
 _DAYS = re.compile(r"[1-9][0-9]*")
 
@@ -57,13 +65,19 @@ def window_of(pattern: str, name: str) -> int | None:
     return int(middle) if _DAYS.fullmatch(middle) else None
 
 
+def template_fields(template: str | None) -> list[str]:
+    """Return the field names of a reason template, in order (``[]`` for None)."""
+    return [name for _lit, name, _spec, _conv in string.Formatter().parse(template or "") if name]
+
+
 def check_template(template: str) -> str:
     """Return ``template`` if it is a valid reason sentence, else raise ``ValueError``.
 
     Fields are read as column names by the reason renderer, so each must be a plain name
-    (``value``, ``typical``, ``window`` or a feature), without conversion or nested spec:
-    ``{}``, ``{0}``, ``{value.real}``, ``{value!r}`` would otherwise silently render as
-    "no data".
+    (``value``, a reference field such as ``typical``, ``window`` or a feature), without
+    conversion or nested spec: ``{}``, ``{0}``, ``{value.real}``, ``{value!r}`` would otherwise
+    never be filled. That each name exists is checked with the whole catalog
+    (:meth:`Catalog._check`).
     """
     try:
         parts = list(string.Formatter().parse(template))
@@ -87,8 +101,14 @@ class FeatureSpec(BaseModel):
     concept: Concept
     unit: str
     requires: tuple[str, ...] = Field(min_length=1)
-    reason: str
+    # None: the feature never speaks in reason codes (the next one of its concept does).
+    reason: str | None = None
     reason_missing: str | None = None
+    # The feature states another concept's fact, always (BG/NBD's "may have stopped buying" is
+    # recency's "no order for 182 days") or when its value is zero (no order in a window): in
+    # reason codes it belongs to that concept, which tells the fact once.
+    joins: Concept | None = None
+    joins_when: Literal["always", "zero"] = "always"
     direction: Direction | None = None
     dtype: Literal["float64", "category"] = "float64"
     levels: tuple[str, ...] | None = None
@@ -113,7 +133,16 @@ class FeatureSpec(BaseModel):
         for item in self.requires:
             if item.count(".") != 1:
                 raise ValueError(f"{self.name}: requires entries are 'table.column', got {item!r}")
+        if self.reason_missing is not None and self.reason is None:
+            raise ValueError(f"{self.name}: reason_missing without a reason")
+        if self.joins == self.concept:
+            raise ValueError(f"{self.name}: joins names the feature's own concept")
         return self
+
+    def templates(self) -> dict[str, str]:
+        """Return the entry's reason templates by key (``reason``, ``reason_missing``)."""
+        found = {"reason": self.reason, "reason_missing": self.reason_missing}
+        return {key: text for key, text in found.items() if text is not None}
 
     def for_window(self, days: int) -> FeatureSpec:
         """Return this windowed entry with ``{window}`` replaced by ``days``."""
@@ -122,7 +151,7 @@ class FeatureSpec(BaseModel):
             update={
                 "name": self.name.replace(WINDOW, text),
                 "description": self.description.replace(WINDOW, text),
-                "reason": self.reason.replace(WINDOW, text),
+                "reason": (self.reason or "").replace(WINDOW, text) or None,
                 "reason_missing": (self.reason_missing or "").replace(WINDOW, text) or None,
                 "per_window": False,
             }
@@ -166,7 +195,25 @@ class Catalog(BaseModel):
             sorted(r.name for r in self.rfm_segments)
         ):
             raise ValueError("rfm_segment levels must be the sorted rfm_segments names")
+        for spec in self.features:
+            self._check_fields(spec)
         return self
+
+    def _check_fields(self, spec: FeatureSpec) -> None:
+        """Refuse a template field that names nothing the renderer can fill."""
+        allowed = TEMPLATE_FIELDS | ({"window"} if spec.per_window else set())
+        for key, template in spec.templates().items():
+            for name in template_fields(template):
+                if name in REFERENCE_FIELDS and spec.dtype == "category":
+                    raise ValueError(
+                        f"{spec.name}.{key}: {{{name}}} is a numeric reference; "
+                        "a categorical feature has none"
+                    )
+                if name not in allowed and self.lookup(name) is None:
+                    raise ValueError(
+                        f"{spec.name}.{key}: unknown template field {{{name}}} (neither "
+                        f"{', '.join(sorted(allowed))} nor a feature of the catalog)"
+                    )
 
     def spec(self, name: str) -> FeatureSpec:
         """Return the entry called ``name`` (after window expansion)."""

@@ -1,10 +1,12 @@
 """Partitions of customers by a stable hash of ``customer_id``, run in a process pool.
 
-The one customer hash of the project: ``crc32(normalised customer_id) mod n``
-(:func:`customer_partition`). It depends only on the id, so a customer lands in the same
-partition in every run, on every machine, Python version and engine: the features stage's
-process pool and the scorer's split of a raw export (:mod:`pipeline.engines.partitioning`) use
-it alike. Each partition holds all the events of its customers, so partitions are independent.
+The one customer hash of the project: ``crc32(normalised customer_id)`` (:func:`customer_hash`),
+``mod n`` for a partition (:func:`customer_partition`). It depends only on the id, so a customer
+lands in the same partition in every run, on every machine, Python version and engine: the
+features stage's process pool and the scorer's split of a raw export
+(:mod:`pipeline.engines.partitioning`) use it alike, and the reason-code cut breaks ties with
+it (:class:`pipeline.business.ReasonCut`). Each partition holds all the events of its
+customers, so partitions are independent.
 """
 
 from __future__ import annotations
@@ -31,14 +33,19 @@ def customer_partition(normalised_id: str, n_parts: int) -> int:
     return zlib.crc32(normalised_id.encode("utf-8")) % n_parts
 
 
+def customer_hash(ids: Any) -> np.ndarray:
+    """Return ``crc32(utf-8 id)`` of each (normalised) customer id, as int64 (missing: "")."""
+    values = pd.Series(ids, dtype="string").to_numpy(dtype=object, na_value="")
+    return np.fromiter(
+        (zlib.crc32(v.encode("utf-8")) for v in values), dtype=np.int64, count=values.size
+    )
+
+
 def partition_of(ids: pd.Index | pd.Series, n_parts: int) -> np.ndarray:
     """Return the partition number (0 .. n_parts - 1) of each (normalised) customer id."""
-    values = pd.Series(ids, dtype="string").to_numpy(dtype=object, na_value="")
     if n_parts <= 1:
-        return np.zeros(values.size, dtype=np.int64)
-    return np.fromiter(
-        (customer_partition(v, n_parts) for v in values), dtype=np.int64, count=values.size
-    )
+        return np.zeros(len(ids), dtype=np.int64)
+    return customer_hash(ids) % n_parts
 
 
 # Set only inside pool worker processes (by the pool initializer): the partitions the worker

@@ -19,7 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from pipeline.business import Reference
+from pipeline.business import ReasonCuts, Reference
 from pipeline.config import LabelsParams, TrainParams
 from pipeline.errors import DataError, QualityGateError
 from pipeline.features.catalog import Catalog
@@ -318,8 +318,12 @@ def train_target(
     prob = predictor.predict_proba(test)
     evaluation, baseline_scores = _evaluate(parts, y, names, label, target, prob, params, catalog)
     evaluation["best_iteration"] = int(best_iteration)
-    # What business rules and reason codes need of the population ships with the model.
-    reference = Reference.fit(test[names], prob, f"test cutoff {evaluation['test_cutoff'][:10]}")
+    # What business rules and reason codes need of the population ships with the model: who
+    # gets reasons is decided against the ranking of these very customers (ReasonCuts).
+    cuts = ReasonCuts.fit(prob, margin, test["customer_id"], target.risk_direction)
+    reference = Reference.fit(
+        test[names], prob, f"test cutoff {evaluation['test_cutoff'][:10]}", cuts
+    )
     features_meta["reference"] = reference.to_dict()
     predictions = pd.DataFrame(
         {

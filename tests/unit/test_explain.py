@@ -13,6 +13,7 @@ import shap
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.business import ReasonCuts, Reference
 from pipeline.cli import main
 from pipeline.errors import DataError, ModelError
 from pipeline.explain import (
@@ -188,13 +189,21 @@ def test_sample_rows_is_a_subset_of_the_right_size(max_rows: int, n: int) -> Non
     assert out.index.is_monotonic_increasing and out.index.isin(frame.index).all()
 
 
-def _model_folder(folder: Path, booster: lgb.Booster) -> Path:
-    """The model folder contract (model.txt, features.json, calibration.json), written by hand."""
+def _model_folder(folder: Path, booster: lgb.Booster, reference: pd.DataFrame) -> Path:
+    """The model folder contract (model.txt, features.json, calibration.json), written by hand.
+
+    The reference population is ``reference`` (train's test cutoff), with its reason cuts.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.txt").write_text(booster.model_to_string())
+    margin = booster.predict(reference[FEATURES], raw_score=True)
+    probability = 1.0 / (1.0 + np.exp(-margin))  # the Platt map below, a = 1 and b = 0
+    cuts = ReasonCuts.fit(probability, margin, reference["customer_id"], 1.0)
+    shipped = Reference.fit(reference[FEATURES], probability, "test cutoff", cuts)
     spec = {
         "features": [{"name": n, "dtype": "float64"} for n in FEATURES],
         "lightgbm_version": lgb.__version__,
+        "reference": shipped.to_dict(),
     }
     (folder / "features.json").write_text(json.dumps(spec))
     (folder / "calibration.json").write_text(json.dumps({"method": "platt", "a": 1.0, "b": 0.0}))
@@ -221,10 +230,10 @@ features:
 def test_explain_cli_writes_the_tables(
     tmp_path: Path, booster: lgb.Booster, snapshot: pd.DataFrame
 ) -> None:
-    model = _model_folder(tmp_path / "models" / "churn", booster)
+    panel = snapshot.assign(split=np.where(np.arange(len(snapshot)) < 300, "train", "test"))
+    model = _model_folder(tmp_path / "models" / "churn", booster, panel.iloc[300:])
     features = tmp_path / "features"
     features.mkdir()
-    panel = snapshot.assign(split=np.where(np.arange(len(snapshot)) < 300, "train", "test"))
     panel.to_parquet(features / "panel.parquet")
     (tmp_path / "features.yaml").write_text(DICTIONARY_YAML)
     out = tmp_path / "explain" / "churn"
@@ -250,7 +259,11 @@ def test_explain_cli_writes_the_tables(
     assert len(shap_values) == 100 and BASE in shap_values.columns
     reasons = pd.read_parquet(out / "reasons.parquet")
     assert reasons["customer_id"].tolist() == shap_values["customer_id"].tolist()
-    assert reasons["reason_1"].str.contains("days|complaints|review|Region").any()
+    # the scorer's rule: the test rows are the reference, so exactly 20% of them get reasons,
+    # the riskiest ones (score.reasons_top_share 0.2, round(0.2 x 100))
+    assert reasons["reason_1"].notna().sum() == 20
+    assert reasons["reason_1"].dropna().str.contains("days|complaints|review|Region").all()
+    assert set(reasons.columns) >= {"reason_feature_1", "reason_concept_1"}
     # explain describes the model; customers are scored by `loyalty score` alone
     assert not (out / "current.parquet").exists()
     summary = json.loads((out / "concepts.json").read_text())

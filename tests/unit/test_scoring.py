@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.business import QUANTILES, Reference
+from pipeline.business import QUANTILES, ReasonCuts, Reference
 from pipeline.config import BusinessParams
 from pipeline.reasons import FeatureDictionary
 from pipeline.scoring import (
@@ -38,11 +38,14 @@ def _reference(scale: float = 1.0) -> Reference:
     }
     # uniform predictions: the 0.8 quantile is 0.8 x scale (value model: high value line 800)
     probability = tuple(scale * i / 1000 for i in range(1001))
-    return Reference("test cutoff 2024-03-01", 1000, probability, features)
+    # reference customers R0000..R0999 at probabilities 0.000..0.999: the top 20% is >= 0.8
+    ids = [f"R{i:04d}" for i in range(1000)]
+    cuts = ReasonCuts.fit(np.arange(1000) / 1000, np.arange(1000) / 1000, ids, 1.0)
+    return Reference("test cutoff 2024-03-01", 1000, probability, features, cuts=cuts)
 
 
 class FakeModel:
-    """Prediction = the value of one feature; contributions = the features themselves."""
+    """Prediction (and raw margin) = the value of one feature; contributions = the features."""
 
     def __init__(self, column: str, scale: float = 1.0) -> None:
         self.column = column
@@ -50,6 +53,9 @@ class FakeModel:
         self.features = {"reference": _reference(scale).to_dict()}
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame[self.column].to_numpy(dtype="float64")
+
+    def raw_margin(self, frame: pd.DataFrame) -> np.ndarray:
         return frame[self.column].to_numpy(dtype="float64")
 
     def derive(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -143,7 +149,7 @@ def test_rfm_segment_uses_the_shipped_quintile_edges() -> None:
     assert out.loc["d", "rfm_segment"] == "r1f1"  # 400 days, 1 order
 
 
-def test_reasons_only_above_the_shipped_threshold() -> None:
+def test_reasons_only_above_the_shipped_cut() -> None:
     out = _score(_snapshot()).set_index("customer_id")
     # reference probabilities uniform: top 20% = churn probability >= 0.8, customer c only
     assert out["reason_1"].notna().tolist() == [False, False, True, False]
@@ -152,6 +158,58 @@ def test_reasons_only_above_the_shipped_threshold() -> None:
     assert out["reason_2"].isna().all()
     none = ScoringRules(BusinessParams(), _grid(), reasons_top_share=0.0)
     assert _score(_snapshot(), rules=none)["reason_1"].isna().all()
+    summary = rules_summary(_models(), RULES)
+    assert summary["reasons_threshold"] == pytest.approx(0.8)
+    assert summary["reasons_cut"]["reference_customers"] == 200
+
+
+def _tied(n: int, seed: int) -> pd.DataFrame:
+    """A population whose churn probabilities take 4 values (a calibration with big steps).
+
+    Every customer has days since the last order > 0, so whoever is chosen has a reason.
+    """
+    rng = np.random.default_rng(seed)
+    population = _population(seed, n)
+    population["p_churn"] = rng.choice([0.1, 0.3, 0.6, 0.9], size=n, p=[0.4, 0.3, 0.2, 0.1])
+    population["days_since_last_order"] += 1.0
+    return population
+
+
+def _tied_models(reference: pd.DataFrame) -> list[ScoringModel]:
+    """The models of :func:`_models`, the churn one shipping cuts fitted on ``reference``."""
+    models = _models()
+    churn = models[0].predictor
+    p = reference["p_churn"]  # the fake margin is the probability: ties in both
+    raw = {
+        **churn.features["reference"],
+        "reason_cuts": ReasonCuts.fit(p, p, reference["customer_id"], 1.0).to_dict(),
+    }
+    churn.features = {"reference": raw}  # type: ignore[misc]
+    return models
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 300), step=st.integers(0, 1000))
+def test_on_the_reference_exactly_the_share_gets_reasons(seed: int, n: int, step: int) -> None:
+    # Massive ties: 4 probabilities, the margin equal to the probability; the customer hash
+    # decides inside the tie, so the share is exact on the population the cuts were fitted on.
+    population = _tied(n, seed)
+    models = _tied_models(population)
+    rules = ScoringRules(BusinessParams(), _grid(), reasons_top_share=step / 1000)
+    out = _score(population, models, rules)
+    has_reasons = out["reason_1"].notna()
+    assert has_reasons.sum() == (2 * step * n + 1000) // 2000  # round(share x n), halves up
+    # nobody left out is riskier than anyone chosen
+    p = out["churn_probability"]
+    if has_reasons.any() and not has_reasons.all():
+        assert p[has_reasons].min() >= p[~has_reasons].max()
+    # deterministic, whatever the row order; and each customer decided alone as in the batch
+    again = _score(population.iloc[::-1], models, rules)
+    pd.testing.assert_frame_equal(out, again)
+    one = population.sample(1, random_state=seed)
+    alone = _score(one, models, rules).set_index("customer_id")
+    batch = out.set_index("customer_id").loc[alone.index]
+    pd.testing.assert_frame_equal(alone, batch)
 
 
 def test_missing_model_leaves_its_labels_empty() -> None:

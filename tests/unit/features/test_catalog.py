@@ -9,7 +9,13 @@ import pytest
 
 from pipeline import io
 from pipeline.errors import ConfigError
-from pipeline.features.catalog import Catalog, check_template, parse_catalog, window_of
+from pipeline.features.catalog import (
+    Catalog,
+    check_template,
+    parse_catalog,
+    template_fields,
+    window_of,
+)
 
 # Not `from conftest import REPO_ROOT`: with several test folders in one run, "conftest" is
 # whichever folder's came first on sys.path.
@@ -18,8 +24,22 @@ RAW = io.read_yaml(Path(__file__).resolve().parents[3] / "configs" / "features.y
 
 def test_every_entry_is_complete(catalog: Catalog) -> None:
     for spec in catalog.features:
-        assert spec.description and spec.unit and spec.reason and spec.requires, spec.name
-        assert spec.reason.count("{") == spec.reason.count("}"), spec.name
+        assert spec.description and spec.unit and spec.requires, spec.name
+    # Silent on purpose: categories with no reference to compare with, and a 0/1 flag that
+    # "never gave feedback" (days since last feedback, missing) says better.
+    silent = {s.name for s in catalog.features if s.reason is None}
+    assert silent == {"nps_group", "has_feedback", "region"}
+
+
+def test_every_reason_compares_the_customer_with_something(catalog: Catalog) -> None:
+    # the value and the comparison that makes it a reason: the reference or their own habit
+    comparisons = {"typical", "zero_share", "nonzero_share", "known_share"}
+    for spec in catalog.features:
+        for key, template in spec.templates().items():
+            fields = set(template_fields(template))
+            own_habit = fields - comparisons - {"value", "window"}
+            assert fields & comparisons or own_habit, (spec.name, key)
+            assert spec.description.rstrip(". ") not in template, (spec.name, key)
 
 
 def test_windows_are_expanded_and_spelled_out(catalog: Catalog) -> None:
@@ -77,7 +97,7 @@ def test_lookup_resolves_exact_and_windowed_names(catalog: Catalog) -> None:
     assert windowed is not None
     assert (windowed.name, windowed.per_window) == ("orders_count_90d", False)
     assert windowed.description == "Number of orders in the last 90 days."
-    assert "{window}" not in windowed.reason
+    assert windowed.reason is not None and "{window}" not in windowed.reason
     # an exact entry wins over a windowed one that would also match it
     assert catalog.lookup("complaints_count_90d") is catalog.spec("complaints_count_90d")
 
@@ -134,3 +154,31 @@ def test_a_bad_template_is_refused_at_parse(field: str, template: str) -> None:
 def test_window_and_feature_fields_are_valid_template_fields() -> None:
     assert check_template("Orders in {window} days: {value:.0f} vs {typical:,.1f}") != ""
     assert check_template("every {inter_purchase_gap_days_mean:.0f} days") != ""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"reason": "No order for {value:.0f} days; usually {gap_days:.0f}"}, "unknown template"),
+        ({"reason_missing": "No order for {days:.0f} days"}, "unknown template field {days}"),
+        ({"reason": "Orders in {window} days: {value}"}, "unknown template field {window}"),
+        ({"reason": None, "reason_missing": "No order yet"}, "reason_missing without a reason"),
+        ({"joins": "recency"}, "own concept"),
+    ],
+)
+def test_a_template_may_only_read_known_fields(change: dict, message: str) -> None:
+    raw = copy.deepcopy(RAW)
+    assert raw["features"][0]["name"] == "days_since_last_order"
+    raw["features"][0].update(change)
+    with pytest.raises(ConfigError, match=message):
+        parse_catalog(raw)
+
+
+def test_a_categorical_has_no_reference_to_compare_with() -> None:
+    raw = copy.deepcopy(RAW)
+    entry = next(f for f in raw["features"] if f["name"] == "region")
+    entry["reason"] = "Lives in {value}; typical customer {typical}"
+    with pytest.raises(ConfigError, match="categorical"):
+        parse_catalog(raw)
+    entry["reason"] = "Lives in the {value} region; most orders come from {channels_used:.0f}"
+    assert parse_catalog(raw).spec("region").reason is not None  # other features: fine
