@@ -236,21 +236,45 @@ class Laps:
 # --- per-partition work (shared with the Spark engine) ------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
+def file_identity(path: str | Path) -> tuple[str, int]:
+    """Return what a per-process cache keys a file or folder on: absolute path, newest change.
+
+    A relative path names another file after a ``chdir``, and a model retrained in place keeps
+    its path: the path alone would serve a stale model.
+    """
+    resolved = Path(path).resolve()
+    files = [resolved, *resolved.iterdir()] if resolved.is_dir() else [resolved]
+    # a missing path gets 0: the loader then says what is missing, in one line
+    return str(resolved), max((f.stat().st_mtime_ns for f in files if f.exists()), default=0)
+
+
 def _predictor(path: str) -> Any:
     """Load a model once per process (workers score many partitions with it)."""
+    return _load_predictor(*file_identity(path))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_predictor(path: str, _changed_ns: int) -> Any:
     from pipeline.modeling.artifacts import load_predictor
 
     return load_predictor(path)
 
 
-@functools.lru_cache(maxsize=2)
 def _dictionary(path: str) -> FeatureDictionary:
-    return FeatureDictionary(_catalog(path))
+    return _load_dictionary(*file_identity(path))
 
 
 @functools.lru_cache(maxsize=2)
+def _load_dictionary(path: str, changed_ns: int) -> FeatureDictionary:
+    return FeatureDictionary(_load_catalog(path, changed_ns))
+
+
 def _catalog(path: str) -> Any:
+    return _load_catalog(*file_identity(path))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_catalog(path: str, _changed_ns: int) -> Any:
     from pipeline.features.catalog import load_catalog
 
     return load_catalog(path)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 
 import pytest
 
 from pipeline.config import Params, parse_params
+from pipeline.engines import work
 from pipeline.engines.work import ModelRef, scoring_params
 from pipeline.errors import ModelError
 
@@ -43,3 +46,23 @@ def test_models_without_or_with_different_populations_are_refused() -> None:
         scoring_params(_params(None), [_ref("churn", 365), _ref("repurchase", None)])
     with pytest.raises(ModelError, match="different populations"):
         scoring_params(_params(None), [_ref("churn", 365), _ref("repurchase", "any")])
+
+
+def test_a_cached_model_is_keyed_on_the_folder_it_is_not_the_path_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: the per-process model cache keyed on the path string, so after a chdir
+    # "models/churn" served the previous project's model (a shape's scores used another
+    # shape's churn model, caught only when its features differed).
+    for project in ("a", "b"):
+        (tmp_path / project / "models" / "churn").mkdir(parents=True)
+        (tmp_path / project / "models" / "churn" / "model.txt").write_text(project)
+    monkeypatch.chdir(tmp_path / "a")
+    first = work.file_identity("models/churn")
+    monkeypatch.chdir(tmp_path / "b")
+    assert work.file_identity("models/churn")[0] != first[0]
+    # retrained in place: same path, a newer file
+    model = tmp_path / "b" / "models" / "churn" / "model.txt"
+    before = work.file_identity("models/churn")
+    os.utime(model, ns=(before[1] + 10**9, before[1] + 10**9))
+    assert work.file_identity("models/churn")[1] > before[1]
