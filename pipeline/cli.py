@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import click
 import typer
+from typer._click import exceptions as typer_click  # typer bundles its own copy of click
 
 from pipeline.config import LabelsParams, Params, load_params
 from pipeline.errors import DataError, PipelineError
@@ -712,12 +713,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("error: aborted", file=sys.stderr)
         return 130
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
-    except click.ClickException as exc:
+    # usage errors (unknown or missing option, value out of range) come from typer's bundled
+    # click; a command's own BadParameter from the click package: both are click's usual
+    # one-line usage error, exit 2
+    except (click.ClickException, typer_click.ClickException) as exc:
         exc.show()
         return exc.exit_code
     except KeyboardInterrupt:
