@@ -233,18 +233,13 @@ def features(
 
     Example: loyalty features --params params.yaml --clean data/clean --out data/features
     """
-    import pandas as pd
-
     from pipeline import io
     from pipeline.features.catalog import load_catalog
     from pipeline.features.panel import panel_stats, plan_features
 
     settings = _params(params)
     out = io.resolve_output(out, [clean_dir])
-    try:
-        when = pd.Timestamp(as_of) if as_of else None
-    except ValueError as exc:
-        raise click.BadParameter(f"not a date: {as_of}", param_hint="--as-of") from exc
+    when = _instant_option(as_of, "--as-of") if as_of else None
     catalog = load_catalog(dictionary)
     optional = {
         name: io.read_parquet(path) if (path := clean_dir / f"{name}.parquet").exists() else None
@@ -621,6 +616,14 @@ def score(
         typer.Option("--manifest", help="Run manifest JSON; default <out>.manifest.json."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+    allow_outside_data: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside-data",
+            help="Score at an --as-of before the first order or past the data's end "
+            "(+ score.as_of_slack_days); default: an error.",
+        ),
+    ] = False,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score customers of a raw export: probabilities, risk band, tier, value, reasons.
@@ -640,7 +643,6 @@ def score(
     from pipeline.engines.work import ScoreJob, resolve_models, scoring_params
     from pipeline.errors import ConfigError
     from pipeline.features.catalog import load_catalog
-    from pipeline.features.snapshot import cutoff_timestamp
     from pipeline.scoring import ScoringRules
     from pipeline.sources.csv_mapping import load_source_config, read_extract_as_of
 
@@ -654,7 +656,7 @@ def score(
     guarded = [*inputs, *(Path(m) for m in model if not m.startswith("models:/")), params]
     out = io.refuse_inside(out, guarded)
     manifest = io.refuse_inside(manifest or out.with_name(out.name + ".manifest.json"), guarded)
-    when = None if as_of == "latest" else cutoff_timestamp(as_of)
+    when = None if as_of == "latest" else _instant_option(as_of, "--as-of")
     grid = tuple(tuple(row) for row in load_catalog(features_config).segment_grid())
     rules = ScoringRules(
         settings.business, grid, options.reasons_top_share, settings.explain.top_reasons
@@ -674,6 +676,7 @@ def score(
             models=models,
             params=scoring_params(settings, models),
             rules=rules,
+            allow_outside_data=allow_outside_data,
         )
         n_parts = partitions or options.partitions
         if engine == "spark":
@@ -695,6 +698,16 @@ def score(
         result["rows_rejected"],
         out,
     )
+
+
+def _instant_option(value: str, option: str) -> Any:
+    """Return an ISO 8601 option value as a UTC timestamp, else click's usage error (exit 2)."""
+    from pipeline.dates import NotIsoDate, iso_instant
+
+    try:
+        return iso_instant(value)
+    except NotIsoDate as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,10 +10,32 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline import io
+from pipeline.dates import iso_date, iso_instant
 from pipeline.errors import ConfigError
+
+
+def _optional(parse: Any) -> Any:
+    return lambda value: None if value is None else parse(value)
+
+
+#: A date param: ``YYYY-MM-DD`` only (``01/10/2024`` is refused, never read one way or another).
+IsoDate = Annotated[dt.date, BeforeValidator(iso_date)]
+OptionalIsoDate = Annotated[dt.date | None, BeforeValidator(_optional(iso_date))]
+#: An instant param: an ISO date (midnight UTC) or an ISO date and time with its zone.
+OptionalIsoInstant = Annotated[
+    dt.datetime | None, BeforeValidator(_optional(lambda v: iso_instant(v).to_pydatetime()))
+]
 
 
 class Section(BaseModel):
@@ -75,15 +97,15 @@ class GenerateParams(Section):
     seed: int = 42
     # ids: 10000..999999 up to 900,000 customers, 7 digits (1000000..9999999) above
     n_customers: int = Field(20000, ge=1, le=9_000_000)
-    start: dt.date = dt.date(2023, 1, 1)
-    end: dt.date = dt.date(2024, 12, 31)
+    start: IsoDate = dt.date(2023, 1, 1)
+    end: IsoDate = dt.date(2024, 12, 31)
     dirty: DirtyRates = DirtyRates()
 
 
 class CleanParams(Section):
     """Cleaning rules that are tuned per run (per-source rules live in configs/sources/)."""
 
-    as_of: dt.datetime | None = None
+    as_of: OptionalIsoInstant = None
     missing_customer_id_warn_rate: float = Field(0.25, ge=0, le=1)
 
 
@@ -99,14 +121,14 @@ class FeaturesParams(Section):
     (:mod:`pipeline.features.defaults`); the stage passes on a copy with the chosen values.
     """
 
-    first_cutoff: dt.date | None = None
-    last_cutoff: dt.date | None = None
+    first_cutoff: OptionalIsoDate = None
+    last_cutoff: OptionalIsoDate = None
     # Step of the cutoff grid in months from a month start; step_days (in days, counted back
     # from the latest complete cutoff) wins when set; both null = chosen from the data.
     step_months: int | None = Field(None, ge=1)
     step_days: int | None = Field(None, ge=1)
     # End of the observed period (exclusive); null = last order date + 1 day.
-    data_end: dt.date | None = None
+    data_end: OptionalIsoDate = None
     # The first cutoff is at least this many days after the first order; null = from the data.
     min_history_days: int | None = Field(None, ge=0)
     # Population: an order before the cutoff, the last within this many days of it; "any" =
@@ -321,6 +343,10 @@ class ScoreParams(Section):
     reasons_top_share: float = Field(0.2, ge=0, le=1)
     format: Literal["parquet", "csv"] = "parquet"
     spark_master: str = "local[*]"
+    # An explicit --as-of may be this many days after the end of the orders (a nightly export
+    # that ends on a quiet day); later, or on or before the first order, is an error unless
+    # `loyalty score --allow-outside-data`.
+    as_of_slack_days: int = Field(7, ge=0, le=366)
 
     @field_validator("reasons_top_share")
     @classmethod
@@ -383,9 +409,7 @@ def parse_params(raw: Any, origin: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(io.as_mapping(raw, origin))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{origin}: {where}: {first['msg']}") from exc
+        raise ConfigError.from_validation(origin, exc) from exc
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

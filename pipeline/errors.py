@@ -39,7 +39,8 @@ class ConfigError(PipelineError):
         """One line from a pydantic ``ValidationError``: its first problem, ``origin: a.b: msg``."""
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        return cls(f"{origin}: {where}: {first['msg']}")
+        message = str(first["msg"]).removeprefix("Value error, ")  # a validator's own words
+        return cls(f"{origin}: {where}: {message}")
 
 
 class DataError(PipelineError):

@@ -27,7 +27,6 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -38,10 +37,10 @@ from pipeline.engines.work import (
     Laps,
     ScoreJob,
     clean_pass,
-    latest_as_of,
     order_days,
     score_partition,
     scoring_models,
+    settle_as_of,
 )
 from pipeline.scoring import rules_summary
 
@@ -76,10 +75,10 @@ def _score_tables(
 def _map_files(job: ScoreJob, partition: int, inputs: list[Path], work: Path) -> dict:
     """Run the map on one partition's raw files (or, as-of unknown, its clean step only)."""
     tables, stats = clean_pass(job, inputs)
+    stats["order_days"] = order_days(tables)  # the run's span: the as-of is settled on it
     if job.as_of is None:
         for name, frame in tables.items():
             io.write_parquet(_clean_dir(work, partition) / f"{name}.parquet", frame)
-        stats["order_days"] = order_days(tables)
     else:
         stats.update(_score_tables(job, partition, tables, work))
     return {"partition": partition, **stats}
@@ -164,9 +163,10 @@ def run_local(
             (job, p, split.part_inputs(raw_root, p), work) for p in range(partitions)
         ]
         stats = _run_all(pool, _map_files, calls, "score", progress)
-        if job.as_of is None:
+        latest = job.as_of is None
+        job = settle_as_of(job, [s.pop("order_days") for s in stats])
+        if latest:
             lap("clean_seconds")
-            job = replace(job, as_of=latest_as_of(job, [s.pop("order_days") for s in stats]))
             done = _run_all(
                 pool, _map_clean, [(job, p, work) for p in range(partitions)], "score", progress
             )

@@ -63,9 +63,9 @@ from pipeline.engines.work import (
     ModelRef,
     ScoreJob,
     clean_pass,
-    latest_as_of,
     order_days,
     score_partition,
+    settle_as_of,
 )
 from pipeline.errors import ConfigError
 from pipeline.scoring import BOOLEAN_COLUMNS, conform_output, float_columns, output_columns
@@ -280,7 +280,7 @@ def _map_fn(shipped: ScoreJob, plan: ExportPlan) -> Any:
         job = _on_executor(shipped)
         partition, tables, stats = _clean_group(job, plan, group)
         scores, more = score_partition(job, tables)
-        stats.update(more)
+        stats.update(more, order_days=order_days(tables))
         columns = output_columns(job.targets, job.rules.top_reasons)
         blank = conform_output(
             pd.DataFrame({c: [None] for c in columns}), columns, float_columns(job.targets)
@@ -404,7 +404,7 @@ def run_spark(
                 {int(d): int(n) for d, n in json.loads(row["order_days"]).items()}
                 for row in sorted(days, key=lambda row: row["partition"])
             ]
-            job = replace(job, as_of=latest_as_of(job, per_partition))
+            job = settle_as_of(job, per_partition)
             shipped = replace(shipped, as_of=job.as_of)
             lap("clean_seconds")
         spark_out = work / "spark_scores"
@@ -418,6 +418,8 @@ def run_spark(
         keyed.unpersist()
         lap("map_seconds")
     parts, stats = _gather(job, spark_out, work, partitions)
+    # an explicit --as-of is checked against the orders' span before anything is written
+    settle_as_of(job, [{int(d): int(n) for d, n in s.pop("order_days").items()} for s in stats])
     rows = io.concat_parquet_parts(out, parts, fmt)
     lap("write_seconds")
     manifest = build_manifest(

@@ -20,7 +20,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ class ScoreJob:
     models: tuple[ModelRef, ...]
     params: Params
     rules: ScoringRules
+    allow_outside_data: bool = False  # --allow-outside-data: an as-of outside the orders' span
 
     @property
     def targets(self) -> list[Target]:
@@ -324,6 +325,16 @@ def order_days(tables: dict[str, pd.DataFrame]) -> dict[int, int]:
     return {int(d): int(c) for d, c in zip(unique, counts, strict=True)}
 
 
+def _day_totals(per_partition: list[dict[int, int]]) -> dict[int, int]:
+    total: dict[int, int] = {}
+    for counts in per_partition:
+        for day, n in counts.items():
+            total[int(day)] = total.get(int(day), 0) + int(n)
+    if not total:
+        raise DataError("orders: no orders, so no customer snapshot can be built")
+    return total
+
+
 def latest_as_of(job: ScoreJob, per_partition: list[dict[int, int]]) -> pd.Timestamp:
     """Return the end of the observed data over all partitions (``--as-of latest``).
 
@@ -334,14 +345,9 @@ def latest_as_of(job: ScoreJob, per_partition: list[dict[int, int]]) -> pd.Times
     from pipeline.features.prepare import DAY_US
     from pipeline.features.snapshot import cutoff_timestamp
 
+    total = _day_totals(per_partition)
     if job.params.features.data_end is not None:
         return cutoff_timestamp(job.params.features.data_end)
-    total: dict[int, int] = {}
-    for counts in per_partition:
-        for day, n in counts.items():
-            total[int(day)] = total.get(int(day), 0) + int(n)
-    if not total:
-        raise DataError("orders: no orders, so no customer snapshot can be built")
     days = np.array(sorted(total), dtype=np.int64)
     stamps = np.repeat(days * DAY_US, [total[d] for d in days.tolist()])
     end, stray = observed_end(stamps)
@@ -350,6 +356,40 @@ def latest_as_of(job: ScoreJob, per_partition: list[dict[int, int]]) -> pd.Times
             "%d stray order(s) after %s are outside the observed period", stray, end.date()
         )
     return end
+
+
+def settle_as_of(job: ScoreJob, per_partition: list[dict[int, int]]) -> ScoreJob:
+    """Return ``job`` with its snapshot date: the data's end for ``latest``, else checked.
+
+    A ``--as-of`` on or before the first order day scores nobody; one more than
+    ``score.as_of_slack_days`` after the end of the data pretends nobody bought in between.
+    Both are a one-line :class:`DataError` unless the job allows scoring outside the data.
+    """
+    from pipeline.features.prepare import DAY_US
+    from pipeline.features.snapshot import cutoff_timestamp
+
+    end = latest_as_of(job, per_partition)
+    if job.as_of is None:
+        return replace(job, as_of=end)
+    first = cutoff_timestamp(pd.Timestamp(min(_day_totals(per_partition)) * DAY_US, unit="us"))
+    slack = pd.Timedelta(days=job.params.score.as_of_slack_days)
+    outside = (
+        "before the first order"
+        if job.as_of <= first
+        else "after the end of the data"
+        if job.as_of > end + slack
+        else None
+    )
+    if outside is not None and not job.allow_outside_data:
+        raise DataError(
+            f"--as-of {job.as_of.isoformat()} is {outside} (orders {first.date()} to "
+            f"{(end - pd.Timedelta(days=1)).date()}, score.as_of_slack_days "
+            f"{job.params.score.as_of_slack_days}); use --as-of latest, a date inside, or "
+            "--allow-outside-data"
+        )
+    if outside is not None:
+        logger.warning("--as-of %s is %s (allowed by --allow-outside-data)", job.as_of, outside)
+    return job
 
 
 def snapshot_pass(job: ScoreJob, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

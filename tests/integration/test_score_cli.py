@@ -395,3 +395,30 @@ def test_scoring_a_subset_of_customers_changes_none_of_their_rows(
     some = io.read_parquet(part).set_index("customer_id")
     assert set(some.index) == keep
     pd.testing.assert_frame_equal(some, full.loc[some.index], check_exact=True)
+
+
+@pytest.mark.reliability("infrastructure: --as-of outside the data's span")
+@pytest.mark.parametrize(
+    ("as_of", "fragment"),
+    [("2025-03-01", "after the end of the data"), ("2022-06-01", "before the first order")],
+)
+def test_as_of_outside_the_data_is_one_line_and_writes_nothing(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], as_of: str, fragment: str
+) -> None:
+    out = tmp_path / "scores.parquet"
+    capsys.readouterr()
+    assert score(world, out, as_of=as_of) == 4
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0] and "--allow-outside-data" in errors[0], err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no scores, no manifest, no scratch
+
+
+def test_as_of_outside_the_data_with_the_flag_scores_and_warns(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "scores.parquet"
+    assert score(world, out, "--allow-outside-data", as_of="2025-03-01") == 0
+    assert "after the end of the data" in caplog.text
+    assert (io.read_parquet(out)["as_of"] == pd.Timestamp("2025-03-01", tz="UTC")).all()
