@@ -1,114 +1,266 @@
 """Block-wise CSV reading: a vectorised fast path beside the careful record-by-record reader.
 
-The file is read in blocks of whole physical lines. In each block, lines that cannot change
-the quote state and hold no quote character (the common case) are split on the delimiter with
-Arrow compute kernels, all at once; the other lines (any line with a quote character, or inside
-a quoted record that spans lines) go through :class:`RecordAssembler`, the reader's record rule
-applied one line at a time. A block that does not decode strictly in the dialect's encoding, or
+The file is read (through :func:`pipeline.sources.encodings.open_text`, so UTF-16/32 arrive as
+UTF-8) in blocks of whole physical lines; a line ends at LF, CRLF or a bare CR. In each block,
+lines that cannot change the quote state and hold no quote character (the common case) are
+split on the delimiter with Arrow compute kernels, all at once; the other lines (any line with a
+quote character, inside a quoted record that spans lines, longer than the record limit or
+holding a NUL) go through :class:`RecordAssembler`, the reader's record rule applied one line at
+a time. A block that does not decode strictly in the dialect's encoding, that has a bare CR, or
 a dialect whose encoding is not a simple ASCII-compatible one, is read entirely the careful way
 (per-line decoding with the fallback encoding, ``encoding_error`` rejects). Both paths give the
 same rows, line numbers, ``raw`` text and rejects, in file order (a property test checks it):
 for a line without quote characters the careful reader's split is ``text.split(delimiter)``.
+
+Record length: a record longer than ``max_record_bytes`` is rejected as ``record_too_long``
+with its start line and its first :data:`RAW_PREVIEW_BYTES` bytes, and is never held whole:
+a physical line that outgrows the limit before its line break is skipped by :func:`blocks`
+(which keeps only its head, its length and its quote count) and the assembler stops keeping
+the text of a multi-line record once it passes the limit. Time and memory stay linear in the
+file and bounded by the block size plus the limit, whatever the longest line.
 """
 
 from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import io
 from pipeline.cleaning.reasons import Reason
+from pipeline.config import MAX_RECORD_BYTES
 from pipeline.sources.dialect import BLANKS
+from pipeline.sources.encodings import UTF8_BOM, open_text
 
 if TYPE_CHECKING:
     from pipeline.sources.dialect import Dialect
 
-BOM = b"\xef\xbb\xbf"
+BOM = UTF8_BOM
 BLOCK_BYTES = 4 * 2**20
+# The head of a record_too_long record kept as its ``raw`` text.
+RAW_PREVIEW_BYTES = 1024
 # Encodings where each byte 0x0A is a line break and decoding a block equals decoding its lines.
 FAST_CODECS = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252"})
+_LINE_ENDINGS = ("\r\n", "\n", "\r")
 
-Record = tuple[int, str, bool, int]  # start line, text, decoded cleanly, fallback-decoded lines
 RejectRow = tuple[str, int, str, str]
 
 
-def blocks(path: Path, size: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """Yield (number of the first line, bytes of whole physical lines); a leading BOM is dropped.
+class Record(NamedTuple):
+    """One record as the assembler cut it."""
 
-    Every block but possibly the last ends with a line break; line numbers start at 1 (header).
+    start: int  # physical line where it starts
+    text: str  # its lines with their inner line breaks (a preview when too long)
+    ok: bool  # every line decoded in the encoding or the fallback
+    fallbacks: int  # lines decoded with the fallback encoding
+    too_long: bool  # longer than the record limit
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A physical line that outgrew the record limit before its line break (text not kept)."""
+
+    head: bytes  # its first RAW_PREVIEW_BYTES bytes
+    length: int  # bytes, without the line break
+    quotes: int  # quote characters in it (their parity decides whether the record goes on)
+    ending: bytes  # its line break; b"" at the end of the file
+
+
+Block = bytes | LongLine
+
+
+def line_breaks(data: bytes) -> int:
+    """Count the line breaks (LF, CRLF, bare CR) in a block of whole lines."""
+    if b"\r" not in data:
+        return data.count(b"\n")
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _last_break_end(data: bytes | bytearray, start: int = 0) -> int:
+    """Offset just after the last line break at or after ``start`` that is surely complete.
+
+    0 if none. A CR as the very last byte may be the first half of a CRLF: it waits.
     """
-    number, tail, first = 1, b"", True
-    with io.open_binary(path) as handle:
-        while True:
-            data = handle.read(max(size, len(BOM)) if first else size)
-            if not data:
-                if tail:
-                    yield number, tail
-                return
-            if first:  # the first read holds at least the BOM's length
-                data, first = data.removeprefix(BOM), False
-            data = tail + data
-            cut = data.rfind(b"\n") + 1
+    return max(data.rfind(b"\n", start), data.rfind(b"\r", start, len(data) - 1)) + 1
+
+
+def _first_break(data: bytes | bytearray) -> int:
+    """Offset of the first CR or LF, or -1."""
+    found = [i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0]
+    return min(found) if found else -1
+
+
+def _skip_line(
+    handle: BinaryIO, start: bytes | bytearray, size: int, quote: bytes
+) -> tuple[LongLine, bytes]:
+    """Read to the end of an over-long line without keeping it; return it and what follows."""
+    head, length, quotes, chunk = b"", 0, 0, start
+    while True:
+        i = _first_break(chunk)
+        piece = chunk if i < 0 else chunk[:i]
+        if len(head) < RAW_PREVIEW_BYTES:
+            head += piece[: RAW_PREVIEW_BYTES - len(head)]
+        length += len(piece)
+        quotes += piece.count(quote)
+        if i < 0:
+            chunk = handle.read(size)
+            if not chunk:
+                return LongLine(bytes(head), length, quotes, b""), b""
+            continue
+        if chunk[i] == 0x0A:
+            return LongLine(bytes(head), length, quotes, b"\n"), bytes(chunk[i + 1 :])
+        rest = bytes(chunk[i + 1 :]) or handle.read(size)  # is the CR half of a CRLF?
+        if rest.startswith(b"\n"):
+            return LongLine(bytes(head), length, quotes, b"\r\n"), rest[1:]
+        return LongLine(bytes(head), length, quotes, b"\r"), rest
+
+
+def _grow_line(
+    handle: BinaryIO, data: bytes, size: int, limit: int
+) -> tuple[bytes | bytearray, bool]:
+    """Read on until ``data`` (no line break yet) has one or outgrows the limit.
+
+    Returns the grown bytes and whether they end the file. Each read is searched once and
+    appended to one buffer, so a long line costs linear time.
+    """
+    grown = bytearray(data)
+    while len(grown) <= limit + 1:  # past limit + 1 it is too long even if it ends in a CR
+        more = handle.read(size)
+        if not more:
+            return grown, True
+        grown += more
+        if _last_break_end(grown, len(grown) - len(more) - 1):
+            break
+    return grown, False
+
+
+def blocks(
+    path: Path,
+    size: int = BLOCK_BYTES,
+    limit: int = MAX_RECORD_BYTES,
+    quotechar: str = '"',
+) -> Iterator[tuple[int, Block]]:
+    """Yield (number of the first line, block): bytes of whole physical lines, or a LongLine.
+
+    A leading UTF-8 BOM is dropped. Every bytes block but possibly the last ends with a line
+    break; line numbers start at 1 (header). A line still without its line break past
+    ``limit`` bytes is read through and yielded as a :class:`LongLine`, so no more than about
+    ``2 * size + limit`` bytes are ever held.
+    """
+    quote = quotechar.encode("ascii")
+    number, tail = 1, b""
+    with open_text(path) as handle:
+        data = handle.read(max(size, len(BOM)))
+        data = data.removeprefix(BOM) or (handle.read(size) if data else b"")
+        while data:
+            data = tail + data if tail else data
+            cut = _last_break_end(data)
             if cut == 0:
-                tail = data
-                continue
+                grown, at_end = _grow_line(handle, data, size, limit)
+                if at_end:
+                    yield number, bytes(grown)
+                    return
+                cut = _last_break_end(grown)
+                if cut == 0:
+                    long_line, rest = _skip_line(handle, grown, size, quote)
+                    yield number, long_line
+                    number, tail = number + 1, b""
+                    data = rest or handle.read(size)
+                    continue
+                data = bytes(grown)
             block, tail = data[:cut], data[cut:]
             yield number, block
-            number += block.count(b"\n")
+            number += line_breaks(block)
+            data = handle.read(size)
+        if tail:
+            yield number, tail
 
 
 def block_lines(block: bytes) -> list[bytes]:
-    """Split a block into physical lines without their line breaks (CR LF or LF)."""
-    lines = block.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    return [line.rstrip(b"\r") for line in lines]
+    """Split a block into physical lines, each with its line break (LF, CRLF or CR)."""
+    return block.splitlines(keepends=True)
 
 
 class RecordAssembler:
-    """The record rule, one physical line at a time: a record ends where quotes balance."""
+    """The record rule, one physical line at a time: a record ends where quotes balance.
 
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
+    Line breaks inside a record are kept as they are in the file (a CRLF stays a CRLF), as
+    Python's csv module keeps them in a quoted field.
+    """
+
+    def __init__(self, dialect: Dialect, limit: int = MAX_RECORD_BYTES) -> None:
+        self.dialect, self.limit = dialect, limit
         self.quote = dialect.quotechar.encode("ascii")
         self.in_quotes = False
         self.parts: list[str] = []
-        self.start, self.ok, self.fallbacks = 0, True, 0
+        self.start, self.ok, self.fallbacks, self.size, self.too_long = 0, True, 0, 0, False
 
-    def feed(self, number: int, line: bytes) -> Record | None:
-        """Take one line (no line break); return the record it completes, if any."""
-        if not self.in_quotes:
-            if not line:
-                return None
-            self.parts, self.start, self.ok, self.fallbacks = [], number, True, 0
+    def _decode(self, line: bytes) -> str:
         dialect = self.dialect
         try:
-            text = line.decode(dialect.encoding)
+            return line.decode(dialect.encoding)
         except UnicodeDecodeError:
             if dialect.encoding_fallback is None:
-                text, self.ok = line.decode(dialect.encoding, errors="replace"), False
-            else:
-                text = line.decode(dialect.encoding_fallback, errors="replace")
-                self.fallbacks += 1
-        self.parts.append(text)
-        if self.quote in line and line.count(self.quote) % 2:
+                self.ok = False
+                return line.decode(dialect.encoding, errors="replace")
+            self.fallbacks += 1
+            return line.decode(dialect.encoding_fallback, errors="replace")
+
+    def feed(self, number: int, line: bytes) -> Record | None:
+        """Take one line with its line break; return the record it completes, if any."""
+        body = line.rstrip(b"\r\n")
+        if not body and not self.in_quotes:
+            return None
+        quotes = body.count(self.quote) if self.quote in body else 0
+        return self._add(number, body, len(body), quotes, line[len(body) :])
+
+    def feed_long(self, number: int, line: LongLine) -> Record | None:
+        """Take an over-long line (its head only); return the record it completes, if any."""
+        return self._add(number, line.head, line.length, line.quotes, line.ending)
+
+    def _add(
+        self, number: int, body: bytes, length: int, quotes: int, ending: bytes
+    ) -> Record | None:
+        if not self.in_quotes:
+            self.parts, self.start, self.ok, self.fallbacks = [], number, True, 0
+            self.size, self.too_long = 0, False
+        if quotes % 2:
             self.in_quotes = not self.in_quotes
+        self.size += length + (len(ending) if self.in_quotes else 0)
+        if not self.too_long:
+            if self.size > self.limit:  # keep a preview; the rest is counted, not kept
+                preview = "".join(self.parts)
+                if len(preview) < RAW_PREVIEW_BYTES:
+                    preview += body[:RAW_PREVIEW_BYTES].decode(self.dialect.encoding, "replace")
+                self.parts = [preview[:RAW_PREVIEW_BYTES]]
+                self.too_long = True
+            else:
+                self.parts.append(self._decode(body))
+                if self.in_quotes:
+                    self.parts.append(ending.decode("ascii"))
         if self.in_quotes:
             return None
-        return self.start, "\n".join(self.parts), self.ok, self.fallbacks
+        return self._record()
+
+    def _record(self) -> Record:
+        if self.parts and self.parts[-1] in _LINE_ENDINGS:
+            self.parts.pop()  # an unclosed quote at the end of the file: no final break
+        text = "".join(self.parts)
+        if self.too_long:
+            text += f"... [truncated: a record of {self.size:,} bytes]"
+        return Record(self.start, text, self.ok, self.fallbacks, self.too_long)
 
     def finish(self) -> Record | None:
         """Return the record left open by an unbalanced quote running to the end of the file."""
         if not self.in_quotes:
             return None
         self.in_quotes = False
-        return self.start, "\n".join(self.parts), self.ok, self.fallbacks
+        return self._record()
 
 
 def fast_codec(dialect: Dialect) -> bool:
@@ -162,16 +314,23 @@ def quoted_mask(lines: pa.Array, quotechar: str, in_quotes: bool) -> np.ndarray:
     return (counts > 0) | inside
 
 
-def decode_block(block: bytes, dialect: Dialect) -> pa.Array | None:
-    """Decode a block into Arrow string lines (trailing CRs trimmed); None if it cannot."""
+def decode_block(block: bytes, dialect: Dialect) -> tuple[pa.Array, bool] | None:
+    """Decode a block into Arrow string lines, each with its CR if it ends in CRLF.
+
+    Returns (lines, whether the last line has its line break); None when the block does not
+    decode strictly or has a bare CR (a line end the Arrow split on LF does not see).
+    """
+    if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+        return None
     try:
         text = block.decode(dialect.encoding)
     except UnicodeDecodeError:
         return None
     lines = _lines_array(text)
-    if text.endswith("\n"):  # the empty piece after the last line break is not a line
+    ends = text.endswith("\n")
+    if ends:  # the empty piece after the last line break is not a line
         lines = lines.slice(0, len(lines) - 1)
-    return pc.utf8_rtrim(lines, characters="\r")
+    return lines, ends
 
 
 def split_record(text: str, dialect: Dialect) -> list[str] | None:
@@ -192,24 +351,38 @@ def strings_table(
 class BlockParser:
     """Turn blocks of whole lines into (rows table, rejects), fast where exact, else careful."""
 
-    def __init__(self, dialect: Dialect, source_file: str, fast: bool = True) -> None:
-        self.dialect, self.source_file = dialect, source_file
+    def __init__(
+        self,
+        dialect: Dialect,
+        source_file: str,
+        fast: bool = True,
+        limit: int = MAX_RECORD_BYTES,
+    ) -> None:
+        self.dialect, self.source_file, self.limit = dialect, source_file, limit
         self.fast = fast and fast_codec(dialect)
-        self.assembler = RecordAssembler(dialect)
+        self.assembler = RecordAssembler(dialect, limit)
         self.header: tuple[str, ...] = ()
         self.fallback_lines = 0
 
-    def careful(
-        self, records: list[Record]
-    ) -> tuple[pa.Table | None, list[tuple[str, int, str, str]]]:
-        """Split records one by one (the careful reader); return rows table and rejects."""
+    def careful(self, records: list[Record]) -> tuple[pa.Table | None, list[RejectRow]]:
+        """Split records one by one (the careful reader); return rows table and rejects.
+
+        Reasons, first match: ``record_too_long``, ``nul_byte``, ``encoding_error``,
+        ``malformed_row``.
+        """
         width, name = len(self.header), self.source_file
-        rejects: list[tuple[str, int, str, str]] = []
+        rejects: list[RejectRow] = []
         rows: list[list[str]] = []
         lines: list[int] = []
         raws: list[str] = []
-        for start, text, ok, fallbacks in records:
+        for start, text, ok, fallbacks, too_long in records:
+            if too_long:
+                rejects.append((name, start, Reason.RECORD_TOO_LONG.value, text))
+                continue
             self.fallback_lines += fallbacks
+            if "\x00" in text:
+                rejects.append((name, start, Reason.NUL_BYTE.value, text))
+                continue
             if not ok:
                 rejects.append((name, start, Reason.ENCODING_ERROR.value, text))
                 continue
@@ -222,30 +395,39 @@ class BlockParser:
             raws.append(text)
         return (strings_table(self.header, rows, lines, raws) if rows else None), rejects
 
-    def block(
-        self, number: int, data: bytes
-    ) -> tuple[pa.Table | None, list[tuple[str, int, str, str]]]:
+    def block(self, number: int, data: Block) -> tuple[pa.Table | None, list[RejectRow]]:
         """Return the rows (in file order) and rejects of one block of whole lines."""
+        if isinstance(data, LongLine):
+            record = self.assembler.feed_long(number, data)
+            return self.careful([record] if record is not None else [])
         feed = self.assembler.feed
         decoded = decode_block(data, self.dialect) if self.fast else None
         if decoded is None:
             lines = block_lines(data)
             records = [r for i, line in enumerate(lines) if (r := feed(number + i, line))]
             return self.careful(records)
-        mask = quoted_mask(decoded, self.dialect.quotechar, self.assembler.in_quotes)
+        with_cr, ends = decoded
+        has_cr = b"\r" in data
+        trimmed = pc.utf8_rtrim(with_cr, characters="\r") if has_cr else with_cr
+        lengths = pc.binary_length(trimmed).to_numpy(zero_copy_only=False)
+        mask = quoted_mask(trimmed, self.dialect.quotechar, self.assembler.in_quotes)
+        mask |= lengths > self.limit
+        if b"\x00" in data:
+            mask |= pc.match_substring(trimmed, "\x00").to_numpy(zero_copy_only=False)
         records = []
-        encoding = self.dialect.encoding
+        encoding, last = self.dialect.encoding, len(with_cr) - 1
         for i, text in zip(
-            np.flatnonzero(mask), decoded.filter(pa.array(mask)).to_pylist(), strict=True
+            np.flatnonzero(mask), with_cr.filter(pa.array(mask)).to_pylist(), strict=True
         ):
-            record = feed(number + int(i), text.encode(encoding))
+            line = text.encode(encoding) + (b"\n" if ends or i != last else b"")
+            record = feed(number + int(i), line)
             if record is not None:
                 records.append(record)
         careful, rejects = self.careful(records)
-        keep = ~mask & (pc.binary_length(decoded).to_numpy(zero_copy_only=False) > 0)
-        numbers = np.arange(number, number + len(decoded), dtype=np.int64)[keep]
+        keep = ~mask & (lengths > 0)
+        numbers = np.arange(number, number + len(trimmed), dtype=np.int64)[keep]
         columns, line_numbers, raws, fast_rejects = split_fast(
-            decoded.filter(pa.array(keep)),
+            trimmed.filter(pa.array(keep)),
             numbers,
             len(self.header),
             self.dialect,
