@@ -2,8 +2,9 @@
 
 This is the reading edge of the source adapters: every file is read as text (no type guessing),
 each record keeps its 1-based physical start line (header = line 1) and its original text, and
-the records are counted a second time by :func:`count_csv_records`, a byte-level reader that
-shares no code with the parser, so that a record the parser merged or dropped is caught by the
+the records are counted a second time by
+:func:`pipeline.sources.record_count.count_csv_records`, a byte-level reader that shares no code
+with the parser, so that a record the parser merged or dropped is caught by the
 reconciliation in the manifest.
 
 Record rule (both readers): a record ends at a line break (LF, CRLF or a bare CR, mixed as they
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import io as stdio
 import logging
 import zlib
 from collections.abc import Iterator
@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -44,19 +43,11 @@ from pipeline import io
 from pipeline.cleaning.reasons import Reason
 from pipeline.config import MAX_RECORD_BYTES
 from pipeline.errors import InputError
-from pipeline.sources.csv_blocks import (
-    BLOCK_BYTES,
-    BOM,
-    BlockParser,
-    LongLine,
-    Record,
-    block_lines,
-    blocks,
-    split_record,
-    strings_table,
-)
+from pipeline.sources.csv_blocks import BlockParser, split_record, strings_table
 from pipeline.sources.dialect import Dialect
 from pipeline.sources.encodings import binary_reason, bom_length, wide_codec
+from pipeline.sources.record_count import count_csv_records
+from pipeline.sources.records import BLOCK_BYTES, LongLine, Record, block_lines, blocks
 
 logger = logging.getLogger(__name__)
 
@@ -110,54 +101,6 @@ def detect_format(path: Path) -> FileFormat:
     if reason is not None:
         raise InputError(f"{path}: {reason}")
     return "csv"
-
-
-def count_csv_records(path: Path, quotechar: str = '"') -> int:
-    """Count data records (header excluded) on the raw bytes, sharing no code with the parser.
-
-    A record ends at a CR or LF byte with an even number of quote characters before it in the
-    file; records with no bytes are not counted, so a CRLF (a CR, an empty record, an LF) and
-    blank lines need no rule of their own. Vectorised over 4 MiB chunks: linear time, bounded
-    memory, whatever the length of a line.
-    """
-    quote = ord(quotechar)
-    records, odd, pending = 0, 0, False  # pending: bytes since the last record end
-    for chunk in _text_chunks(path):
-        codes = np.frombuffer(chunk, np.uint8)
-        ends = np.flatnonzero((codes == 0x0A) | (codes == 0x0D))
-        if quotechar.encode("ascii") in chunk:
-            quotes = np.flatnonzero(codes == quote)
-            ends = ends[(np.searchsorted(quotes, ends) + odd) % 2 == 0]
-            odd = (odd + len(quotes)) % 2
-        elif odd:
-            ends = ends[:0]
-        if len(ends):
-            records += int(pending or ends[0] > 0) + int(np.count_nonzero(np.diff(ends) > 1))
-            pending = bool(ends[-1] < len(codes) - 1)
-        else:
-            pending = pending or len(codes) > 0
-    return max(records + int(pending) - 1, 0)
-
-
-def _text_chunks(path: Path, size: int = BLOCK_BYTES) -> Iterator[bytes]:
-    """Yield the file's text as UTF-8-compatible bytes, without a byte-order mark, in chunks.
-
-    UTF-16/UTF-32 (by their mark) are decoded by Python's text layer, not by the reader's
-    transcoder, so that the count stays independent of it.
-    """
-    with io.open_binary(path) as handle:
-        codec = wide_codec(handle.read(4))
-        handle.seek(0)
-        if codec is not None:
-            text = stdio.TextIOWrapper(handle, encoding=codec[:6], errors="replace", newline="")
-            while piece := text.read(size):
-                yield piece.encode("utf-8", "surrogatepass")
-            return
-        first = handle.read(size).removeprefix(BOM)
-        if first:
-            yield first
-        while piece := handle.read(size):
-            yield piece
 
 
 def _rejects_frame(rows: list[tuple[str, int, str, str]]) -> pd.DataFrame:

@@ -20,11 +20,11 @@ from pydantic import ValidationError
 from pipeline import io
 from pipeline.cleaning.parsing import NUMBER
 from pipeline.errors import InputError
-from pipeline.sources.csv_blocks import BOM
 from pipeline.sources.dialect import WHITESPACE, Dialect
 from pipeline.sources.encodings import codec_label, open_text, wide_codec
 from pipeline.sources.inspect.guess import Guess, confidence_of, percent
 from pipeline.sources.reading import FileFormat, check_header, detect_format, read_errors, read_file
+from pipeline.sources.records import BOM
 
 SAMPLE_RECORDS = 20_000
 HEAD_BYTES = 16 * 2**20

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import InputError
-from pipeline.sources.reading import CsvReader, Dialect, count_csv_records
+from pipeline.sources.reading import CsvReader, Dialect
+from pipeline.sources.record_count import count_csv_records
 
 # Awkward pieces: delimiters, quotes (balanced, doubled, unbalanced), bare CRs, empty lines,
 # spaces, non-ASCII UTF-8, a BOM in the middle, bytes that are not UTF-8, a stray semicolon, NUL,

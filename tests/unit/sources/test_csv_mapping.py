@@ -9,7 +9,8 @@ import pytest
 from pipeline.config import DataParams
 from pipeline.errors import ConfigError, InputError
 from pipeline.sources.csv_mapping import load_source_config, parse_source_config, read_export
-from pipeline.sources.reading import Dialect, count_csv_records, detect_format, read_csv_file
+from pipeline.sources.reading import Dialect, detect_format, read_csv_file
+from pipeline.sources.record_count import count_csv_records
 
 REPO = Path(__file__).resolve().parents[3]
 SOURCES = REPO / "configs" / "sources"

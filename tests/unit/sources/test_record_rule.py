@@ -20,7 +20,8 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.sources.reading import CsvReader, Dialect, count_csv_records
+from pipeline.sources.reading import CsvReader, Dialect
+from pipeline.sources.record_count import count_csv_records
 
 UNQUOTED = st.text(alphabet="ab1 é;|", max_size=4)
 QUOTED = st.text(alphabet='ab,"\r\n é', max_size=6).map(lambda s: '"' + s.replace('"', '""') + '"')
