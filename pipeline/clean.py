@@ -25,6 +25,7 @@ from pipeline import schemas
 from pipeline.cleaning.rules import CleanRules
 from pipeline.cleaning.satisfaction import clean_customers, clean_feedback
 from pipeline.cleaning.transactions import TableResult, TransactionCleaner, clean_transactions
+from pipeline.config import MAX_RECORD_BYTES
 from pipeline.errors import DataError
 from pipeline.sources.csv_mapping import (
     FileInfo,
@@ -170,6 +171,7 @@ def clean_export(
     paths: list[Path],
     as_of: pd.Timestamp,
     missing_customer_id_warn_rate: float = 0.25,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> CleanResult:
     """Read and clean an export chunk by chunk (what ``clean`` and ``score`` run).
 
@@ -178,7 +180,7 @@ def clean_export(
     """
     cleaner = _Cleaner(config.rules, as_of)
     files: list[FileInfo] = []
-    for chunk in iter_export(config, paths, files):
+    for chunk in iter_export(config, paths, files, max_record_bytes):
         cleaner.add(chunk.table, chunk.rows, chunk.rejects)
     return cleaner.finish(tuple(files), config.name, missing_customer_id_warn_rate)
 

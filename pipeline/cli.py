@@ -191,7 +191,13 @@ def clean(
     out = io.resolve_output(out, inputs)
     config = load_source_config(source_config or settings.data.source_config_path())
     as_of = resolve_as_of(settings.clean.as_of, read_extract_as_of(config, inputs))
-    result = clean_export(config, inputs, as_of, settings.clean.missing_customer_id_warn_rate)
+    result = clean_export(
+        config,
+        inputs,
+        as_of,
+        settings.clean.missing_customer_id_warn_rate,
+        settings.clean.max_record_bytes,
+    )
     for name in OUTPUT_TABLES:
         if name in result.tables:
             io.write_parquet(out / f"{name}.parquet", result.tables[name])

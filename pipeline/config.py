@@ -102,11 +102,20 @@ class GenerateParams(Section):
     dirty: DirtyRates = DirtyRates()
 
 
+#: Default record-length limit of the text reader (``clean.max_record_bytes``).
+MAX_RECORD_BYTES = 2**20
+
+
 class CleanParams(Section):
     """Cleaning rules that are tuned per run (per-source rules live in configs/sources/)."""
 
     as_of: OptionalIsoInstant = None
     missing_customer_id_warn_rate: float = Field(0.25, ge=0, le=1)
+    # A record (all its lines) longer than this many bytes is quarantined as record_too_long
+    # without being held in memory: no real export row comes near 1 MiB (Online Retail's are
+    # under 200 bytes), while a missing line break or an unclosed quote would otherwise make one
+    # record of the rest of the file.
+    max_record_bytes: int = Field(MAX_RECORD_BYTES, ge=1)
 
 
 #: ``features.active_within_days: any``: every customer with an order before the cutoff.

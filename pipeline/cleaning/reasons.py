@@ -11,6 +11,8 @@ class Reason(StrEnum):
     # reading
     MALFORMED_ROW = "malformed_row"
     ENCODING_ERROR = "encoding_error"
+    RECORD_TOO_LONG = "record_too_long"
+    NUL_BYTE = "nul_byte"
     SHEET_OVERLAP = "sheet_overlap"
     # every table
     DUPLICATE_ROW = "duplicate_row"

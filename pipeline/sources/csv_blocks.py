@@ -1,114 +1,39 @@
 """Block-wise CSV reading: a vectorised fast path beside the careful record-by-record reader.
 
-The file is read in blocks of whole physical lines. In each block, lines that cannot change
-the quote state and hold no quote character (the common case) are split on the delimiter with
-Arrow compute kernels, all at once; the other lines (any line with a quote character, or inside
-a quoted record that spans lines) go through :class:`RecordAssembler`, the reader's record rule
-applied one line at a time. A block that does not decode strictly in the dialect's encoding, or
-a dialect whose encoding is not a simple ASCII-compatible one, is read entirely the careful way
-(per-line decoding with the fallback encoding, ``encoding_error`` rejects). Both paths give the
-same rows, line numbers, ``raw`` text and rejects, in file order (a property test checks it):
-for a line without quote characters the careful reader's split is ``text.split(delimiter)``.
+Blocks of whole physical lines come from :func:`pipeline.sources.records.blocks`. In each
+block, lines that cannot change the quote state and hold no quote character (the common case)
+are split on the delimiter with Arrow compute kernels, all at once; the other lines (any line
+with a quote character, inside a quoted record that spans lines, longer than the record limit
+or holding a NUL) go through :class:`~pipeline.sources.records.RecordAssembler`, the reader's
+record rule applied one line at a time. A block that does not decode strictly in the dialect's
+encoding, that has a bare CR (a line end the Arrow split on LF does not see), or a dialect
+whose encoding is not a simple ASCII-compatible one, is read entirely the careful way (per-line
+decoding with the fallback encoding, ``encoding_error`` rejects). Both paths give the same
+rows, line numbers, ``raw`` text and rejects, in file order (a property test checks it): for a
+line without quote characters the careful reader's split is ``text.split(delimiter)``.
 """
 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline import io
 from pipeline.cleaning.reasons import Reason
+from pipeline.config import MAX_RECORD_BYTES
 from pipeline.sources.dialect import BLANKS
+from pipeline.sources.records import Block, LongLine, Record, RecordAssembler, block_lines
 
 if TYPE_CHECKING:
     from pipeline.sources.dialect import Dialect
 
-BOM = b"\xef\xbb\xbf"
-BLOCK_BYTES = 4 * 2**20
 # Encodings where each byte 0x0A is a line break and decoding a block equals decoding its lines.
 FAST_CODECS = frozenset({"utf-8", "ascii", "latin-1", "iso8859-1", "cp1252"})
 
-Record = tuple[int, str, bool, int]  # start line, text, decoded cleanly, fallback-decoded lines
 RejectRow = tuple[str, int, str, str]
-
-
-def blocks(path: Path, size: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """Yield (number of the first line, bytes of whole physical lines); a leading BOM is dropped.
-
-    Every block but possibly the last ends with a line break; line numbers start at 1 (header).
-    """
-    number, tail, first = 1, b"", True
-    with io.open_binary(path) as handle:
-        while True:
-            data = handle.read(max(size, len(BOM)) if first else size)
-            if not data:
-                if tail:
-                    yield number, tail
-                return
-            if first:  # the first read holds at least the BOM's length
-                data, first = data.removeprefix(BOM), False
-            data = tail + data
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                tail = data
-                continue
-            block, tail = data[:cut], data[cut:]
-            yield number, block
-            number += block.count(b"\n")
-
-
-def block_lines(block: bytes) -> list[bytes]:
-    """Split a block into physical lines without their line breaks (CR LF or LF)."""
-    lines = block.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    return [line.rstrip(b"\r") for line in lines]
-
-
-class RecordAssembler:
-    """The record rule, one physical line at a time: a record ends where quotes balance."""
-
-    def __init__(self, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self.quote = dialect.quotechar.encode("ascii")
-        self.in_quotes = False
-        self.parts: list[str] = []
-        self.start, self.ok, self.fallbacks = 0, True, 0
-
-    def feed(self, number: int, line: bytes) -> Record | None:
-        """Take one line (no line break); return the record it completes, if any."""
-        if not self.in_quotes:
-            if not line:
-                return None
-            self.parts, self.start, self.ok, self.fallbacks = [], number, True, 0
-        dialect = self.dialect
-        try:
-            text = line.decode(dialect.encoding)
-        except UnicodeDecodeError:
-            if dialect.encoding_fallback is None:
-                text, self.ok = line.decode(dialect.encoding, errors="replace"), False
-            else:
-                text = line.decode(dialect.encoding_fallback, errors="replace")
-                self.fallbacks += 1
-        self.parts.append(text)
-        if self.quote in line and line.count(self.quote) % 2:
-            self.in_quotes = not self.in_quotes
-        if self.in_quotes:
-            return None
-        return self.start, "\n".join(self.parts), self.ok, self.fallbacks
-
-    def finish(self) -> Record | None:
-        """Return the record left open by an unbalanced quote running to the end of the file."""
-        if not self.in_quotes:
-            return None
-        self.in_quotes = False
-        return self.start, "\n".join(self.parts), self.ok, self.fallbacks
 
 
 def fast_codec(dialect: Dialect) -> bool:
@@ -162,16 +87,23 @@ def quoted_mask(lines: pa.Array, quotechar: str, in_quotes: bool) -> np.ndarray:
     return (counts > 0) | inside
 
 
-def decode_block(block: bytes, dialect: Dialect) -> pa.Array | None:
-    """Decode a block into Arrow string lines (trailing CRs trimmed); None if it cannot."""
+def decode_block(block: bytes, dialect: Dialect) -> tuple[pa.Array, bool] | None:
+    """Decode a block into Arrow string lines, each with its CR if it ends in CRLF.
+
+    Returns (lines, whether the last line has its line break); None when the block does not
+    decode strictly or has a bare CR (a line end the Arrow split on LF does not see).
+    """
+    if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+        return None
     try:
         text = block.decode(dialect.encoding)
     except UnicodeDecodeError:
         return None
     lines = _lines_array(text)
-    if text.endswith("\n"):  # the empty piece after the last line break is not a line
+    ends = text.endswith("\n")
+    if ends:  # the empty piece after the last line break is not a line
         lines = lines.slice(0, len(lines) - 1)
-    return pc.utf8_rtrim(lines, characters="\r")
+    return lines, ends
 
 
 def split_record(text: str, dialect: Dialect) -> list[str] | None:
@@ -192,24 +124,38 @@ def strings_table(
 class BlockParser:
     """Turn blocks of whole lines into (rows table, rejects), fast where exact, else careful."""
 
-    def __init__(self, dialect: Dialect, source_file: str, fast: bool = True) -> None:
-        self.dialect, self.source_file = dialect, source_file
+    def __init__(
+        self,
+        dialect: Dialect,
+        source_file: str,
+        fast: bool = True,
+        limit: int = MAX_RECORD_BYTES,
+    ) -> None:
+        self.dialect, self.source_file, self.limit = dialect, source_file, limit
         self.fast = fast and fast_codec(dialect)
-        self.assembler = RecordAssembler(dialect)
+        self.assembler = RecordAssembler(dialect, limit)
         self.header: tuple[str, ...] = ()
         self.fallback_lines = 0
 
-    def careful(
-        self, records: list[Record]
-    ) -> tuple[pa.Table | None, list[tuple[str, int, str, str]]]:
-        """Split records one by one (the careful reader); return rows table and rejects."""
+    def careful(self, records: list[Record]) -> tuple[pa.Table | None, list[RejectRow]]:
+        """Split records one by one (the careful reader); return rows table and rejects.
+
+        Reasons, first match: ``record_too_long``, ``nul_byte``, ``encoding_error``,
+        ``malformed_row``.
+        """
         width, name = len(self.header), self.source_file
-        rejects: list[tuple[str, int, str, str]] = []
+        rejects: list[RejectRow] = []
         rows: list[list[str]] = []
         lines: list[int] = []
         raws: list[str] = []
-        for start, text, ok, fallbacks in records:
+        for start, text, ok, fallbacks, too_long in records:
+            if too_long:
+                rejects.append((name, start, Reason.RECORD_TOO_LONG.value, text))
+                continue
             self.fallback_lines += fallbacks
+            if "\x00" in text:
+                rejects.append((name, start, Reason.NUL_BYTE.value, text))
+                continue
             if not ok:
                 rejects.append((name, start, Reason.ENCODING_ERROR.value, text))
                 continue
@@ -222,30 +168,39 @@ class BlockParser:
             raws.append(text)
         return (strings_table(self.header, rows, lines, raws) if rows else None), rejects
 
-    def block(
-        self, number: int, data: bytes
-    ) -> tuple[pa.Table | None, list[tuple[str, int, str, str]]]:
+    def block(self, number: int, data: Block) -> tuple[pa.Table | None, list[RejectRow]]:
         """Return the rows (in file order) and rejects of one block of whole lines."""
+        if isinstance(data, LongLine):
+            record = self.assembler.feed_long(number, data)
+            return self.careful([record] if record is not None else [])
         feed = self.assembler.feed
         decoded = decode_block(data, self.dialect) if self.fast else None
         if decoded is None:
             lines = block_lines(data)
             records = [r for i, line in enumerate(lines) if (r := feed(number + i, line))]
             return self.careful(records)
-        mask = quoted_mask(decoded, self.dialect.quotechar, self.assembler.in_quotes)
+        with_cr, ends = decoded
+        has_cr = b"\r" in data
+        trimmed = pc.utf8_rtrim(with_cr, characters="\r") if has_cr else with_cr
+        lengths = pc.binary_length(trimmed).to_numpy(zero_copy_only=False)
+        mask = quoted_mask(trimmed, self.dialect.quotechar, self.assembler.in_quotes)
+        mask |= lengths > self.limit
+        if b"\x00" in data:
+            mask |= pc.match_substring(trimmed, "\x00").to_numpy(zero_copy_only=False)
         records = []
-        encoding = self.dialect.encoding
+        encoding, last = self.dialect.encoding, len(with_cr) - 1
         for i, text in zip(
-            np.flatnonzero(mask), decoded.filter(pa.array(mask)).to_pylist(), strict=True
+            np.flatnonzero(mask), with_cr.filter(pa.array(mask)).to_pylist(), strict=True
         ):
-            record = feed(number + int(i), text.encode(encoding))
+            line = text.encode(encoding) + (b"\n" if ends or i != last else b"")
+            record = feed(number + int(i), line)
             if record is not None:
                 records.append(record)
         careful, rejects = self.careful(records)
-        keep = ~mask & (pc.binary_length(decoded).to_numpy(zero_copy_only=False) > 0)
-        numbers = np.arange(number, number + len(decoded), dtype=np.int64)[keep]
+        keep = ~mask & (lengths > 0)
+        numbers = np.arange(number, number + len(trimmed), dtype=np.int64)[keep]
         columns, line_numbers, raws, fast_rejects = split_fast(
-            decoded.filter(pa.array(keep)),
+            trimmed.filter(pa.array(keep)),
             numbers,
             len(self.header),
             self.dialect,

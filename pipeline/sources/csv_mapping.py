@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipeline import io
 from pipeline.cleaning.rules import CleanRules
+from pipeline.config import MAX_RECORD_BYTES
 from pipeline.errors import ConfigError, InputError
 from pipeline.sources.reading import (
     REJECT_COLUMNS,
@@ -292,12 +293,16 @@ class RawChunk:
 
 
 def iter_export(
-    config: SourceConfig, paths: list[Path], files: list[FileInfo]
+    config: SourceConfig,
+    paths: list[Path],
+    files: list[FileInfo],
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> Iterator[RawChunk]:
     """Yield an export as canonical raw chunks, file by file, CSV in ``chunk_rows`` pieces.
 
     ``files`` receives each file's :class:`FileInfo` once the file has been read (the
-    independent record count runs after the parser, on the same bytes).
+    independent record count runs after the parser, on the same bytes). A text record longer
+    than ``max_record_bytes`` is a ``record_too_long`` reject.
     """
     from pipeline.sources.online_retail import drop_sheet_overlap
 
@@ -305,7 +310,13 @@ def iter_export(
         spec = config.tables[table]  # type: ignore[index]
         with read_errors(name):
             if detect_format(path) == "csv":
-                reader = CsvReader(path, config.dialect, name, config.chunk_rows)
+                reader = CsvReader(
+                    path,
+                    config.dialect,
+                    name,
+                    config.chunk_rows,
+                    max_record_bytes=max_record_bytes,
+                )
                 columns = resolve_mapping(reader.header, spec, table, name)
                 for rows, rejects in reader.chunks():
                     yield RawChunk(

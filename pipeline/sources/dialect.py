@@ -40,9 +40,16 @@ class Dialect(BaseModel):
     def _known_encoding(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                codecs.lookup(value)
+                name = codecs.lookup(value).name
             except LookupError as exc:
                 raise ValueError(f"unknown encoding {value!r}") from exc
+            if name.startswith(("utf-16", "utf-32")):
+                # Read from their byte-order mark whatever this says (pipeline.sources.encodings)
+                raise ValueError(
+                    f"encoding {value!r}: UTF-16 and UTF-32 files are read by their byte-order "
+                    "mark whatever the dialect says; name the encoding of the text inside "
+                    "(utf-8), or convert a file without a mark to UTF-8"
+                )
         return value
 
     @field_validator("delimiter")

@@ -2,19 +2,27 @@
 
 This is the reading edge of the source adapters: every file is read as text (no type guessing),
 each record keeps its 1-based physical start line (header = line 1) and its original text, and
-the records are counted a second time by :func:`count_csv_records`, a byte-level reader that
-shares no code with the parser, so that a record the parser merged or dropped is caught by the
+the records are counted a second time by
+:func:`pipeline.sources.record_count.count_csv_records`, a byte-level reader that shares no code
+with the parser, so that a record the parser merged or dropped is caught by the
 reconciliation in the manifest.
 
-Record rule (both readers): a record ends at a line break outside double quotes; quotes are
-balanced by counting them per physical line (``""`` inside a quoted field counts twice, so it
-never toggles). An unbalanced quote therefore makes one long record that ends where the quotes
-balance again; it is rejected as ``malformed_row`` with all its lines in ``raw``. Empty lines
-outside quotes are not records.
+Record rule (both readers): a record ends at a line break (LF, CRLF or a bare CR, mixed as they
+come) outside double quotes; quotes are balanced by counting them (``""`` inside a quoted field
+counts twice, so it never toggles). A line break inside a quoted field is part of the field, as
+it is in the file. An unbalanced quote therefore makes one long record that ends where the
+quotes balance again; it is rejected as ``malformed_row`` with all its lines in ``raw``. Empty
+lines outside quotes are not records (Python's csv module returns them as empty rows). On
+well-formed quoting this is exactly the csv module's record rule (a property test checks both).
 
 Encodings: each physical line is decoded with ``dialect.encoding``; a line that fails is decoded
 with ``dialect.encoding_fallback`` (counted, with a warning), or, without a fallback, the record is
-rejected as ``encoding_error``. A UTF-8 byte-order mark is dropped.
+rejected as ``encoding_error``. A UTF-8 byte-order mark is dropped; UTF-16 and UTF-32 with a
+byte-order mark are transcoded to UTF-8 under the reader (:mod:`pipeline.sources.encodings`).
+
+NUL bytes: a record holding one is rejected as ``nul_byte``, wherever it is in the file (a NUL
+is what a crash or a zero-filled block leaves, and C-string tools cut text at it); a file whose
+head is mostly control bytes is not text: ERR "binary file".
 """
 
 from __future__ import annotations
@@ -33,18 +41,13 @@ import pyarrow as pa
 
 from pipeline import io
 from pipeline.cleaning.reasons import Reason
+from pipeline.config import MAX_RECORD_BYTES
 from pipeline.errors import InputError
-from pipeline.sources.csv_blocks import (
-    BLOCK_BYTES,
-    BOM,
-    BlockParser,
-    Record,
-    block_lines,
-    blocks,
-    split_record,
-    strings_table,
-)
+from pipeline.sources.csv_blocks import BlockParser, split_record, strings_table
 from pipeline.sources.dialect import Dialect
+from pipeline.sources.encodings import binary_reason, bom_length, wide_codec
+from pipeline.sources.record_count import count_csv_records
+from pipeline.sources.records import BLOCK_BYTES, LongLine, Record, block_lines, blocks
 
 logger = logging.getLogger(__name__)
 
@@ -91,27 +94,13 @@ def detect_format(path: Path) -> FileFormat:
             head = handle.read(SNIFF_BYTES)
         if not head:
             raise InputError(f"{path}: input file is empty")
-    if b"\x00" in head:
-        raise InputError(f"{path}: binary file, not delimited text (unsupported format)")
+    codec = wide_codec(head)
+    if codec is not None:
+        head = head[bom_length(codec) :].decode(codec, errors="replace").encode()
+    reason = binary_reason(head)
+    if reason is not None:
+        raise InputError(f"{path}: {reason}")
     return "csv"
-
-
-def count_csv_records(path: Path, quotechar: str = '"') -> int:
-    """Count data records (header excluded) with the quote-parity rule, on raw bytes."""
-    quote = quotechar.encode("ascii")
-    records = 0
-    in_quotes = False
-    with io.open_binary(path) as handle:
-        for number, line in enumerate(handle):
-            if number == 0:
-                line = line.removeprefix(BOM)
-            if not in_quotes:
-                if not line.strip(b"\r\n"):
-                    continue
-                records += 1
-            if line.count(quote) % 2:
-                in_quotes = not in_quotes
-    return max(records - 1, 0)
 
 
 def _rejects_frame(rows: list[tuple[str, int, str, str]]) -> pd.DataFrame:
@@ -153,6 +142,7 @@ class CsvReader:
     it is exhausted, :meth:`info` counts the records again (independently) and hashes the file.
     Blocks of lines are split by the vectorised fast path of :mod:`pipeline.sources.csv_blocks`
     where that gives the careful reader's result; ``fast=False`` reads every line carefully.
+    A record longer than ``max_record_bytes`` is rejected as ``record_too_long``.
     """
 
     def __init__(
@@ -163,21 +153,36 @@ class CsvReader:
         chunk_rows: int = 50_000,
         block_bytes: int = BLOCK_BYTES,
         fast: bool = True,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
         self.path, self.dialect, self.source_file = path, dialect, source_file
         self.chunk_rows = chunk_rows
-        self._parser = BlockParser(dialect, source_file, fast)
+        with io.open_binary(path) as handle:
+            self.wide_codec = wide_codec(handle.read(4))
+        if self.wide_codec is not None:
+            # Transcoded to UTF-8 below the reader: an undecodable unit is an encoding_error,
+            # never an 8-bit guess.
+            dialect = dialect.model_copy(update={"encoding": "utf-8", "encoding_fallback": None})
+        self._parser = BlockParser(dialect, source_file, fast, max_record_bytes)
         self._assembler = self._parser.assembler
-        self._blocks = blocks(path, block_bytes)
+        self._blocks = blocks(path, block_bytes, max_record_bytes, dialect.quotechar)
         self._pending: tuple[int, bytes] | None = None
         first = self._header_record()
         if first is None:
             raise InputError(f"{source_file}: input file is empty")
-        fields = split_record(first[1], dialect)
+        where = f"{source_file}:{first.start}"
+        if first.too_long:
+            raise InputError(
+                f"{where}: the header is longer than {max_record_bytes:,} bytes "
+                "(clean.max_record_bytes); is this delimited text?"
+            )
+        if "\x00" in first.text:
+            raise InputError(f"{where}: NUL byte in the header")
+        fields = split_record(first.text, dialect)
         if fields is None:
-            raise InputError(f"{source_file}:1: unreadable header")
+            raise InputError(f"{where}: unreadable header")
         self.header = self._parser.header = check_header(fields, source_file, dialect)
-        self._parser.fallback_lines = first[3]
+        self._parser.fallback_lines = first.fallbacks
 
     @property
     def fallback_lines(self) -> int:
@@ -187,16 +192,22 @@ class CsvReader:
     def _header_record(self) -> Record | None:
         """Feed lines to the assembler until the first record; keep the rest of its block."""
         for number, block in self._blocks:
+            if isinstance(block, LongLine):
+                record = self._assembler.feed_long(number, block)
+                if record is not None:
+                    return record
+                continue
+            offset = 0
             for i, line in enumerate(block_lines(block)):
+                offset += len(line)
                 record = self._assembler.feed(number + i, line)
                 if record is not None:
-                    rest = block.split(b"\n", i + 1)
-                    if len(rest) == i + 2 and rest[-1]:
-                        self._pending = (number + i + 1, rest[-1])
+                    if offset < len(block):
+                        self._pending = (number + i + 1, block[offset:])
                     return record
         return self._assembler.finish()
 
-    def _all_blocks(self) -> Iterator[tuple[int, bytes]]:
+    def _all_blocks(self) -> Iterator[tuple[int, bytes | LongLine]]:
         if self._pending is not None:
             yield self._pending
             self._pending = None
@@ -237,10 +248,14 @@ class CsvReader:
 
 
 def read_csv_file(
-    path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 50_000
+    path: Path,
+    dialect: Dialect,
+    source_file: str,
+    chunk_rows: int = 50_000,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> FileFrame:
     """Read a whole delimited text file into one frame (the chunks joined without copying)."""
-    reader = CsvReader(path, dialect, source_file, chunk_rows)
+    reader = CsvReader(path, dialect, source_file, chunk_rows, max_record_bytes=max_record_bytes)
     parts = list(reader.chunks())
     table = pa.concat_tables(
         [pa.Table.from_pandas(rows, preserve_index=False) for rows, _ in parts]
@@ -331,7 +346,11 @@ def read_xlsx_file(path: Path, dialect: Dialect, source_file: str) -> list[FileF
 
 
 def read_file(
-    path: Path, dialect: Dialect, source_file: str, chunk_rows: int = 50_000
+    path: Path,
+    dialect: Dialect,
+    source_file: str,
+    chunk_rows: int = 50_000,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> list[FileFrame]:
     """Read any supported export file; a workbook gives one FileFrame per sheet."""
     with read_errors(source_file):
@@ -340,7 +359,7 @@ def read_file(
             return [read_parquet_file(path, dialect, source_file)]
         if kind == "xlsx":
             return read_xlsx_file(path, dialect, source_file)
-        return [read_csv_file(path, dialect, source_file, chunk_rows)]
+        return [read_csv_file(path, dialect, source_file, chunk_rows, max_record_bytes)]
 
 
 @contextlib.contextmanager

@@ -10,7 +10,9 @@ uses it. Online Retail fixtures are read with configs/sources/online_retail.yaml
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io as pyio
 import json
 import shutil
 import subprocess
@@ -344,6 +346,137 @@ def test_binary_file_is_an_error(clean, tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
     path.write_bytes(bytes(range(256)) * 4)
     assert_err(clean(path), "export.csv", "binary file")
+
+
+# --- Files: line ends, record length, wide Unicode, NUL bytes -----------------------------------
+# Rows are written by `_lines`: invoice 5000NN, one customer per line (1200NN), so each accepted
+# line is its own order; line N of the file is invoice 5000(N-2).
+
+
+def _lines(n: int, description: str = "GLASS BALL") -> list[str]:
+    header = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+    return [header] + [
+        f"5000{i:02d},85048,{description},2,2010-03-01 10:00:00,1.25,1200{i:02d},France"
+        for i in range(n)
+    ]
+
+
+def _csv_count(data: bytes) -> int:
+    """Records Python's csv module reads (blank lines, which it returns as [], not counted)."""
+    text = data.decode("utf-8-sig")
+    return sum(1 for row in csv.reader(pyio.StringIO(text, newline="")) if row) - 1
+
+
+@pytest.mark.reliability("files: CR, LF and CRLF line ends, mixed in one file")
+def test_cr_lf_and_crlf_line_ends_are_all_record_ends(clean, tmp_path: Path) -> None:
+    lines = _lines(6)
+    lines[3] = lines[3].replace("GLASS BALL", '"GLASS\rBALL"')  # a CR inside quotes: the field's
+    lines[4] = lines[4].replace("GLASS BALL", '"GLASS\r\nBALL"')  # a CRLF inside quotes too
+    ends = ["\r", "\n", "\r\n", "\r", "\r\n\r\n", "\n", "\r"]  # a blank line after line 5
+    data = "".join(line + end for line, end in zip(lines, ends, strict=True)).encode()
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(data)
+    outcome = clean(path)
+    assert_recon(outcome)
+    assert outcome.manifest["inputs"][0]["rows_read"] == 6 == _csv_count(data)
+    assert outcome.manifest["rejected"] == 0
+    orders = outcome.table("orders").sort_values("order_id")
+    assert orders["order_id"].tolist() == [f"5000{i:02d}" for i in range(6)]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(_lines(6)) + "\n")
+    assert outcome.table("orders")["customer_id"].tolist() == (
+        clean(plain).table("orders")["customer_id"].tolist()
+    )
+
+
+@pytest.mark.reliability("files: one record longer than the record-length limit")
+def test_a_record_over_the_limit_is_quarantined_and_the_rest_read(clean, tmp_path: Path) -> None:
+    lines = _lines(5)
+    lines[3] = lines[3].replace("GLASS BALL", "X" * 5000)  # line 4: 5 KB, over a 1 KiB limit
+    lines[5] = lines[5].replace("GLASS BALL", '"OPEN')  # line 6: an unclosed quote runs on...
+    lines.append("Y" * 3000)  # ...into line 7, 3 KB more: one record, over the limit
+    path = tmp_path / "long.csv"
+    path.write_text("\r\n".join(lines) + "\r\n")
+    outcome = clean(path, max_record_bytes=1024)
+    assert_recon(outcome)
+    assert outcome.reasons() == {4: "record_too_long", 6: "record_too_long"}
+    raw = outcome.rejects.set_index("line_number")["raw"]
+    assert raw[4].startswith("500002,85048,XXX") and len(raw[4]) < 1200
+    assert raw[4].endswith(f"[truncated: a record of {len(lines[3]):,} bytes]")
+    assert outcome.table("orders")["order_id"].tolist() == ["500000", "500001", "500003"]
+    assert "500004" in raw[6]
+    default = clean(path)  # under the default limit (1 MiB) line 4 is an order
+    assert default.reasons() == {6: "malformed_row"}
+
+
+@pytest.mark.reliability("files: gzip bomb with no newline")
+def test_a_gzip_bomb_line_is_quarantined_without_reading_it_whole(clean, tmp_path: Path) -> None:
+    # three good lines, then 8 MB of one line without a line break (the bomb shape; the
+    # benchmark benchmarks/bench_long_record.py runs gigabytes of it)
+    path = tmp_path / "bomb.csv.gz"
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        handle.write(("\n".join(_lines(3)) + "\n500099,").encode())
+        for _ in range(8):
+            handle.write(b"a" * 2**20)
+    outcome = clean(path, max_record_bytes=4096)
+    assert_recon(outcome)
+    assert outcome.reasons() == {5: "record_too_long"}
+    raw = outcome.rejects["raw"].iloc[0]
+    assert raw.startswith("500099,aaa") and raw.endswith(f"a record of {7 + 8 * 2**20:,} bytes]")
+    assert outcome.manifest["inputs"][0]["rows_read"] == 4
+    assert outcome.table("orders")["order_id"].tolist() == ["500000", "500001", "500002"]
+
+
+@pytest.mark.reliability("files: UTF-16/UTF-32 with a BOM")
+@pytest.mark.parametrize(
+    ("codec", "suffix"),
+    [("utf-16-le", ".csv"), ("utf-16-be", ".csv"), ("utf-32-le", ".csv.gz"), ("utf-32-be", ".csv")],
+)
+def test_utf16_and_utf32_with_a_bom_are_decoded(
+    clean, tmp_path: Path, codec: str, suffix: str
+) -> None:
+    lines = _lines(4, description="CAFÉ Ω")
+    lines[2] = lines[2].replace("CAFÉ Ω", '"CAFÉ\r\nΩ"')  # lines 3-4: a quoted line break
+    text = "\ufeff" + "\r\n".join(lines) + "\r\n"
+    data = text.encode(codec)
+    path = tmp_path / f"wide{suffix}"
+    path.write_bytes(gzip.compress(data, mtime=0) if suffix.endswith(".gz") else data)
+    plain = tmp_path / "plain.csv"
+    plain.write_text(text.removeprefix("\ufeff"), encoding="utf-8", newline="")
+    outcome = clean(path)
+    assert_recon(outcome)
+    assert outcome.manifest["rejected"] == 0
+    assert outcome.manifest["inputs"][0]["rows_read"] == 4
+    wide_orders = outcome.table("orders")
+    pd.testing.assert_frame_equal(wide_orders, clean(plain).table("orders"))
+
+
+@pytest.mark.reliability("files: UTF-16 without a BOM")
+def test_utf16_without_a_bom_is_an_error_naming_it(clean, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes("\n".join(_lines(3)).encode("utf-16-le"))
+    assert_err(clean(path), "export.csv", "binary file", "UTF-16LE", "iconv")
+
+
+@pytest.mark.reliability("files: NUL bytes")
+@pytest.mark.parametrize("line", [3, 400])  # in the first 8 KiB, and far after it
+def test_a_nul_byte_quarantines_its_record_wherever_it_is(clean, tmp_path: Path, line: int) -> None:
+    lines = _lines(450)
+    lines[line - 1] = lines[line - 1].replace("GLASS BALL", "GLASS\x00BALL")
+    path = tmp_path / "nul.csv"
+    path.write_text("\n".join(lines) + "\n")
+    outcome = clean(path)
+    assert_recon(outcome)
+    assert outcome.reasons() == {line: "nul_byte"}
+    assert outcome.rejects["raw"].iloc[0] == lines[line - 1]
+    assert len(outcome.table("orders")) == 449
+
+
+@pytest.mark.reliability("files: a zero-filled file")
+def test_a_file_of_nul_bytes_is_binary(clean, tmp_path: Path) -> None:
+    path = tmp_path / "zeros.csv"
+    path.write_bytes(b"\x00" * 20_000)
+    assert_err(clean(path), "zeros.csv", "binary file")
 
 
 @pytest.mark.reliability("files: output never overwrites an input")

@@ -128,10 +128,30 @@ def test_gzip_and_several_tables(project: Path) -> None:
     }
 
 
+@pytest.mark.reliability("files: UTF-16/UTF-32 with a BOM (inspect)")
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32"])
+def test_utf16_and_utf32_with_a_bom_are_inspected_and_cleaned(
+    project: Path, capsys: pytest.CaptureFixture[str], codec: str
+) -> None:
+    (project / "raw" / "orders.csv").write_bytes(ORDERS.replace("\n", "\r\n").encode(codec))
+    assert main(["inspect", "raw/orders.csv"]) == 0
+    assert "6 transaction lines" in capsys.readouterr().out
+    path = project / "configs" / "sources" / "orders.yaml"
+    config = load_source_config(path)
+    assert config.dialect.delimiter == ";" and config.dialect.encoding == "utf-8"
+    assert "byte-order mark" in path.read_text()
+    params = project / "params.yaml"
+    params.write_text(yaml.safe_dump({"clean": {"as_of": "2025-01-01T00:00:00Z"}}))
+    args = ["clean", "--params", str(params), "--source-config", str(path)]
+    assert main([*args, "--input", "raw/orders.csv", "--out", "clean"]) == 0
+    manifest = yaml.safe_load((project / "clean" / "manifest.json").read_text())
+    assert manifest["rows_read"] == 6 == manifest["accepted"] + manifest["rejected"]
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (ORDERS.encode("utf-16"), "UTF-16 text (UTF-16LE); the reader reads UTF-8"),
+        (ORDERS.encode("utf-16-le"), "looks like UTF-16 text (UTF-16LE) without a byte-order"),
         (ORDERS.split("\n", 1)[1].encode(), "the first line looks like data"),
         (b"", "input file is empty"),
         (b"just one column\nvalue\n", "no delimiter splits"),

@@ -20,10 +20,11 @@ from pydantic import ValidationError
 from pipeline import io
 from pipeline.cleaning.parsing import NUMBER
 from pipeline.errors import InputError
-from pipeline.sources.csv_blocks import BOM
 from pipeline.sources.dialect import WHITESPACE, Dialect
+from pipeline.sources.encodings import codec_label, open_text, wide_codec
 from pipeline.sources.inspect.guess import Guess, confidence_of, percent
 from pipeline.sources.reading import FileFormat, check_header, detect_format, read_errors, read_file
+from pipeline.sources.records import BOM
 
 SAMPLE_RECORDS = 20_000
 HEAD_BYTES = 16 * 2**20
@@ -32,13 +33,6 @@ SNIFF_RECORDS = 500
 SINGLE_DELIMITERS = (",", ";", "\t", "|")
 # Tie-break between delimiters that split as well: multi-character ones (not listed) first.
 PRIORITY = {WHITESPACE: 0, ",": 1, "|": 2, ";": 3, "\t": 4}
-# Byte-order marks of encodings the reader does not read (it reads UTF-8 and 8-bit encodings).
-WIDE_BOMS = (
-    (b"\x00\x00\xfe\xff", "UTF-32BE"),
-    (b"\xff\xfe\x00\x00", "UTF-32LE"),
-    (b"\xfe\xff", "UTF-16BE"),
-    (b"\xff\xfe", "UTF-16LE"),
-)
 # Bytes that cp1252 leaves undefined: a file holding them is latin-1 rather than cp1252.
 CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
 _DATA_LIKE = re.compile(rf"^(?:{NUMBER}|[+-]?\d+,\d+|\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}.*)$")
@@ -80,38 +74,35 @@ class Sample:
 
 
 def read_head(path: Path, source_file: str, limit: int = HEAD_BYTES) -> tuple[bytes, bool]:
-    """Return the first ``limit`` bytes cut after the last whole line, and whether more follow."""
-    with read_errors(source_file), io.open_binary(path) as handle:
+    """Return the first ``limit`` bytes cut after the last whole line, and whether more follow.
+
+    UTF-16/UTF-32 (by their byte-order mark) come transcoded to UTF-8, as the reader sees them.
+    """
+    with read_errors(source_file), open_text(path) as handle:
         head = handle.read(limit + 1)
     if len(head) <= limit:
         return head, False
-    cut = head.rfind(b"\n", 0, limit) + 1
+    cut = max(head.rfind(b"\n", 0, limit), head.rfind(b"\r", 0, limit - 1)) + 1
     return (head[:cut] if cut else head[:limit]), True
 
 
-def refuse_wide_unicode(head: bytes, source_file: str) -> None:
-    """ERR for UTF-16/UTF-32 text: the reader cannot read it; say how to convert it."""
-    codec = next((name for bom, name in WIDE_BOMS if head.startswith(bom)), None)
-    if codec is None and len(head) >= 4 and head[1:40:2].count(0) >= 15:
-        codec = "UTF-16LE"  # ASCII text in UTF-16 without a BOM: every other byte is NUL
-    if codec is None and len(head) >= 4 and head[0:40:2].count(0) >= 15:
-        codec = "UTF-16BE"
-    if codec is not None:
-        family = codec[:6]
-        raise InputError(
-            f"{source_file}: {family} text ({codec}); the reader reads UTF-8 and 8-bit "
-            f"encodings only: convert it first, e.g. iconv -f {family} -t UTF-8 "
-            f"{source_file} > {Path(source_file).with_suffix('.utf8.csv')}"
-        )
+def sniff_encoding(head: bytes, wide: str | None = None) -> Encoding:
+    """Guess the encoding from the lines of the head: UTF-8, or cp1252 / latin-1.
 
-
-def sniff_encoding(head: bytes) -> Encoding:
-    """Guess the encoding from the lines of the head: UTF-8, or cp1252 / latin-1."""
+    ``wide`` is the UTF-16/UTF-32 codec of the file's byte-order mark, when it has one (the
+    head is then already transcoded to UTF-8).
+    """
     bom = head.startswith(BOM)
-    lines = [line for line in head.removeprefix(BOM).split(b"\n") if line.strip(b"\r")]
+    lines = [line for line in head.removeprefix(BOM).splitlines() if line]
     non_ascii = [line for line in lines if not line.isascii()]
     invalid = [line for line in non_ascii if not _decodes(line, "utf-8")]
     note = "; a UTF-8 byte-order mark (the reader drops it)" if bom else ""
+    if wide is not None:
+        evidence = (
+            f"a {codec_label(wide)} byte-order mark: the reader decodes the file as "
+            f"{codec_label(wide)} whatever this says; the text inside is read as UTF-8"
+        )
+        return Encoding(Guess("utf-8", "high", evidence), None, False)
     if not non_ascii:
         evidence = f"all {len(lines):,} sampled lines are ASCII (the same in UTF-8 and cp1252)"
         return Encoding(Guess("utf-8", "high", evidence + note), "cp1252", bom)
@@ -145,12 +136,12 @@ def _decodes(line: bytes, encoding: str) -> bool:
 def decode_lines(head: bytes, encoding: Encoding) -> list[str]:
     """Decode the head line by line as the reader does (the fallback where a line fails)."""
     out = []
-    for line in head.removeprefix(BOM).split(b"\n"):
+    for line in head.removeprefix(BOM).splitlines():
         try:
             text = line.decode(encoding.guess.value)
         except UnicodeDecodeError:
             text = line.decode(encoding.fallback or encoding.guess.value, errors="replace")
-        out.append(text.rstrip("\r"))
+        out.append(text)
     return out
 
 
@@ -253,13 +244,14 @@ def sample_file(path: Path, source_file: str, limit: int = SAMPLE_RECORDS) -> Sa
         raise InputError(f"{source_file}: a folder; give the export's files (one per table)")
     if not path.is_file():
         raise InputError(f"{source_file}: file not found")
-    head, truncated = read_head(path, source_file)
-    refuse_wide_unicode(head, source_file)
     with read_errors(source_file):
         kind = detect_format(path)
+        with io.open_binary(path) as handle:
+            wide = wide_codec(handle.read(4))
     if kind != "csv":
         return _sample_table(path, source_file, kind, limit)
-    encoding = sniff_encoding(head)
+    head, truncated = read_head(path, source_file)
+    encoding = sniff_encoding(head, wide)
     lines = decode_lines(head, encoding)
     records = assemble_records(lines, '"', limit + 1)
     if not records:

@@ -18,7 +18,8 @@ from pipeline.cleaning.parsing import normalise_ids, parse_timestamp
 from pipeline.cleaning.transactions import date_format, order_ids_of
 from pipeline.features.gaps import Gaps
 from pipeline.sources.csv_mapping import FileInfo, SourceConfig, iter_export
-from pipeline.sources.reading import count_csv_records, detect_format
+from pipeline.sources.reading import detect_format
+from pipeline.sources.record_count import count_csv_records
 
 MAX_ROWS = 5_000_000
 DAY_US = 86_400_000_000

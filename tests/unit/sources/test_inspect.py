@@ -22,7 +22,6 @@ from pipeline.sources.inspect.rules import (
 from pipeline.sources.inspect.sample import (
     assemble_records,
     looks_like_data,
-    refuse_wide_unicode,
     sniff_delimiter,
     sniff_encoding,
 )
@@ -59,10 +58,11 @@ def test_a_few_latin1_lines_among_utf8_use_the_fallback() -> None:
     )
 
 
-@pytest.mark.parametrize("codec", ["utf-16", "utf-32", "utf-16-le"])
-def test_utf16_and_utf32_are_refused_with_the_fix(codec: str) -> None:
-    with pytest.raises(InputError, match=r"UTF-(16|32).*iconv -f UTF-(16|32) -t UTF-8"):
-        refuse_wide_unicode("client,date\nA1,2024-01-01\n".encode(codec), "export.csv")
+def test_a_wide_byte_order_mark_is_named_and_read_as_utf8() -> None:
+    # the head comes transcoded to UTF-8 (pipeline.sources.encodings.open_text)
+    guess = sniff_encoding("client,ville\nA1,Besançon\n".encode(), wide="utf-16-le")
+    assert (guess.guess.value, guess.guess.confidence, guess.fallback) == ("utf-8", "high", None)
+    assert "UTF-16LE byte-order mark" in guess.guess.evidence
 
 
 # --- dialect --------------------------------------------------------------------------------
