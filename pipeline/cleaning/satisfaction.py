@@ -37,6 +37,7 @@ def clean_feedback(rows: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) -
     if "resolution_hours" in rows.columns:
         hours, bad = parse_number(rows["resolution_hours"], rules.decimal)
         verdicts.reject(bad | (hours < 0), Reason.NON_NUMERIC_RESOLUTION_HOURS)
+        verdicts.reject(hours > rules.max_resolution_hours, Reason.RESOLUTION_HOURS_OUT_OF_RANGE)
         out["resolution_hours"] = hours
     feedback = out[verdicts.accepted].sort_values(
         ["customer_id", "feedback_ts", "kind"], kind="stable", ignore_index=True

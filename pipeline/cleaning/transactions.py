@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cleaning.parsing import blank, normalise_ids, parse_number, parse_timestamp
-from pipeline.cleaning.reasons import Reason, non_numeric
+from pipeline.cleaning.reasons import Reason, non_numeric, out_of_range
 from pipeline.cleaning.rules import CleanRules
+from pipeline.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +141,10 @@ class TransactionCleaner:
         values: dict[str, pd.Series] = {}
         for column in NUMERIC:
             if column in lines.columns:
-                values[column], bad = parse_number(lines[column], rules.decimal)
+                parsed, bad = parse_number(lines[column], rules.decimal)
                 required = column != "discount"
-                verdicts.reject(bad | (values[column].isna() & required), non_numeric(column))
+                verdicts.reject(bad | (parsed.isna() & required), non_numeric(column))
+                values[column] = within_bound(parsed, bound(rules, column), verdicts, column)
         optional_ts: dict[str, pd.Series] = {}
         for column in OPTIONAL_TS:
             if column in lines.columns:
@@ -175,7 +177,9 @@ class TransactionCleaner:
             )
             zero = price == 0
             verdicts.reject(checked & ((price < 0) | zero & reject_zero), Reason.NON_POSITIVE_PRICE)
-            line_value, items, unit = quantity * price, quantity.abs(), price
+            # both factors are bounded, so the product is finite; it has its own bound
+            line_value = within_bound(quantity * price, rules.max_amount, verdicts, "amount")
+            items, unit = quantity.abs(), price
         else:
             amount = values["amount"]
             zero = amount == 0
@@ -269,6 +273,21 @@ def order_ids_of(lines: pd.DataFrame, stamps: pd.Series) -> pd.Series:
     return stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z").astype("string")
 
 
+def bound(rules: CleanRules, column: str) -> float:
+    """Return the largest magnitude a value of a numeric transaction column may have."""
+    return rules.max_quantity if column == "quantity" else rules.max_amount
+
+
+def within_bound(values: pd.Series, limit: float, verdicts: Verdicts, column: str) -> pd.Series:
+    """Reject values above ``limit`` in magnitude (inf included) as ``<column>_out_of_range``.
+
+    Returns the values with those masked to NaN, so nothing downstream computes with them.
+    """
+    beyond = (values.abs() > limit).fillna(False).astype(bool)
+    verdicts.reject(beyond, out_of_range(column))
+    return values.mask(beyond)
+
+
 def clean_transactions(lines: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) -> TableResult:
     """Clean one in-memory table of invoice lines (a single chunk)."""
     cleaner = TransactionCleaner(rules, as_of)
@@ -328,11 +347,29 @@ def _orders(partials: pd.DataFrame) -> pd.DataFrame:
         spec["channel"] = ("channel", "first")
     orders = lines.groupby(KEY, sort=False, dropna=False).agg(**spec).reset_index()
     # fractional quantities (weights) round; an order has at least one item
-    orders["n_items"] = orders["n_items"].round().clip(lower=1).astype("int64")
+    orders["n_items"] = item_counts(orders["n_items"].round().clip(lower=1))
     orders["n_distinct_products"] = orders["n_distinct_products"].astype("int64")
     return orders.sort_values(
         ["customer_id", "order_ts", "order_id"], kind="stable", ignore_index=True
     )
+
+
+#: Item counts at or above this do not fit int64 (a float64 of 2**63 already overflows it).
+INT64_LIMIT = float(2**63)
+
+
+def item_counts(items: pd.Series) -> pd.Series:
+    """Cast orders' summed quantities to int64, or fail naming the order: never a silent wrap.
+
+    Unreachable with the rules' quantity cap unless one order has millions of lines at it.
+    """
+    beyond = ~(items < INT64_LIMIT)  # NaN included
+    if beyond.any():
+        raise DataError(
+            f"an order's item count does not fit int64 ({items[beyond].iloc[0]:.3g} items): "
+            "lower rules.max_quantity"
+        )
+    return items.astype("int64")
 
 
 def _returns(lines: pd.DataFrame, rules: CleanRules) -> pd.DataFrame:

@@ -11,7 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.clean import clean_export, clean_tables, default_as_of
-from pipeline.cleaning.parsing import normalise_ids, parse_bool, parse_number, parse_timestamp
+from pipeline.cleaning.parsing import (
+    normalise_ids,
+    parse_bool,
+    parse_number,
+    parse_timestamp,
+)
 from pipeline.cleaning.reasons import Reason
 from pipeline.cleaning.rules import CleanRules
 from pipeline.sources.csv_mapping import (
@@ -116,6 +121,39 @@ def raw_lines(rows: list[tuple[str, str, str, str, str, str]]) -> RawTables:
         (FileInfo("t.csv", "transactions", len(rows), "x", 0),),
         "test",
     )
+
+
+NUMBER_TEXT = st.one_of(
+    st.sampled_from(["1e20", "1e308", "1e309", "-1e309", "9" * 400, "inf", "NaN", "0", "-3"]),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.integers(-(10**30), 10**30).map(str),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["1", "2", "C3"]), NUMBER_TEXT, NUMBER_TEXT, st.sampled_from("789")
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_no_number_sinks_the_table_or_reaches_it_infinite(
+    lines: list[tuple[str, str, str, str]],
+) -> None:
+    raw = raw_lines(
+        [
+            (order, "A", quantity, "2011-01-01 10:00:00", price, customer)
+            for order, quantity, price, customer in lines
+        ]
+    )
+    result = clean_tables(raw, RULES, AS_OF)  # validated by the schemas, which refuse inf
+    assert result.manifest["rows_read"] == result.manifest["accepted"] + result.manifest["rejected"]
+    orders = result.tables["orders"]
+    assert (orders["gross_amount"] <= len(lines) * RULES.max_amount).all()
+    assert (orders["n_items"] <= len(lines) * RULES.max_quantity + 1).all()
 
 
 def test_lines_are_aggregated_per_invoice_and_inputs_not_mutated() -> None:
