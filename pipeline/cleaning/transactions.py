@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipeline.cleaning.parsing import blank, normalise_ids, parse_number, parse_timestamp
+from pipeline.cleaning.parsing import blank, fold_ids, parse_number, parse_timestamp, tidy_ids
 from pipeline.cleaning.reasons import Reason, non_numeric, out_of_range
 from pipeline.cleaning.rules import CleanRules
 from pipeline.errors import DataError
@@ -58,12 +58,19 @@ def common_checks(
     ts_column: str,
     as_of: pd.Timestamp,
     duplicates: pd.Series | None = None,
+    ids_normalised: Counter[str] | None = None,
 ) -> tuple[pd.Series, pd.Series]:
-    """Duplicate, customer id, timestamp and future checks shared by every table."""
+    """Duplicate, customer id, timestamp and future checks shared by every table.
+
+    Lines whose customer id the Unicode rule changed are counted in ``ids_normalised``.
+    """
     if duplicates is None:
         duplicates = lines.duplicated(subset=field_columns(lines), keep="first")
     verdicts.reject(duplicates, Reason.DUPLICATE_ROW)
-    ids = normalise_ids(lines["customer_id"], rules.id_nulls)
+    folded, changed = fold_ids(lines["customer_id"])
+    if ids_normalised is not None:
+        ids_normalised["customer_id"] += changed
+    ids = tidy_ids(folded, rules.id_nulls)
     verdicts.reject(ids.isna(), Reason.MISSING_CUSTOMER_ID)
     if ts_column not in lines.columns:
         return ids, pd.Series(pd.NaT, index=lines.index, dtype="datetime64[us, UTC]")
@@ -127,15 +134,22 @@ class TransactionCleaner:
         self.order_ids_derived = False
         self.codes: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
+        self.ids_normalised: Counter[str] = Counter()
 
     def add(self, lines: pd.DataFrame) -> pd.Series:
         """Check one chunk of raw lines; return its reasons (<NA> = accepted)."""
         rules = self.rules
         verdicts = Verdicts(lines.index)
         ids, stamps = common_checks(
-            lines, verdicts, rules, "order_ts", self.as_of, self.duplicates(lines)
+            lines,
+            verdicts,
+            rules,
+            "order_ts",
+            self.as_of,
+            self.duplicates(lines),
+            self.ids_normalised,
         )
-        order_ids = order_ids_of(lines, stamps)
+        order_ids = order_ids_of(lines, stamps, self.ids_normalised)
         self.order_ids_derived = self.order_ids_derived or "order_id" not in lines.columns
         verdicts.reject(blank(order_ids), Reason.MISSING_ORDER_ID)
         values: dict[str, pd.Series] = {}
@@ -160,11 +174,12 @@ class TransactionCleaner:
             else pd.Series(False, index=lines.index)
         )
         self.has_sku = self.has_sku or "sku" in lines.columns
-        sku = (
-            lines["sku"].str.strip().str.upper()
-            if "sku" in lines.columns
-            else pd.Series("", index=lines.index, dtype="string")
-        )
+        if "sku" in lines.columns:
+            folded, changed = fold_ids(lines["sku"])
+            self.ids_normalised["sku"] += changed
+            sku = folded.str.strip().str.upper()
+        else:
+            sku = pd.Series("", index=lines.index, dtype="string")
         non_product = sku.isin(rules.non_product_codes).fillna(False).astype(bool)
         non_product = non_product & verdicts.accepted  # valid lines, excluded from spend
         checked = ~non_product
@@ -255,6 +270,11 @@ class TransactionCleaner:
         counts["zero_value_orders"] = int((orders["gross_amount"] == 0).sum())
         counts["non_product_by_code"] = dict(sorted(self.codes.items()))
         counts["order_id_rule"] = DERIVED_ORDER_IDS if self.order_ids_derived else "from the export"
+        counts["ids_normalised"] = {
+            column: int(self.ids_normalised[column])
+            for column in ("customer_id", "order_id", "sku")
+            if column in self.ids_normalised
+        }
         return {"orders": orders, "returns": returns}, counts
 
 
@@ -262,14 +282,20 @@ class TransactionCleaner:
 DERIVED_ORDER_IDS = "derived: one order per customer per timestamp (the export has no order id)"
 
 
-def order_ids_of(lines: pd.DataFrame, stamps: pd.Series) -> pd.Series:
+def order_ids_of(
+    lines: pd.DataFrame, stamps: pd.Series, ids_normalised: Counter[str] | None = None
+) -> pd.Series:
     """Return each line's order id: the export's, else its timestamp (one line = one purchase).
 
     Without an order id column the lines of one customer at one instant form one order, so
-    a purchase log with one line per purchase needs no invented ids.
+    a purchase log with one line per purchase needs no invented ids. The export's ids are
+    Unicode-folded like customer ids (``Ｃ536365`` is the cancellation ``C536365``).
     """
     if "order_id" in lines.columns:
-        return lines["order_id"].str.strip()
+        folded, changed = fold_ids(lines["order_id"])
+        if ids_normalised is not None:
+            ids_normalised["order_id"] += changed
+        return folded.str.strip()
     return stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z").astype("string")
 
 

@@ -771,6 +771,73 @@ def test_extreme_amounts_in_an_amount_export(clean, tmp_path: Path) -> None:
     _assert_finite(outcome)
 
 
+# --- Unicode ids ---------------------------------------------------------------------------------
+# One customer 17850 written seven ways, each line its own order (invoice 489440 + n):
+UNICODE_IDS = [
+    "17850",
+    "\uff11\uff17\uff18\uff15\uff10",  # fullwidth digits (NFKC)
+    "\u0661\u0667\u0668\u0665\u0660",  # Arabic-Indic digits (not NFKC: category Nd)
+    "\u06f1\u06f7\u06f8\u06f5\u06f0.0",  # Extended Arabic-Indic (Persian), written as a float
+    "178\u200b50",  # a zero-width space inside
+    "\ufeff17850",  # a BOM (U+FEFF) in front
+    "\u200e17850\u3000",  # a left-to-right mark and an ideographic space
+]
+
+
+@pytest.mark.reliability("rows: ids with fullwidth or other Unicode digits, zero-width characters")
+def test_unicode_spellings_of_an_id_are_one_customer(clean, tmp_path: Path) -> None:
+    body = [
+        f"{489440 + n},85048,MUG,1,2010-06-0{1 + n} 10:00:00,2.5,{customer},UK"
+        for n, customer in enumerate(UNICODE_IDS)
+    ]
+    body.append(  # a fullwidth cancellation of the first order, fullwidth stock code too
+        "\uff23\uff14\uff18\uff19\uff14\uff14\uff10,\uff18\uff15\uff10\uff14\uff18,MUG,-1,"
+        "2010-06-09 10:00:00,2.5,17850,UK"
+    )
+    body.append("489450,85048,MUG,1,2010-06-09 10:00:00,2.5,M\u00fcller,UK")  # stays as it is
+    export = tmp_path / "ids.csv"
+    export.write_text("\n".join([OR_HEADER, *body]) + "\n", encoding="utf-8")
+    outcome = clean(export)
+    assert_recon(outcome)
+    assert outcome.manifest["rejected"] == 0
+    orders = outcome.table("orders")
+    assert sorted(orders["customer_id"].unique()) == ["17850", "M\u00fcller"]
+    assert (orders["customer_id"] == "17850").sum() == len(UNICODE_IDS)
+    returns = outcome.table("returns")
+    assert returns[["customer_id", "return_id"]].values.tolist() == [["17850", "C489440"]]
+    assert outcome.manifest["ids_normalised"] == {
+        "transactions": {"customer_id": 6, "order_id": 1, "sku": 1}
+    }
+
+
+@pytest.mark.reliability("rows: ids with fullwidth or other Unicode digits, zero-width characters")
+def test_unicode_ids_are_folded_in_every_table(clean, tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(RAW / "synthetic", export)
+    with open(export / "customers.csv", "a", encoding="utf-8") as handle:
+        handle.write("\uff11\uff12\uff13,2023-06-01,true,west\n")  # 123 (whose line 4 is bad)
+        handle.write("\u0661\u0667\u0668\u0665\u0660,2023-06-01,true,west\n")  # 17850 again
+    with open(export / "feedback.csv", "a", encoding="utf-8") as handle:
+        handle.write("\u200b123,2024-01-24 10:00:00,review,5,,\n")
+    outcome = clean(export, config=SYNTHETIC, as_of="2025-01-01T00:00:00Z")
+    assert_recon(outcome)
+    customers = outcome.rejects[outcome.rejects["table"] == "customers"]
+    assert dict(zip(customers["line_number"], customers["reason_code"], strict=True)) == {
+        3: "duplicate_customer",
+        4: "non_boolean_loyalty_member",
+        5: "future_date",
+        7: "duplicate_customer",  # the Arabic-Indic 17850
+    }
+    assert outcome.table("customers")["customer_id"].tolist() == ["123", "17850"]
+    feedback = outcome.table("feedback")
+    assert feedback.loc[feedback["kind"] == "review", "customer_id"].tolist() == ["123", "17850"]
+    assert outcome.manifest["ids_normalised"] == {
+        "customers": {"customer_id": 2},
+        "feedback": {"customer_id": 1},
+        "transactions": {"customer_id": 0, "order_id": 0, "sku": 0},
+    }
+
+
 # --- a big file ----------------------------------------------------------------------------------
 
 BIG_LINES = 200_000
