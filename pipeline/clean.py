@@ -123,13 +123,16 @@ class _Cleaner:
         """Clean the held tables, aggregate orders and returns, validate, reconcile."""
         tables: dict[str, pd.DataFrame] = {}
         counts: dict[str, Any] = {}
+        ids_normalised: dict[str, Any] = {}
         if "transactions" in self.provided:
             aggregated, counts = self.transactions.finish()
+            ids_normalised["transactions"] = counts.pop("ids_normalised")
             tables.update(aggregated)
         for table, parts in self.held.items():
             rows = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
             result = CLEANERS[table](rows, self.rules, self.as_of)
             tables.update(result.tables)
+            ids_normalised[table] = result.counts["ids_normalised"]
             self._account(table, rows, result.reasons)
         rejects = pd.concat(self.rejects, ignore_index=True) if self.rejects else empty_rejects()
         rejects = rejects.astype(
@@ -147,6 +150,8 @@ class _Cleaner:
         manifest = _manifest(
             files, source, self.provided, tables, rejects, self.accepted_by_file, counts, self.as_of
         )
+        # lines per table and id column whose id the Unicode rule changed (fold_id)
+        manifest["ids_normalised"] = dict(sorted(ids_normalised.items()))
         _warn_missing_ids(manifest, missing_customer_id_warn_rate)
         return CleanResult(tables, rejects, manifest)
 

@@ -7,6 +7,7 @@ Optional columns are declared ``required=False``: a source that lacks them leave
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from collections.abc import Iterator
 
@@ -41,16 +42,22 @@ def _ts(*, nullable: bool = False, required: bool = True) -> pa.Column:
     return pa.Column(UTC_TS, nullable=nullable, required=required)
 
 
+def _finite(*, nullable: bool = False, required: bool = True) -> pa.Column:
+    """Return a float64 column >= 0 and finite (the cleaning bounds keep inf out; this checks)."""
+    finite = pa.Check.in_range(0, math.inf, include_max=False)
+    return pa.Column("float64", finite, nullable=nullable, required=required)
+
+
 ORDERS = pa.DataFrameSchema(
     {
         "customer_id": ID,
         "order_id": ID,
         "order_ts": _ts(),
         # 0 = every line of the order was worth zero (rules.zero_value_lines: keep)
-        "gross_amount": pa.Column("float64", pa.Check.ge(0)),
+        "gross_amount": _finite(),
         "n_items": pa.Column("int64", pa.Check.ge(1)),
         "n_distinct_products": pa.Column("int64", pa.Check.ge(1)),
-        "discount_amount": pa.Column("float64", pa.Check.ge(0), required=False),
+        "discount_amount": _finite(required=False),
         "promised_ts": _ts(nullable=True, required=False),
         "delivered_ts": _ts(nullable=True, required=False),
         "channel": pa.Column("string", nullable=True, required=False),
@@ -65,7 +72,7 @@ RETURNS = pa.DataFrameSchema(
         "order_id": pa.Column("string", nullable=True),
         "return_id": ID,
         "return_ts": _ts(),
-        "amount": pa.Column("float64", pa.Check.ge(0)),
+        "amount": _finite(),
         "reason": pa.Column("string", nullable=True, required=False),
     },
     strict=True,
@@ -79,7 +86,7 @@ FEEDBACK = pa.DataFrameSchema(
         "kind": pa.Column("string", pa.Check.isin(["review", "survey", "nps", "complaint"])),
         "score": pa.Column("float64", pa.Check.in_range(0, 10), nullable=True, required=False),
         "resolved": pa.Column("boolean", nullable=True, required=False),
-        "resolution_hours": pa.Column("float64", pa.Check.ge(0), nullable=True, required=False),
+        "resolution_hours": _finite(nullable=True, required=False),
     },
     strict=True,
     name="feedback",

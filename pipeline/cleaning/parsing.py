@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,53 @@ def blank(text: pd.Series) -> pd.Series:
     return text.isna() | (text.str.strip() == "")
 
 
-def normalise_ids(text: pd.Series, nulls: tuple[str, ...]) -> pd.Series:
-    """Normalise customer ids once: strip, ``17850.0`` -> ``17850``, null spellings -> <NA>."""
+def fold_id(raw: str) -> str:
+    """Fold the Unicode spellings of one id to one: ``"１７８５０"``, ``"١٧٨٥٠"`` -> ``"17850"``.
+
+    NFKC (fullwidth letters and digits, ideographic space), then format characters (category
+    Cf: zero-width space U+200B, BOM U+FEFF, direction marks U+200E/U+200F, soft hyphen)
+    dropped, then every Unicode decimal digit (category Nd: Arabic-Indic, Devanagari, ...,
+    which NFKC leaves alone) written as its ASCII digit. An ASCII id is returned unchanged.
+    """
+    if raw.isascii():
+        return raw
+    chars = []
+    for char in unicodedata.normalize("NFKC", raw):
+        if char.isascii():
+            chars.append(char)
+        elif char.isdecimal():
+            chars.append(str(unicodedata.decimal(char)))
+        elif unicodedata.category(char) != "Cf":
+            chars.append(char)
+    return "".join(chars)
+
+
+def fold_ids(text: pd.Series) -> tuple[pd.Series, int]:
+    """Vectorised :func:`fold_id`; return the folded ids and how many values it changed.
+
+    Only non-ASCII values take the slow path, once per distinct value: an all-ASCII column
+    costs one Arrow ``is_ascii`` pass.
+    """
+    text = text.astype("string")
+    special = ~text.str.isascii().fillna(True).astype(bool)
+    if not special.any():
+        return text, 0
+    others = text[special]
+    folded = others.map({value: fold_id(value) for value in others.unique()}).astype("string")
+    changed = int((folded != others).sum())
+    return text.mask(special, folded), changed
+
+
+def tidy_ids(text: pd.Series, nulls: tuple[str, ...]) -> pd.Series:
+    """Strip, ``17850.0`` -> ``17850``, null spellings -> <NA> (on ids already folded)."""
     ids = text.astype("string").str.strip()
     ids = ids.str.replace(FLOAT_ID, r"\1", regex=True)
     return ids.mask(ids.str.lower().isin(nulls) | ids.isna(), pd.NA)
+
+
+def normalise_ids(text: pd.Series, nulls: tuple[str, ...]) -> pd.Series:
+    """Normalise customer ids once: Unicode folded (:func:`fold_id`), then :func:`tidy_ids`."""
+    return tidy_ids(fold_ids(text)[0], nulls)
 
 
 def normalise_id(raw: str) -> str:
@@ -33,7 +76,7 @@ def normalise_id(raw: str) -> str:
     For streaming code that sees one raw id at a time (the scoring split); a unit test checks
     that both agree.
     """
-    text = raw.strip()
+    text = fold_id(raw).strip()
     match = _FLOAT_ID.match(text)
     return match.group(1) if match else text
 

@@ -25,6 +25,10 @@ class Reason(StrEnum):
     NON_NUMERIC_UNIT_PRICE = "non_numeric_unit_price"
     NON_NUMERIC_AMOUNT = "non_numeric_amount"
     NON_NUMERIC_DISCOUNT = "non_numeric_discount"
+    QUANTITY_OUT_OF_RANGE = "quantity_out_of_range"
+    UNIT_PRICE_OUT_OF_RANGE = "unit_price_out_of_range"
+    AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
+    DISCOUNT_OUT_OF_RANGE = "discount_out_of_range"
     NON_POSITIVE_QUANTITY = "non_positive_quantity"
     NON_POSITIVE_PRICE = "non_positive_price"
     NON_POSITIVE_AMOUNT = "non_positive_amount"
@@ -35,6 +39,7 @@ class Reason(StrEnum):
     SCORE_OUT_OF_RANGE = "score_out_of_range"
     NON_BOOLEAN_RESOLVED = "non_boolean_resolved"
     NON_NUMERIC_RESOLUTION_HOURS = "non_numeric_resolution_hours"
+    RESOLUTION_HOURS_OUT_OF_RANGE = "resolution_hours_out_of_range"
     # customers
     NON_BOOLEAN_LOYALTY_MEMBER = "non_boolean_loyalty_member"
     DUPLICATE_CUSTOMER = "duplicate_customer"
@@ -43,3 +48,8 @@ class Reason(StrEnum):
 def non_numeric(column: str) -> Reason:
     """Return the ``non_numeric_<column>`` reason of a numeric column."""
     return Reason(f"non_numeric_{column}")
+
+
+def out_of_range(column: str) -> Reason:
+    """Return the ``<column>_out_of_range`` reason of a bounded numeric column."""
+    return Reason(f"{column}_out_of_range")

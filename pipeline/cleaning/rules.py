@@ -39,6 +39,15 @@ class CleanRules(BaseModel):
     # Lines above these are kept but flagged (counted in the manifest).
     extreme_quantity: float = Field(default=10_000, gt=0)
     extreme_unit_price: float = Field(default=10_000, gt=0)
+    # Quarantine bounds: a value of larger magnitude, or one that is not finite (1e309, a
+    # 400-digit integer), is rejected as <column>_out_of_range. max_amount bounds every money
+    # value: unit prices, amounts, discounts and each line's quantity x unit price. The caps
+    # keep any sum finite and an order's item count inside int64 (below 9 million lines at
+    # the cap, 9 billion at the default), so no clean table can hold inf.
+    max_quantity: float = Field(default=1e9, gt=0, le=1e12)
+    max_amount: float = Field(default=1e12, gt=0, le=1e15)
+    # A complaint open longer than this (hours; default ten years) is a data error.
+    max_resolution_hours: float = Field(default=87_600, gt=0, le=1e7)
 
     @field_validator("timezone")
     @classmethod

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 
 from pipeline.cleaning.parsing import parse_bool, parse_number, parse_timestamp
@@ -16,7 +18,10 @@ SCORE_RANGE = {"review": (1.0, 5.0), "survey": (1.0, 5.0), "nps": (0.0, 10.0)}
 def clean_feedback(rows: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) -> TableResult:
     """Validate feedback rows; scores must lie in their kind's range; complaints carry no score."""
     verdicts = Verdicts(rows.index)
-    ids, stamps = common_checks(rows, verdicts, rules, "feedback_ts", as_of)
+    ids_normalised: Counter[str] = Counter()
+    ids, stamps = common_checks(
+        rows, verdicts, rules, "feedback_ts", as_of, ids_normalised=ids_normalised
+    )
     kind = rows["kind"].str.strip().str.lower()
     verdicts.reject(~kind.isin(KINDS).fillna(False), Reason.INVALID_KIND)
     out = pd.DataFrame({"customer_id": ids, "feedback_ts": stamps, "kind": kind})
@@ -37,17 +42,19 @@ def clean_feedback(rows: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) -
     if "resolution_hours" in rows.columns:
         hours, bad = parse_number(rows["resolution_hours"], rules.decimal)
         verdicts.reject(bad | (hours < 0), Reason.NON_NUMERIC_RESOLUTION_HOURS)
+        verdicts.reject(hours > rules.max_resolution_hours, Reason.RESOLUTION_HOURS_OUT_OF_RANGE)
         out["resolution_hours"] = hours
     feedback = out[verdicts.accepted].sort_values(
         ["customer_id", "feedback_ts", "kind"], kind="stable", ignore_index=True
     )
-    return TableResult({"feedback": feedback}, verdicts.reason, {})
+    return TableResult({"feedback": feedback}, verdicts.reason, id_counts(ids_normalised))
 
 
 def clean_customers(rows: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) -> TableResult:
     """Validate customer attributes; one row per customer (later repeats are rejected)."""
     verdicts = Verdicts(rows.index)
-    ids, _ = common_checks(rows, verdicts, rules, "__none__", as_of)
+    ids_normalised: Counter[str] = Counter()
+    ids, _ = common_checks(rows, verdicts, rules, "__none__", as_of, ids_normalised=ids_normalised)
     out = pd.DataFrame({"customer_id": ids})
     if "signup_ts" in rows.columns:
         signup, bad = parse_timestamp(
@@ -66,4 +73,9 @@ def clean_customers(rows: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) 
     repeated = ids[verdicts.accepted].duplicated(keep="first").reindex(ids.index, fill_value=False)
     verdicts.reject(repeated, Reason.DUPLICATE_CUSTOMER)
     customers = out[verdicts.accepted].sort_values("customer_id", kind="stable", ignore_index=True)
-    return TableResult({"customers": customers}, verdicts.reason, {})
+    return TableResult({"customers": customers}, verdicts.reason, id_counts(ids_normalised))
+
+
+def id_counts(ids_normalised: Counter[str]) -> dict[str, object]:
+    """Return the ``counts`` of a table whose only id column is the customer id."""
+    return {"ids_normalised": {"customer_id": int(ids_normalised["customer_id"])}}

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipeline.cleaning.parsing import blank, normalise_ids, parse_number, parse_timestamp
-from pipeline.cleaning.reasons import Reason, non_numeric
+from pipeline.cleaning.parsing import blank, fold_ids, parse_number, parse_timestamp, tidy_ids
+from pipeline.cleaning.reasons import Reason, non_numeric, out_of_range
 from pipeline.cleaning.rules import CleanRules
+from pipeline.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,19 @@ def common_checks(
     ts_column: str,
     as_of: pd.Timestamp,
     duplicates: pd.Series | None = None,
+    ids_normalised: Counter[str] | None = None,
 ) -> tuple[pd.Series, pd.Series]:
-    """Duplicate, customer id, timestamp and future checks shared by every table."""
+    """Duplicate, customer id, timestamp and future checks shared by every table.
+
+    Lines whose customer id the Unicode rule changed are counted in ``ids_normalised``.
+    """
     if duplicates is None:
         duplicates = lines.duplicated(subset=field_columns(lines), keep="first")
     verdicts.reject(duplicates, Reason.DUPLICATE_ROW)
-    ids = normalise_ids(lines["customer_id"], rules.id_nulls)
+    folded, changed = fold_ids(lines["customer_id"])
+    if ids_normalised is not None:
+        ids_normalised["customer_id"] += changed
+    ids = tidy_ids(folded, rules.id_nulls)
     verdicts.reject(ids.isna(), Reason.MISSING_CUSTOMER_ID)
     if ts_column not in lines.columns:
         return ids, pd.Series(pd.NaT, index=lines.index, dtype="datetime64[us, UTC]")
@@ -126,23 +134,31 @@ class TransactionCleaner:
         self.order_ids_derived = False
         self.codes: Counter[str] = Counter()
         self.counts: Counter[str] = Counter()
+        self.ids_normalised: Counter[str] = Counter()
 
     def add(self, lines: pd.DataFrame) -> pd.Series:
         """Check one chunk of raw lines; return its reasons (<NA> = accepted)."""
         rules = self.rules
         verdicts = Verdicts(lines.index)
         ids, stamps = common_checks(
-            lines, verdicts, rules, "order_ts", self.as_of, self.duplicates(lines)
+            lines,
+            verdicts,
+            rules,
+            "order_ts",
+            self.as_of,
+            self.duplicates(lines),
+            self.ids_normalised,
         )
-        order_ids = order_ids_of(lines, stamps)
+        order_ids = order_ids_of(lines, stamps, self.ids_normalised)
         self.order_ids_derived = self.order_ids_derived or "order_id" not in lines.columns
         verdicts.reject(blank(order_ids), Reason.MISSING_ORDER_ID)
         values: dict[str, pd.Series] = {}
         for column in NUMERIC:
             if column in lines.columns:
-                values[column], bad = parse_number(lines[column], rules.decimal)
+                parsed, bad = parse_number(lines[column], rules.decimal)
                 required = column != "discount"
-                verdicts.reject(bad | (values[column].isna() & required), non_numeric(column))
+                verdicts.reject(bad | (parsed.isna() & required), non_numeric(column))
+                values[column] = within_bound(parsed, bound(rules, column), verdicts, column)
         optional_ts: dict[str, pd.Series] = {}
         for column in OPTIONAL_TS:
             if column in lines.columns:
@@ -158,11 +174,12 @@ class TransactionCleaner:
             else pd.Series(False, index=lines.index)
         )
         self.has_sku = self.has_sku or "sku" in lines.columns
-        sku = (
-            lines["sku"].str.strip().str.upper()
-            if "sku" in lines.columns
-            else pd.Series("", index=lines.index, dtype="string")
-        )
+        if "sku" in lines.columns:
+            folded, changed = fold_ids(lines["sku"])
+            self.ids_normalised["sku"] += changed
+            sku = folded.str.strip().str.upper()
+        else:
+            sku = pd.Series("", index=lines.index, dtype="string")
         non_product = sku.isin(rules.non_product_codes).fillna(False).astype(bool)
         non_product = non_product & verdicts.accepted  # valid lines, excluded from spend
         checked = ~non_product
@@ -175,7 +192,9 @@ class TransactionCleaner:
             )
             zero = price == 0
             verdicts.reject(checked & ((price < 0) | zero & reject_zero), Reason.NON_POSITIVE_PRICE)
-            line_value, items, unit = quantity * price, quantity.abs(), price
+            # both factors are bounded, so the product is finite; it has its own bound
+            line_value = within_bound(quantity * price, rules.max_amount, verdicts, "amount")
+            items, unit = quantity.abs(), price
         else:
             amount = values["amount"]
             zero = amount == 0
@@ -251,6 +270,11 @@ class TransactionCleaner:
         counts["zero_value_orders"] = int((orders["gross_amount"] == 0).sum())
         counts["non_product_by_code"] = dict(sorted(self.codes.items()))
         counts["order_id_rule"] = DERIVED_ORDER_IDS if self.order_ids_derived else "from the export"
+        counts["ids_normalised"] = {
+            column: int(self.ids_normalised[column])
+            for column in ("customer_id", "order_id", "sku")
+            if column in self.ids_normalised
+        }
         return {"orders": orders, "returns": returns}, counts
 
 
@@ -258,15 +282,36 @@ class TransactionCleaner:
 DERIVED_ORDER_IDS = "derived: one order per customer per timestamp (the export has no order id)"
 
 
-def order_ids_of(lines: pd.DataFrame, stamps: pd.Series) -> pd.Series:
+def order_ids_of(
+    lines: pd.DataFrame, stamps: pd.Series, ids_normalised: Counter[str] | None = None
+) -> pd.Series:
     """Return each line's order id: the export's, else its timestamp (one line = one purchase).
 
     Without an order id column the lines of one customer at one instant form one order, so
-    a purchase log with one line per purchase needs no invented ids.
+    a purchase log with one line per purchase needs no invented ids. The export's ids are
+    Unicode-folded like customer ids (``Ｃ536365`` is the cancellation ``C536365``).
     """
     if "order_id" in lines.columns:
-        return lines["order_id"].str.strip()
+        folded, changed = fold_ids(lines["order_id"])
+        if ids_normalised is not None:
+            ids_normalised["order_id"] += changed
+        return folded.str.strip()
     return stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z").astype("string")
+
+
+def bound(rules: CleanRules, column: str) -> float:
+    """Return the largest magnitude a value of a numeric transaction column may have."""
+    return rules.max_quantity if column == "quantity" else rules.max_amount
+
+
+def within_bound(values: pd.Series, limit: float, verdicts: Verdicts, column: str) -> pd.Series:
+    """Reject values above ``limit`` in magnitude (inf included) as ``<column>_out_of_range``.
+
+    Returns the values with those masked to NaN, so nothing downstream computes with them.
+    """
+    beyond = (values.abs() > limit).fillna(False).astype(bool)
+    verdicts.reject(beyond, out_of_range(column))
+    return values.mask(beyond)
 
 
 def clean_transactions(lines: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) -> TableResult:
@@ -328,11 +373,29 @@ def _orders(partials: pd.DataFrame) -> pd.DataFrame:
         spec["channel"] = ("channel", "first")
     orders = lines.groupby(KEY, sort=False, dropna=False).agg(**spec).reset_index()
     # fractional quantities (weights) round; an order has at least one item
-    orders["n_items"] = orders["n_items"].round().clip(lower=1).astype("int64")
+    orders["n_items"] = item_counts(orders["n_items"].round().clip(lower=1))
     orders["n_distinct_products"] = orders["n_distinct_products"].astype("int64")
     return orders.sort_values(
         ["customer_id", "order_ts", "order_id"], kind="stable", ignore_index=True
     )
+
+
+#: Item counts at or above this do not fit int64 (a float64 of 2**63 already overflows it).
+INT64_LIMIT = float(2**63)
+
+
+def item_counts(items: pd.Series) -> pd.Series:
+    """Cast orders' summed quantities to int64, or fail naming the order: never a silent wrap.
+
+    Unreachable with the rules' quantity cap unless one order has millions of lines at it.
+    """
+    beyond = ~(items < INT64_LIMIT)  # NaN included
+    if beyond.any():
+        raise DataError(
+            f"an order's item count does not fit int64 ({items[beyond].iloc[0]:.3g} items): "
+            "lower rules.max_quantity"
+        )
+    return items.astype("int64")
 
 
 def _returns(lines: pd.DataFrame, rules: CleanRules) -> pd.DataFrame:

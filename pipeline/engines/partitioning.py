@@ -143,12 +143,29 @@ class RecordKeys:
             key = _key_of(record, index, self.layout).encode("latin-1")
         part = self._cache.get(key)
         if part is None:
-            text = key.decode("latin-1")
+            text = _decode_key(key, self.layout.dialect)
             part = partition_of(text, self.n_partitions) if normalise_id(text) else -1
             if len(self._cache) > 2_000_000:  # bound memory on huge id spaces
                 self._cache.clear()
             self._cache[key] = part
         return part
+
+
+def _decode_key(key: bytes, dialect: Dialect) -> str:
+    """Decode a raw id as the reader does: the encoding, then the fallback, then latin-1.
+
+    So a fullwidth or Arabic-Indic id folds to the partition of its ASCII spelling (a key only
+    latin-1 decodes belongs to a record clean rejects as ``encoding_error`` anyway).
+    """
+    if key.isascii():
+        return key.decode("ascii")
+    for encoding in (dialect.encoding, dialect.encoding_fallback):
+        if encoding is not None:
+            try:
+                return key.decode(encoding)
+            except UnicodeDecodeError:
+                pass
+    return key.decode("latin-1")
 
 
 def _key_of(record: bytes, index: int, layout: CsvLayout) -> str:

@@ -14,6 +14,7 @@ import csv
 import gzip
 import io as pyio
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -677,6 +678,297 @@ def test_outputs_are_byte_identical_across_runs(clean, tmp_path: Path) -> None:
     saved = {p.name: p.read_bytes() for p in first.out.iterdir()}
     second = clean(RAW / "online_retail_rows.csv")
     assert {p.name: p.read_bytes() for p in second.out.iterdir()} == saved
+
+
+# --- extreme numbers -----------------------------------------------------------------------------
+# Each line below is one customer's order of one line (invoice = 490000 + line number); the
+# comment says why it is there. Quantity and price caps: rules.max_quantity 1e9, max_amount 1e12.
+OR_HEADER = "Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country"
+EXTREME_LINES = [
+    # (quantity, price, reason or None = accepted)
+    ("12", "6.95", None),  # an ordinary line
+    ("1e20", "1.25", "quantity_out_of_range"),  # wrapped to -2**63 when cast to int64
+    ("1e308", "1.25", "quantity_out_of_range"),  # finite, but sums overflow
+    ("1e309", "1.25", "quantity_out_of_range"),  # parses to inf
+    ("9" * 400, "1.25", "quantity_out_of_range"),  # a 400-digit integer: inf as float64
+    ("-" + "9" * 400, "1.25", "quantity_out_of_range"),  # ... and -inf, no cancellation
+    ("2", "1e308", "unit_price_out_of_range"),  # 2 x 1e308 = inf
+    ("2", "-1e309", "unit_price_out_of_range"),  # -inf, not non_positive_price
+    ("inf", "1.25", "non_numeric_quantity"),  # not a plain number
+    ("3", "Infinity", "non_numeric_unit_price"),
+    ("3", "NaN", "non_numeric_unit_price"),
+    ("-inf", "1.25", "non_numeric_quantity"),
+    ("1e6", "1e7", "amount_out_of_range"),  # each within its cap; the line is worth 1e13
+    ("5e8", "1000", None),  # within every cap: kept, flagged as extreme (worth 5e11)
+    ("0.5", "2.5", None),  # a weight: n_items rounds to at least one item
+]
+
+
+def _extreme_export(path: Path, lines: list[tuple[str, str, str | None]]) -> Path:
+    body = [
+        f"{490002 + i},85048,MUG,{quantity},2010-06-01 10:00:00,{price},{13000 + i},UK"
+        for i, (quantity, price, _) in enumerate(lines)
+    ]
+    path.write_text("\n".join([OR_HEADER, *body]) + "\n")
+    return path
+
+
+def _assert_finite(outcome: Outcome) -> None:
+    """No clean table holds inf, -inf or NaN in a money or count column."""
+    for name in ("orders", "returns", "feedback"):
+        if (outcome.out / f"{name}.parquet").exists():
+            numbers = outcome.table(name).select_dtypes("number")
+            assert numbers.apply(lambda c: c.dropna().map(math.isfinite).all()).all(), name
+
+
+@pytest.mark.reliability("rows: extreme quantity or price (1e20, 1e308, 1e309, inf, 400 digits)")
+def test_extreme_numbers_are_quarantined_each_with_its_reason(clean, tmp_path: Path) -> None:
+    outcome = clean(_extreme_export(tmp_path / "extreme.csv", EXTREME_LINES))
+    assert_recon(outcome)
+    assert "Traceback" not in outcome.err
+    expected = {i + 2: r for i, (_, _, r) in enumerate(EXTREME_LINES) if r is not None}
+    assert outcome.reasons() == expected
+    assert outcome.manifest["rejected_by_reason"] == {
+        "amount_out_of_range": 1,
+        "non_numeric_quantity": 2,
+        "non_numeric_unit_price": 2,
+        "quantity_out_of_range": 5,
+        "unit_price_out_of_range": 2,
+    }
+    _assert_finite(outcome)
+    orders = outcome.table("orders").set_index("customer_id")
+    assert sorted(orders.index) == ["13000", "13013", "13014"]
+    assert orders.loc["13013", "gross_amount"] == 5e11
+    assert orders.loc["13014", "n_items"] == 1
+    assert outcome.manifest["transactions"]["extreme_lines_flagged"] == 1
+
+
+@pytest.mark.reliability("rows: extreme quantity or price (1e20, 1e308, 1e309, inf, 400 digits)")
+def test_extreme_numbers_on_cancellations_and_a_source_cap(clean, tmp_path: Path) -> None:
+    export = tmp_path / "extreme.csv"
+    export.write_text(
+        "\n".join(
+            [
+                OR_HEADER,
+                "C490002,85048,MUG,-1e309,2010-06-01 10:00:00,1.25,13000,UK",  # an inf return
+                "C490003,85048,MUG,-2,2010-06-01 10:00:00,1.25,13001,UK",  # an ordinary return
+                "490004,85048,MUG,2000,2010-06-01 10:00:00,1.25,13002,UK",  # above a cap of 1000
+            ]
+        )
+        + "\n"
+    )
+    config = yaml.safe_load(ONLINE_RETAIL.read_text())
+    config["rules"]["max_quantity"] = 1000
+    capped = tmp_path / "capped.yaml"
+    capped.write_text(yaml.safe_dump(config))
+    outcome = clean(export, config=capped)
+    assert_recon(outcome)
+    assert outcome.reasons() == {2: "quantity_out_of_range", 4: "quantity_out_of_range"}
+    assert outcome.table("returns")["amount"].tolist() == [2.5]
+    _assert_finite(outcome)
+
+
+def test_a_cap_above_what_int64_and_float64_can_sum_is_a_config_error(
+    clean, tmp_path: Path
+) -> None:
+    config = yaml.safe_load(ONLINE_RETAIL.read_text())
+    config["rules"]["max_quantity"] = 1e300
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    assert_err(clean(RAW / "utf8.csv", config=bad), "bad.yaml", "rules.max_quantity")
+
+
+def _snapshot(tables: Outcome) -> pd.DataFrame:
+    """Features of every customer at a cutoff after all orders (the scoring snapshot)."""
+    from pipeline.features.catalog import load_catalog
+    from pipeline.features.snapshot import build_snapshot
+    from tests.support.params import fixed_features
+
+    snapshot = build_snapshot(
+        orders=tables.table("orders"),
+        returns=tables.table("returns"),
+        feedback=None,
+        customers=None,
+        cutoff="2011-01-01",
+        params=fixed_features(partitions=1, workers=1, active_within_days="any"),
+        catalog=load_catalog(REPO / "configs" / "features.yaml"),
+    )
+    return snapshot.set_index("customer_id")
+
+
+@pytest.mark.reliability(
+    "rows: extreme quantity or price (one huge line changes no other customer's features)"
+)
+@pytest.mark.parametrize(
+    ("quantity", "price", "rejected"),
+    [("1e20", "6.95", True), ("1e309", "6.95", True), ("5e8", "1000", False)],
+)
+def test_one_huge_line_changes_no_other_customers_rows_or_features(
+    clean, tmp_path: Path, quantity: str, price: str, rejected: bool
+) -> None:
+    base = (RAW / "online_retail_rows.csv").read_text()
+    huge = f"489999,85048,MUG,{quantity},2010-06-01 10:00:00,{price},13085,United Kingdom\n"
+    (tmp_path / "base").mkdir()
+    (tmp_path / "huge").mkdir()
+    (tmp_path / "base" / "rows.csv").write_text(base)
+    (tmp_path / "huge" / "rows.csv").write_text(base + huge)
+    before = _keep(clean(tmp_path / "base" / "rows.csv"), tmp_path / "before")
+    after = clean(tmp_path / "huge" / "rows.csv")
+    assert_recon(after)
+    _assert_finite(after)
+    assert (after.reasons().get(23) == "quantity_out_of_range") is rejected
+    for name in ("orders", "returns"):
+        kept, now = before.table(name), after.table(name)
+        pd.testing.assert_frame_equal(
+            now[now["customer_id"] != "13085"].reset_index(drop=True),
+            kept[kept["customer_id"] != "13085"].reset_index(drop=True),
+        )
+    features_before, features_after = _snapshot(before), _snapshot(after)
+    pd.testing.assert_frame_equal(
+        features_after.drop(index="13085"), features_before.drop(index="13085")
+    )
+    if rejected:  # nothing of the huge line reaches its own customer either
+        pd.testing.assert_frame_equal(features_after, features_before)
+
+
+def _keep(outcome: Outcome, where: Path) -> Outcome:
+    """Move a run's output aside so the next run of the `clean` fixture does not replace it."""
+    assert_recon(outcome)
+    shutil.move(outcome.out, where)
+    return Outcome(outcome.code, outcome.err, where)
+
+
+@pytest.mark.reliability("rows: extreme quantity or price (every numeric column)")
+def test_extreme_values_in_every_numeric_column(clean, tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(RAW / "synthetic", export)
+    with open(export / "transactions.csv", "a") as handle:
+        handle.write(  # line 8: discount 1e309; line 9: discount 1e20; line 10: fine
+            "500005,16031,CAKE STAND,1,4.23,2024-01-23 09:00:00,123,app,1e309,2024-01-25,\n"
+            "500006,16031,CAKE STAND,1,4.23,2024-01-23 09:00:00,123,app,1e20,2024-01-25,\n"
+            "500007,16031,CAKE STAND,1,4.23,2024-01-23 09:00:00,123,app,0.25,2024-01-25,\n"
+        )
+    with open(export / "feedback.csv", "a") as handle:
+        handle.write(  # lines 9-14
+            "17850,2024-01-13 09:00:00,review,1e309,,\n"
+            "17850,2024-01-13 10:00:00,nps," + "9" * 400 + ",,\n"
+            "17850,2024-01-13 11:00:00,complaint,,true,1e309\n"
+            "17850,2024-01-13 12:00:00,complaint,,true,1e308\n"
+            "17850,2024-01-13 13:00:00,complaint,,true,1e6\n"
+            "17850,2024-01-13 14:00:00,complaint,,true,Infinity\n"
+        )
+    outcome = clean(export, config=SYNTHETIC, as_of="2025-01-01T00:00:00Z")
+    assert_recon(outcome)
+    by_table = {
+        table: dict(zip(group["line_number"], group["reason_code"], strict=True))
+        for table, group in outcome.rejects.groupby("table")
+    }
+    assert by_table["transactions"] == {
+        6: "negative_discount",
+        7: "bad_date",
+        8: "discount_out_of_range",
+        9: "discount_out_of_range",
+    }
+    assert {k: v for k, v in by_table["feedback"].items() if k >= 9} == {
+        9: "score_out_of_range",
+        10: "score_out_of_range",
+        11: "resolution_hours_out_of_range",
+        12: "resolution_hours_out_of_range",
+        13: "resolution_hours_out_of_range",
+        14: "non_numeric_resolution_hours",
+    }
+    _assert_finite(outcome)
+    assert outcome.table("orders").set_index("order_id").loc["500007", "discount_amount"] == 0.25
+
+
+@pytest.mark.reliability("rows: extreme quantity or price (every numeric column)")
+def test_extreme_amounts_in_an_amount_export(clean, tmp_path: Path) -> None:
+    export = tmp_path / "orders.csv"
+    export.write_text(
+        "client;order_no;date;total;discount;channel\n"
+        "A1;1;03/09/2024 10:00;12,50;0;web\n"
+        "A2;2;03/09/2024 10:00;1e20;0;web\n"
+        "A3;3;03/09/2024 10:00;1e309;0;web\n"
+        "A4;R4;03/09/2024 10:00;-1e309;0;web\n"
+        "A5;5;03/09/2024 10:00;7,5;1e13;web\n"
+    )
+    outcome = clean(export, config=EU, as_of="2025-01-01T00:00:00Z")
+    assert_recon(outcome)
+    assert outcome.reasons() == {
+        3: "amount_out_of_range",
+        4: "amount_out_of_range",
+        5: "amount_out_of_range",
+        6: "discount_out_of_range",
+    }
+    assert outcome.table("orders")["customer_id"].tolist() == ["A1"]
+    _assert_finite(outcome)
+
+
+# --- Unicode ids ---------------------------------------------------------------------------------
+# One customer 17850 written seven ways, each line its own order (invoice 489440 + n):
+UNICODE_IDS = [
+    "17850",
+    "\uff11\uff17\uff18\uff15\uff10",  # fullwidth digits (NFKC)
+    "\u0661\u0667\u0668\u0665\u0660",  # Arabic-Indic digits (not NFKC: category Nd)
+    "\u06f1\u06f7\u06f8\u06f5\u06f0.0",  # Extended Arabic-Indic (Persian), written as a float
+    "178\u200b50",  # a zero-width space inside
+    "\ufeff17850",  # a BOM (U+FEFF) in front
+    "\u200e17850\u3000",  # a left-to-right mark and an ideographic space
+]
+
+
+@pytest.mark.reliability("rows: ids with fullwidth or other Unicode digits, zero-width characters")
+def test_unicode_spellings_of_an_id_are_one_customer(clean, tmp_path: Path) -> None:
+    body = [
+        f"{489440 + n},85048,MUG,1,2010-06-0{1 + n} 10:00:00,2.5,{customer},UK"
+        for n, customer in enumerate(UNICODE_IDS)
+    ]
+    body.append(  # a fullwidth cancellation of the first order, fullwidth stock code too
+        "\uff23\uff14\uff18\uff19\uff14\uff14\uff10,\uff18\uff15\uff10\uff14\uff18,MUG,-1,"
+        "2010-06-09 10:00:00,2.5,17850,UK"
+    )
+    body.append("489450,85048,MUG,1,2010-06-09 10:00:00,2.5,M\u00fcller,UK")  # stays as it is
+    export = tmp_path / "ids.csv"
+    export.write_text("\n".join([OR_HEADER, *body]) + "\n", encoding="utf-8")
+    outcome = clean(export)
+    assert_recon(outcome)
+    assert outcome.manifest["rejected"] == 0
+    orders = outcome.table("orders")
+    assert sorted(orders["customer_id"].unique()) == ["17850", "M\u00fcller"]
+    assert (orders["customer_id"] == "17850").sum() == len(UNICODE_IDS)
+    returns = outcome.table("returns")
+    assert returns[["customer_id", "return_id"]].values.tolist() == [["17850", "C489440"]]
+    assert outcome.manifest["ids_normalised"] == {
+        "transactions": {"customer_id": 6, "order_id": 1, "sku": 1}
+    }
+
+
+@pytest.mark.reliability("rows: ids with fullwidth or other Unicode digits, zero-width characters")
+def test_unicode_ids_are_folded_in_every_table(clean, tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    shutil.copytree(RAW / "synthetic", export)
+    with open(export / "customers.csv", "a", encoding="utf-8") as handle:
+        handle.write("\uff11\uff12\uff13,2023-06-01,true,west\n")  # 123 (whose line 4 is bad)
+        handle.write("\u0661\u0667\u0668\u0665\u0660,2023-06-01,true,west\n")  # 17850 again
+    with open(export / "feedback.csv", "a", encoding="utf-8") as handle:
+        handle.write("\u200b123,2024-01-24 10:00:00,review,5,,\n")
+    outcome = clean(export, config=SYNTHETIC, as_of="2025-01-01T00:00:00Z")
+    assert_recon(outcome)
+    customers = outcome.rejects[outcome.rejects["table"] == "customers"]
+    assert dict(zip(customers["line_number"], customers["reason_code"], strict=True)) == {
+        3: "duplicate_customer",
+        4: "non_boolean_loyalty_member",
+        5: "future_date",
+        7: "duplicate_customer",  # the Arabic-Indic 17850
+    }
+    assert outcome.table("customers")["customer_id"].tolist() == ["123", "17850"]
+    feedback = outcome.table("feedback")
+    assert feedback.loc[feedback["kind"] == "review", "customer_id"].tolist() == ["123", "17850"]
+    assert outcome.manifest["ids_normalised"] == {
+        "customers": {"customer_id": 2},
+        "feedback": {"customer_id": 1},
+        "transactions": {"customer_id": 0, "order_id": 0, "sku": 0},
+    }
 
 
 # --- a big file ----------------------------------------------------------------------------------

@@ -11,7 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.clean import clean_export, clean_tables, default_as_of
-from pipeline.cleaning.parsing import normalise_ids, parse_bool, parse_number, parse_timestamp
+from pipeline.cleaning.parsing import (
+    fold_id,
+    fold_ids,
+    normalise_ids,
+    parse_bool,
+    parse_number,
+    parse_timestamp,
+)
 from pipeline.cleaning.reasons import Reason
 from pipeline.cleaning.rules import CleanRules
 from pipeline.sources.csv_mapping import (
@@ -40,6 +47,38 @@ def test_ids_are_normalised_once() -> None:
         strings(["17850.0", " 17850", "17850", "", "NaN", None, "A-7"]), RULES.id_nulls
     )
     assert ids.tolist() == ["17850", "17850", "17850", pd.NA, pd.NA, pd.NA, "A-7"]
+
+
+#: The zero of some Unicode decimal digit families (category Nd), fullwidth and math bold too.
+DIGIT_ZEROS = [0x30, 0x660, 0x6F0, 0x966, 0x9E6, 0xE50, 0xFF10, 0x1D7CE, 0x1D7EC]
+FORMAT_CHARACTERS = ["\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\ufeff", "\u00ad"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    number=st.integers(0, 10**12),
+    zeros=st.lists(st.sampled_from(DIGIT_ZEROS), min_size=1, max_size=13),
+    inserts=st.lists(st.tuples(st.integers(0, 14), st.sampled_from(FORMAT_CHARACTERS)), max_size=3),
+    float_suffix=st.booleans(),
+)
+def test_any_unicode_spelling_of_a_numeric_id_is_its_ascii_digits(
+    number: int, zeros: list[int], inserts: list[tuple[int, str]], float_suffix: bool
+) -> None:
+    digits = str(number)
+    spelt = [chr(zeros[i % len(zeros)] + int(d)) for i, d in enumerate(digits)]
+    for position, char in inserts:
+        spelt.insert(min(position, len(spelt)), char)
+    text = " " + "".join(spelt) + (".0" if float_suffix else "") + "\u3000"
+    assert normalise_ids(strings([text]), RULES.id_nulls).tolist() == [digits]
+    folded, changed = fold_ids(strings([text, digits]))
+    assert changed == 1 and folded.iloc[1] == digits
+
+
+def test_ascii_ids_take_no_unicode_path_and_other_scripts_are_kept() -> None:
+    folded, changed = fold_ids(strings(["17850", " 17850.0", None, "M\u00fcller", "\u5f20\u4e09"]))
+    assert changed == 0
+    assert folded.tolist() == ["17850", " 17850.0", pd.NA, "M\u00fcller", "\u5f20\u4e09"]
+    assert fold_id("\uff2d\uff55") == "Mu"  # fullwidth letters: NFKC
 
 
 def test_numbers_are_strict() -> None:
@@ -116,6 +155,39 @@ def raw_lines(rows: list[tuple[str, str, str, str, str, str]]) -> RawTables:
         (FileInfo("t.csv", "transactions", len(rows), "x", 0),),
         "test",
     )
+
+
+NUMBER_TEXT = st.one_of(
+    st.sampled_from(["1e20", "1e308", "1e309", "-1e309", "9" * 400, "inf", "NaN", "0", "-3"]),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.integers(-(10**30), 10**30).map(str),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["1", "2", "C3"]), NUMBER_TEXT, NUMBER_TEXT, st.sampled_from("789")
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_no_number_sinks_the_table_or_reaches_it_infinite(
+    lines: list[tuple[str, str, str, str]],
+) -> None:
+    raw = raw_lines(
+        [
+            (order, "A", quantity, "2011-01-01 10:00:00", price, customer)
+            for order, quantity, price, customer in lines
+        ]
+    )
+    result = clean_tables(raw, RULES, AS_OF)  # validated by the schemas, which refuse inf
+    assert result.manifest["rows_read"] == result.manifest["accepted"] + result.manifest["rejected"]
+    orders = result.tables["orders"]
+    assert (orders["gross_amount"] <= len(lines) * RULES.max_amount).all()
+    assert (orders["n_items"] <= len(lines) * RULES.max_quantity + 1).all()
 
 
 def test_lines_are_aggregated_per_invoice_and_inputs_not_mutated() -> None:

@@ -132,6 +132,32 @@ def test_scalar_normalisation_agrees_with_clean() -> None:
     assert [normalise_id(x) for x in raw] == list(cleaned)
 
 
+UNICODE_17850 = [
+    "\uff11\uff17\uff18\uff15\uff10",  # fullwidth
+    "\u0661\u0667\u0668\u0665\u0660",  # Arabic-Indic
+    "178\u200b50",  # zero-width space
+    "\ufeff17850.0",  # BOM, float spelling
+    "\u3000\u0967\u096d\u096e\u096b\u0966",  # ideographic space, Devanagari
+]
+
+
+def test_unicode_spellings_of_an_id_land_in_its_partition(tmp_path: Path) -> None:
+    """Scoring splits by the folded id, so a customer's lines meet in one partition."""
+    n = 16
+    assert {normalise_id(x) for x in UNICODE_17850} == {"17850"}
+    rows = [f"{i},x,1,{x}\n".encode() for i, x in enumerate(["17850", *UNICODE_17850])]
+    split_csv(_write(tmp_path, rows), tmp_path / "parts", CsvLayout("customer_id"), n)
+    counts = [len(part.splitlines()) - 1 for part in _parts(tmp_path / "parts", n)]
+    assert counts[partition_of("17850", n)] == len(rows)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=12))
+def test_scalar_normalisation_agrees_with_clean_on_any_text(raw: str) -> None:
+    cleaned = normalise_ids(pd.Series([raw], dtype="string"), ())
+    assert normalise_id(raw) == ("" if pd.isna(cleaned.iloc[0]) else cleaned.iloc[0])
+
+
 def _rebuild_from_ranges(source: Path, root: Path, n: int, starts: list[int]) -> None:
     """What the Spark engine does: read ranges, key records, rebuild each partition's folder."""
     layout = CsvLayout("customer_id")
