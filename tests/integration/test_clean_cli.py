@@ -24,7 +24,7 @@ import yaml
 
 from pipeline import io
 from pipeline.cli import main
-from tests.support.faults import FullDisk, assert_disk_full_error, leftovers, snapshot
+from tests.support.faults import assert_disk_full_keeps_old_set, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -435,20 +435,26 @@ def unreadable(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.reliability("infrastructure: disk full while a stage writes its folder (clean)")
-def test_disk_full_leaves_the_previous_complete_set(
-    clean, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_disk_full_leaves_the_previous_complete_set(clean, monkeypatch: pytest.MonkeyPatch) -> None:
     first = clean(RAW / "utf8.csv")
     assert first.code == 0, first.err
+
+    def rerun() -> tuple[int, str]:
+        outcome = clean(RAW / "online_retail_rows.csv")
+        return outcome.code, outcome.err
+
+    # the tables are written, then the disk fills: the old set, not new tables + old manifest
+    disk = assert_disk_full_keeps_old_set(
+        monkeypatch,
+        rerun,
+        [first.out],
+        at="manifest.json",
+        written_first="orders.parquet",
+        named=first.out / "manifest.json",
+    )
+    disk.clear()
     before = snapshot(first.out)
-    disk = FullDisk(monkeypatch, at="manifest.json")  # the tables are written, then disk full
-    outcome = clean(RAW / "online_retail_rows.csv")
-    assert disk.hit and any("orders.parquet" in name for name in disk.written)
-    assert_disk_full_error(outcome.code, outcome.err, first.out.resolve() / "manifest.json")
-    assert snapshot(first.out) == before  # the old complete set, not new tables + old manifest
-    assert leftovers(first.out) == []
-    monkeypatch.undo()
-    assert clean(RAW / "online_retail_rows.csv").code == 0  # a rerun succeeds
+    assert rerun()[0] == 0  # a rerun succeeds, with the new set
     assert snapshot(first.out) != before
 
 

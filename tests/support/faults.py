@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,14 +22,18 @@ class FullDisk:
     """Patch ``os.fsync``: ``ENOSPC`` when flushing a file whose name contains ``at``."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, at: str) -> None:
-        self.at = at
+        self.at: str | None = at
         self.written: list[str] = []  # files flushed in full before the disk filled
         self.hit = False
         self._fsync = os.fsync
         monkeypatch.setattr(os, "fsync", self._flush)
 
+    def clear(self) -> None:
+        """Free the disk again (a rerun after the fault)."""
+        self.at = None
+
     def _flush(self, fd: int) -> None:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
+        if self.at is not None and stat.S_ISREG(os.fstat(fd).st_mode):
             name = Path(os.readlink(f"/proc/self/fd/{fd}")).name
             if self.at in name:
                 self.hit = True
@@ -37,10 +42,12 @@ class FullDisk:
         self._fsync(fd)
 
 
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (relative path -> bytes)."""
+def snapshot(output: Path) -> dict[str, bytes]:
+    """Every file of an output folder (relative path -> bytes), or the one output file."""
+    if output.is_file():
+        return {output.name: output.read_bytes()}
     return {
-        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+        str(p.relative_to(output)): p.read_bytes() for p in sorted(output.rglob("*")) if p.is_file()
     }
 
 
@@ -56,3 +63,29 @@ def assert_disk_full_error(code: int, err: str, path: Path) -> None:
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert errors == [f"error: no space left on device writing {path}"], err
     assert "Traceback" not in err
+
+
+def assert_disk_full_keeps_old_set(
+    monkeypatch: pytest.MonkeyPatch,
+    rerun: Callable[[], tuple[int, str]],
+    outputs: list[Path],
+    at: str,
+    written_first: str,
+    named: Path,
+) -> FullDisk:
+    """Rerun a stage whose outputs exist (``rerun``: exit code, stderr) with the disk filling at
+    file ``at``.
+
+    ``written_first`` is a file of the new set written in full before the disk filled (so the
+    old code would have left a mix). Checks the one-line error naming the final file ``named``,
+    that every output is byte for byte the old set and that no temporary sibling is left.
+    Returns the (still full) disk: ``clear()`` it to rerun.
+    """
+    before = [snapshot(path) for path in outputs]
+    disk = FullDisk(monkeypatch, at=at)
+    code, err = rerun()
+    assert disk.hit and any(written_first in name for name in disk.written), disk.written
+    assert_disk_full_error(code, err, named.resolve())
+    assert [snapshot(path) for path in outputs] == before
+    assert [leftovers(path) for path in outputs] == [[] for _ in outputs]
+    return disk
