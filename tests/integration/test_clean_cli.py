@@ -24,7 +24,7 @@ import yaml
 
 from pipeline import io
 from pipeline.cli import main
-from tests.support.faults import assert_disk_full_keeps_old_set, snapshot
+from tests.support.faults import assert_disk_full_keeps_old_set, snapshot, unreadable
 
 pytestmark = pytest.mark.integration
 
@@ -413,25 +413,6 @@ def test_unreadable_file_is_an_error(
     shutil.copy(RAW / "utf8.csv", path)
     unreadable(path, monkeypatch)
     assert_err(clean(path), "export.csv", "cannot read it (Permission denied)")
-
-
-def unreadable(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``path`` unreadable: mode 000, and for root (who reads anything) a refusing open."""
-    import builtins
-    import errno
-    import os
-
-    path.chmod(0)
-    if os.geteuid() != 0:
-        return
-    real_open = builtins.open
-
-    def refusing(file, *args, **kwargs):
-        if Path(str(file)).resolve() == path.resolve():
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", refusing)
 
 
 @pytest.mark.reliability("infrastructure: disk full while a stage writes its folder (clean)")

@@ -20,7 +20,7 @@ from pipeline import io
 from pipeline.business import ReasonCut
 from pipeline.cli import main
 from pipeline.features.partition import customer_hash
-from tests.support.faults import assert_disk_full_keeps_old_set
+from tests.support.faults import assert_disk_full_keeps_old_set, unreadable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -325,8 +325,6 @@ def test_unusable_input_is_one_line(
     capsys: pytest.CaptureFixture[str],
     kind: str,
 ) -> None:
-    from tests.integration.test_clean_cli import unreadable
-
     path = tmp_path / "export.csv"
     if kind == "symlink loop":
         path.symlink_to(path)

@@ -1,4 +1,5 @@
-"""A full disk without root: the disk fills while one named output file is being written.
+"""Faults without root: a disk that fills while one named output file is written; an unreadable
+input.
 
 Every output file goes through :func:`pipeline.io.atomic_path`, which flushes it with
 ``os.fsync`` before renaming it into place; a real file system reports a full disk at a write or
@@ -89,3 +90,20 @@ def assert_disk_full_keeps_old_set(
     assert [snapshot(path) for path in outputs] == before
     assert [leftovers(path) for path in outputs] == [[] for _ in outputs]
     return disk
+
+
+def unreadable(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``path`` unreadable: mode 000, and for root (who reads anything) a refusing open."""
+    import builtins
+
+    path.chmod(0)
+    if os.geteuid() != 0:
+        return
+    real_open = builtins.open
+
+    def refusing(file, *args, **kwargs):
+        if Path(str(file)).resolve() == path.resolve():
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing)
