@@ -7,6 +7,7 @@ on stderr and a non-zero exit code; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import typer
 from typer._click import exceptions as typer_click  # typer bundles its own copy of click
 
 from pipeline.config import LabelsParams, Params, load_params
-from pipeline.errors import DataError, PipelineError
+from pipeline.errors import DataError, PipelineError, QualityGateError
 
 logger = logging.getLogger("pipeline")
 
@@ -47,6 +48,20 @@ def _root(
 
     logs.configure(verbose)
     logging.captureWarnings(True)
+
+
+# The files each stage writes in its own output folder. A stage replaces that folder whole
+# (pipeline.io.atomic_folder); an existing folder holding anything else is refused, so that a
+# mistyped --out never takes a folder of someone's own files with it.
+OWNS = {
+    "generate": ("*.csv", "*.parquet", "*.json"),
+    "clean": ("*.parquet", "manifest.json"),
+    "features": ("panel.parquet", "scoring.parquet", "summary.json"),
+    "train": ("*.txt", "*.json", "test_predictions.parquet"),
+    "plots": ("*.csv",),
+    "explain": ("*.parquet", "concepts.json"),
+    "report": ("*.html",),
+}
 
 
 def _params(path: Path) -> Params:
@@ -88,17 +103,20 @@ def generate(
     from pipeline.sources import synthetic
 
     settings = _params(params)
+    out = io.resolve_output(out, [params])
     if when_read and not synthetic.reads_folder(settings.data.input, out):
         note = synthetic.not_read_note(settings.data.source, settings.data.input)
-        io.write_json(out / synthetic.SKIPPED_NOTE, note)
+        with io.atomic_folder(out, OWNS["generate"]) as folder:
+            io.write_json(folder / synthetic.SKIPPED_NOTE, note)
         logger.info("generate: skipped, %s", note["reason"])
         return
     result = synthetic.generate(settings.generate)
-    for name in ("transactions", "feedback", "customers"):
-        chunks = synthetic.csv_chunks(getattr(result, name))
-        io.write_text_chunks(out / synthetic.FILES[name], chunks)
-    io.write_parquet(out / synthetic.FILES["ground_truth"], result.ground_truth)
-    io.write_json(out / synthetic.FILES["manifest"], result.manifest)
+    with io.atomic_folder(out, OWNS["generate"]) as folder:
+        for name in ("transactions", "feedback", "customers"):
+            chunks = synthetic.csv_chunks(getattr(result, name))
+            io.write_text_chunks(folder / synthetic.FILES[name], chunks)
+        io.write_parquet(folder / synthetic.FILES["ground_truth"], result.ground_truth)
+        io.write_json(folder / synthetic.FILES["manifest"], result.manifest)
     logger.info("generate: %s -> %s", result.manifest["rows"], out)
 
 
@@ -150,7 +168,7 @@ def inspect_command(
     cwd = Path.cwd()
     result = inspect_export(files, name, forced, cwd, _params(params))
     target = out or Path("configs/sources") / f"{result.proposal.name}.yaml"
-    io.resolve_output(target, files)
+    io.refuse_inside(target, [*files, params])
     if target.exists() and not force:
         raise InputError(f"{target}: already exists; --force to overwrite it, or --name another")
     io.write_text(target, result.yaml_text)
@@ -188,8 +206,11 @@ def clean(
 
     settings = _params(params)
     inputs = list(input_paths or [Path(settings.data.input)])
-    out = io.resolve_output(out, inputs)
-    config = load_source_config(source_config or settings.data.source_config_path())
+    config_path = source_config or settings.data.source_config_path()
+    out = io.refuse_inside(out, [*inputs, config_path, params])
+    io.check_readable(inputs)
+    io.check_replaceable(out, OWNS["clean"])  # before the work, not after it
+    config = load_source_config(config_path)
     as_of = resolve_as_of(settings.clean.as_of, read_extract_as_of(config, inputs))
     result = clean_export(
         config,
@@ -198,13 +219,13 @@ def clean(
         settings.clean.missing_customer_id_warn_rate,
         settings.clean.max_record_bytes,
     )
-    for name in OUTPUT_TABLES:
-        if name in result.tables:
-            io.write_parquet(out / f"{name}.parquet", result.tables[name])
-        else:
-            (out / f"{name}.parquet").unlink(missing_ok=True)  # stale table of another source
-    io.write_parquet(out / "rejects.parquet", result.rejects)
-    io.write_json(out / "manifest.json", result.manifest)
+    # a new folder: a table this source lacks is absent, never a stale one of another source
+    with io.atomic_folder(out, OWNS["clean"]) as folder:
+        for name in OUTPUT_TABLES:
+            if name in result.tables:
+                io.write_parquet(folder / f"{name}.parquet", result.tables[name])
+        io.write_parquet(folder / "rejects.parquet", result.rejects)
+        io.write_json(folder / "manifest.json", result.manifest)
     manifest = result.manifest
     logger.info(
         "clean: %d rows read, %d accepted, %d rejected %s -> %s",
@@ -244,7 +265,8 @@ def features(
     from pipeline.features.panel import panel_stats, plan_features
 
     settings = _params(params)
-    out = io.resolve_output(out, [clean_dir])
+    out = io.refuse_inside(out, [clean_dir, dictionary, params])
+    io.check_replaceable(out, OWNS["features"])
     when = _instant_option(as_of, "--as-of") if as_of else None
     catalog = load_catalog(dictionary)
     optional = {
@@ -262,11 +284,12 @@ def features(
     )
     del orders, optional  # the stage holds its own partitioned arrays
     stats = panel_stats(stage.label_params)
-    io.write_parquet_frames(out / "panel.parquet", stats.track(stage.panel_frames()))
-    scoring = stage.scoring()
-    io.write_parquet(out / "scoring.parquet", scoring)
-    summary = stage.summary(stats, len(scoring))
-    io.write_json(out / "summary.json", summary)
+    with io.atomic_folder(out, OWNS["features"]) as folder:
+        io.write_parquet_frames(folder / "panel.parquet", stats.track(stage.panel_frames()))
+        scoring = stage.scoring()
+        io.write_parquet(folder / "scoring.parquet", scoring)
+        summary = stage.summary(stats, len(scoring))
+        io.write_json(folder / "summary.json", summary)
     rows = summary["rows"]
     logger.info(
         "features: panel %d rows (train %d, valid %d, test %d), scoring %d rows, "
@@ -314,7 +337,10 @@ def train(
     from pipeline.tracking import log_training
 
     settings = _params(params)
-    out = io.resolve_output(out, [features])
+    guarded = [features, dictionary, dvc_lock, params]
+    out, metrics, plots = (io.refuse_inside(path, guarded) for path in (out, metrics, plots))
+    io.check_replaceable(out, OWNS["train"])
+    io.check_replaceable(plots, OWNS["plots"])
     panel = io.read_parquet(features / "panel.parquet")
     summary_path = features / "summary.json"
     summary = io.read_json(summary_path) if summary_path.exists() else None
@@ -322,18 +348,31 @@ def train(
     is_value = get_target(labels, target).kind == "regression"
     trainer = train_value if is_value else train_target
     result = trainer(panel, target, settings.train, labels, load_catalog(dictionary), summary)
-    io.write_json(metrics, result.metrics)
-    for name, frame in result.curves.items():
-        io.write_csv(plots / f"{name}.csv", frame)
+    failed = None  # a model failing the gate is never saved; its metrics and curves are
     if not is_value:
-        check_quality_gate(result.metrics, settings.train)  # a failed model is never saved
-    io.write_text(out / artifacts.MODEL_FILE, result.model_text)
-    for name, text in result.extra_models.items():
-        io.write_text(out / f"{name}.txt", text)
-    io.write_json(out / artifacts.CALIBRATION_FILE, result.calibration)
-    io.write_json(out / artifacts.FEATURES_FILE, result.features)
-    io.write_json(out / "metrics.json", result.metrics)
-    io.write_parquet(out / "test_predictions.parquet", result.test_predictions)
+        try:
+            check_quality_gate(result.metrics, settings.train)
+        except QualityGateError as exc:
+            failed = exc
+    # Every byte of the model, its metrics and curves is written before the first swap, so a
+    # full disk leaves all three as they were.
+    with contextlib.ExitStack() as stack:
+        metrics_tmp = stack.enter_context(io.atomic_files(metrics))[0]
+        plots_tmp = stack.enter_context(io.atomic_folder(plots, OWNS["plots"]))
+        io.write_json(metrics_tmp, result.metrics)
+        for name, frame in result.curves.items():
+            io.write_csv(plots_tmp / f"{name}.csv", frame)
+        if failed is not None:
+            stack.close()  # the metrics and curves say why; the old model stays
+            raise failed
+        folder = stack.enter_context(io.atomic_folder(out, OWNS["train"]))
+        io.write_text(folder / artifacts.MODEL_FILE, result.model_text)
+        for name, text in result.extra_models.items():
+            io.write_text(folder / f"{name}.txt", text)
+        io.write_json(folder / artifacts.CALIBRATION_FILE, result.calibration)
+        io.write_json(folder / artifacts.FEATURES_FILE, result.features)
+        io.write_json(folder / "metrics.json", result.metrics)
+        io.write_parquet(folder / "test_predictions.parquet", result.test_predictions)
     _log_trained(result.metrics, result.features, out)
     lock = io.read_yaml(dvc_lock) if dvc_lock.exists() else None
     logged_params = {
@@ -402,7 +441,8 @@ def explain(
 
     all_params = _params(params)
     settings = all_params.explain
-    out = io.resolve_output(out, [model, features])
+    out = io.refuse_inside(out, [model, features, dictionary, params])
+    io.check_replaceable(out, OWNS["explain"])
     predictor = load_predictor(model)
     panel = io.read_parquet(features / "panel.parquet")
     parsed = load_dictionary(dictionary)
@@ -415,17 +455,18 @@ def explain(
         settings.top_reasons,
         all_params.score.reasons_top_share,
     )
-    for name in ("shap", "reasons", "concepts", "features"):
-        io.write_parquet(out / f"{name}.parquet", result[name])
-    io.write_json(
-        out / "concepts.json",
-        {
-            "summary": result["summary"],
-            "concepts": result["concepts"].to_dict(orient="records"),
-            "features": result["features"].to_dict(orient="records"),
-            "labels": {c: parsed.label(c) for c in result["concepts"]["concept"]},
-        },
-    )
+    with io.atomic_folder(out, OWNS["explain"]) as folder:
+        for name in ("shap", "reasons", "concepts", "features"):
+            io.write_parquet(folder / f"{name}.parquet", result[name])
+        io.write_json(
+            folder / "concepts.json",
+            {
+                "summary": result["summary"],
+                "concepts": result["concepts"].to_dict(orient="records"),
+                "features": result["features"].to_dict(orient="records"),
+                "labels": {c: parsed.label(c) for c in result["concepts"]["concept"]},
+            },
+        )
     logger.info("explain %s: %d rows explained -> %s", target, len(result["shap"]), out)
 
 
@@ -517,7 +558,9 @@ def report(
     from pipeline.targets import get_target
 
     settings = _params(params)
-    out = io.resolve_output(out, [models, explain_dir, scores, features, metrics])
+    read = [models, explain_dir, scores, features, metrics, dictionary, params]
+    out = io.refuse_inside(out, [*read, *([clean] if clean else [])])
+    io.check_replaceable(out, OWNS["report"])
 
     def optional(path: Path, reader: Callable[[Path], Any]) -> Any:
         return reader(path) if path.exists() else None
@@ -559,8 +602,9 @@ def report(
         else None,
     )
     site = build_site(inputs, settings.report)
-    for name, html in site.items():
-        io.write_text(out / name, html)
+    with io.atomic_folder(out, OWNS["report"]) as folder:
+        for name, html in site.items():
+            io.write_text(folder / name, html)
     logger.info("report: %s", out / "index.html")
     if track:
         from pipeline.tracking import log_report
@@ -659,44 +703,52 @@ def score(
     engine = engine or options.engine
     if fmt not in ("parquet", "csv") or engine not in ("local", "spark"):
         raise ConfigError(f"--format must be parquet|csv and --engine local|spark: {fmt}, {engine}")
-    guarded = [*inputs, *(Path(m) for m in model if not m.startswith("models:/")), params]
+    source_config = source or settings.data.source_config_path()
+    guarded = [
+        *inputs,
+        *(Path(m) for m in model if not m.startswith("models:/")),
+        source_config,
+        features_config,
+        params,
+    ]
     out = io.refuse_inside(out, guarded)
     manifest = io.refuse_inside(manifest or out.with_name(out.name + ".manifest.json"), guarded)
+    io.check_readable(inputs)
     when = None if as_of == "latest" else _instant_option(as_of, "--as-of")
     grid = tuple(tuple(row) for row in load_catalog(features_config).segment_grid())
     rules = ScoringRules(
         settings.business, grid, options.reasons_top_share, settings.explain.top_reasons
     )
-    source_config = source or settings.data.source_config_path()
     # The same future_date rule as the clean stage: params, else the export's own extract time.
     stated = read_extract_as_of(load_source_config(source_config), inputs)
-    with io.scratch_dir(out) as work:
-        models = resolve_models(
-            model, work / "models", settings.mlflow, settings.train.model_targets()
-        )
-        job = ScoreJob(
-            source_config=str(source_config),
-            features_config=str(features_config),
-            as_of=when,
-            clean_as_of=resolve_as_of(settings.clean.as_of, stated),
-            models=models,
-            params=scoring_params(settings, models),
-            rules=rules,
-            allow_outside_data=allow_outside_data,
-        )
-        n_parts = partitions or options.partitions
-        if engine == "spark":
-            from pipeline.engines.spark import run_spark
-
-            master = spark_master or os.environ.get("SPARK_MASTER") or options.spark_master
-            result = run_spark(job, inputs, out, fmt, n_parts, master, work)
-        else:
-            from pipeline.engines.local import run_local
-
-            result = run_local(
-                job, inputs, out, fmt, n_parts, workers or options.workers, work, progress
+    # The scores and their manifest are one set: both are written whole, then renamed in.
+    with io.atomic_files(out, manifest) as (scores_tmp, manifest_tmp):
+        with io.scratch_dir(out) as work:
+            models = resolve_models(
+                model, work / "models", settings.mlflow, settings.train.model_targets()
             )
-    io.write_json(manifest, result)
+            job = ScoreJob(
+                source_config=str(source_config),
+                features_config=str(features_config),
+                as_of=when,
+                clean_as_of=resolve_as_of(settings.clean.as_of, stated),
+                models=models,
+                params=scoring_params(settings, models),
+                rules=rules,
+                allow_outside_data=allow_outside_data,
+            )
+            n_parts = partitions or options.partitions
+            if engine == "spark":
+                from pipeline.engines.spark import run_spark
+
+                master = spark_master or os.environ.get("SPARK_MASTER") or options.spark_master
+                result = run_spark(job, inputs, scores_tmp, fmt, n_parts, master, work)
+            else:
+                from pipeline.engines.local import run_local
+
+                workers = workers or options.workers
+                result = run_local(job, inputs, scores_tmp, fmt, n_parts, workers, work, progress)
+        io.write_json(manifest_tmp, result)
     logger.info(
         "score: %d rows read, %d customers scored, %d rejected -> %s",
         result["rows_in"],
@@ -751,7 +803,24 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("error: out of memory; use more partitions or a smaller input", file=sys.stderr)
         return 1
+    # The system refused a read or write the writers did not name (a full disk in a library's
+    # own files, a permission): the environment, not a bug, so one line too.
+    except OSError as exc:
+        if debug or exc.errno is None:
+            raise
+        print(f"error: {_system_error(exc)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _system_error(exc: OSError) -> str:
+    from pipeline import io
+
+    where = exc.filename or "an output"
+    failed = io.output_error(exc, where)
+    if failed is not None:
+        return failed.message
+    return f"{where}: {exc.strerror or exc}"
 
 
 def run() -> None:

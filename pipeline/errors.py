@@ -65,3 +65,18 @@ class TrackingError(PipelineError):
     """The MLflow tracking server or registry cannot be used."""
 
     exit_code = 7
+
+
+class OutputError(PipelineError):
+    """An output cannot be written (full disk, quota, read-only file system, no permission).
+
+    The message names the final output: ``no space left on device writing PATH``.
+    """
+
+    exit_code = 8
+
+    def __init__(self, reason: str, path: str) -> None:
+        super().__init__(f"{reason} writing {path}")
+        self.args = (reason, path)  # so the error crosses a process pool intact (pickle)
+        self.reason = reason
+        self.path = str(path)

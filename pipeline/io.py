@@ -1,18 +1,30 @@
 """The only module that reads and writes files.
 
-Every write is atomic: the content goes to a temporary file in the destination folder, is
-flushed to disk, then renamed over the final name with :func:`os.replace`. A crash leaves
-either the old file or the new one, never half of one.
+Every write is atomic, file by file and as a set:
+
+- a file (:func:`atomic_path`) goes to a temporary sibling, is flushed to disk, then renamed
+  over its final name with :func:`os.replace`: a crash leaves the old file or the new one;
+- a stage's output folder (:func:`atomic_folder`) is built whole in a temporary sibling
+  ``.NAME.tmp-XXXX`` and swapped in for the old one: a reader sees the old complete set or the
+  new complete set, never a mix, whatever fails (crash, kill, full disk);
+- a set of files in a folder other writers share (``loyalty score``'s output and manifest,
+  :func:`atomic_files`) is written whole to temporary siblings before the first rename.
+
+A full disk, a quota, a read-only file system becomes one line, ``OutputError``: "no space left
+on device writing PATH", naming the final output (:func:`writing`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fnmatch
 import gzip
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,30 +33,235 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from pipeline.errors import ConfigError, InputError
+from pipeline.errors import ConfigError, InputError, OutputError
 
 logger = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".sav", ".dill"})
 
 
+# What the system says when an output cannot be written, in the words of the error line. Only
+# these become an OutputError: reading an input never fails with them, so a block of work that
+# writes may be wrapped whole (a permission problem is named where the output is created).
+WRITE_FAILURES = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+CREATE_FAILURES = {
+    **WRITE_FAILURES,
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def output_error(
+    exc: OSError, path: str | Path, failures: Mapping[int, str] = WRITE_FAILURES
+) -> OutputError | None:
+    """Return the one-line error for ``exc`` raised writing ``path`` (None: not a write failure)."""
+    reason = failures.get(exc.errno) if exc.errno is not None else None
+    return None if reason is None else OutputError(reason, str(path))
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, failures: Mapping[int, str] = WRITE_FAILURES) -> Iterator[None]:
+    """Turn a full disk (quota, read-only file system) inside the block into ``OutputError``."""
+    try:
+        yield
+    except OSError as exc:
+        error = output_error(exc, path, failures)
+        if error is None:
+            raise
+        raise error from exc
+
+
+@contextlib.contextmanager
+def _naming(temporary: Path, final: Path, inside: bool = True) -> Iterator[None]:
+    """Name the final output, not a temporary one, in an ``OutputError`` from the block.
+
+    A path in (or equal to) ``temporary`` becomes the same path in ``final`` (``inside``), or
+    ``final`` itself (a scratch folder: its files are not outputs).
+    """
+    try:
+        yield
+    except OutputError as exc:
+        failed = Path(exc.path)
+        if not failed.is_relative_to(temporary):
+            raise
+        named = final / failed.relative_to(temporary) if inside else final
+        raise OutputError(exc.reason, str(named)) from exc
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` if the block succeeds."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    with writing(final, CREATE_FAILURES):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs (reports, tables) are meant to be shared
     try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
+        with writing(final):
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs (reports, tables) are shared
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (the names of renamed files) to disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _siblings(final: Path, kind: str) -> list[Path]:
+    """List the temporary siblings of ``final`` of ``kind`` (tmp, trash, work), oldest first."""
+    if not final.parent.is_dir():
+        return []
+    prefix = f".{final.name}.{kind}-"
+    found = [p for p in final.parent.iterdir() if p.name.startswith(prefix)]
+    return sorted(found, key=lambda p: p.lstat().st_mtime_ns)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def recover(final: str | Path) -> None:
+    """Finish or undo a swap a crash interrupted, and remove stale temporary siblings.
+
+    A swap renames the old folder to ``.NAME.trash-XXXX``, then the new one into place. A crash
+    between the two renames leaves no folder under the final name: the old complete set is put
+    back (its run did not finish). Temporary siblings of runs that died are removed. Two runs
+    must not write the same output at once (DVC locks the project; a second run would remove the
+    first one's temporary folder).
+    """
+    final = Path(final)
+    trash = _siblings(final, "trash")
+    if trash and not os.path.lexists(final):
+        os.rename(trash.pop(), final)
+        logger.warning("%s: restored the previous complete output (a run was interrupted)", final)
+    for stale in [*trash, *_siblings(final, "tmp"), *_siblings(final, "work")]:
+        _remove(stale)
+
+
+def check_replaceable(path: str | Path, owns: Sequence[str]) -> None:
+    """Refuse to replace ``path`` unless it is absent or holds only files matching ``owns``.
+
+    ``owns`` are the glob patterns of the files the stage writes there: a mistyped ``--out``
+    (a home folder, a project root) is an error, never swapped away with the user's files.
+    """
+    final = Path(path)
+    if not os.path.lexists(final):
+        return
+    if not final.is_dir():
+        raise InputError(f"{final}: exists and is not a folder; choose a folder for the output")
+    foreign = sorted(
+        entry.name
+        for entry in final.iterdir()
+        if entry.is_dir() or not any(fnmatch.fnmatchcase(entry.name, p) for p in owns)
+    )
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise InputError(
+            f"{final}: holds {shown}, which this stage does not write; refusing to replace the "
+            "folder (choose a new or empty output folder)"
+        )
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path, owns: Sequence[str]) -> Iterator[Path]:
+    """Yield an empty temporary sibling of folder ``path``; swap it in whole if the block succeeds.
+
+    Build every file of the stage's output in the yielded folder (with the usual writers). On
+    success the old folder is renamed to a trash sibling, the new one renamed into place and the
+    trash removed; on any failure the temporary folder is removed and the old one is untouched.
+    ``path`` may be absent (DVC deletes a stage's outputs before running it). ``owns``: the file
+    patterns the stage writes, see :func:`check_replaceable`. A full disk names the final file.
+    """
+    final = Path(path)
+    if final.name in ("", ".", ".."):
+        final = final.resolve()
+    check_replaceable(final, owns)
+    with writing(final, CREATE_FAILURES):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        recover(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        with _naming(tmp, final), writing(final):
+            os.chmod(tmp, 0o755)  # mkdtemp makes 0700
+            yield tmp
+            _sync_folder(tmp)
+            _swap(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap(tmp: Path, final: Path) -> None:
+    """Put folder ``tmp`` in place of ``final`` (which may be absent) with two renames."""
+    trash = None
+    if os.path.lexists(final):
+        trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.trash-", dir=final.parent))
+        os.rename(final, trash)  # over the empty folder mkdtemp made: a unique name
+    # A crash here leaves no final folder and a trash one: recover() puts the old set back.
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if trash is not None:
+            os.rename(trash, final)
+        raise
+    _sync_folder(final.parent)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_files(*paths: str | Path) -> Iterator[list[Path]]:
+    """Yield a temporary sibling for each of ``paths``; rename each over its path on success.
+
+    For a set of files in a folder that other writers share (``loyalty score --out`` may be any
+    folder): every byte is written before the first rename, so a full disk or a failure leaves the
+    old set; the renames need no space. Only a kill between the renames (back-to-back system
+    calls) can leave a new file next to an old one. A path the block did not create is left
+    as it is.
+    """
+    finals = [Path(p) for p in paths]
+    temps: list[Path] = []
+    try:
+        for final in finals:
+            with writing(final, CREATE_FAILURES):
+                final.parent.mkdir(parents=True, exist_ok=True)
+                recover(final)
+                fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+            os.close(fd)
+            os.unlink(name)  # a free name: the writers create (and atomically fill) it
+            temps.append(Path(name))
+        with contextlib.ExitStack() as stack:
+            for tmp, final in zip(temps, finals, strict=True):
+                stack.enter_context(_naming(tmp, final))
+            stack.enter_context(writing(finals[0]))
+            yield temps
+        for tmp, final in zip(temps, finals, strict=True):
+            if os.path.lexists(tmp):
+                os.replace(tmp, final)
+        if finals:
+            _sync_folder(finals[0].parent)
+    finally:
+        for tmp in temps:
+            if os.path.lexists(tmp):
+                _remove(tmp)
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
@@ -206,13 +423,59 @@ def refuse_pickle(path: str | Path) -> None:
         )
 
 
+def resolved(path: str | Path) -> Path:
+    """``path`` made absolute with symlinks followed; a symlink loop is a one-line error."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError as exc:  # Python 3.11 says "Symlink loop from ..." this way
+        raise InputError(f"{path}: symlink loop; the path cannot be resolved") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: the path cannot be resolved ({exc.strerror})") from exc
+
+
 def resolve_output(out: str | Path, inputs: Sequence[str | Path]) -> Path:
-    """Resolve ``out`` and refuse it when it would overwrite one of ``inputs``."""
-    target = Path(out).resolve()
+    """Resolve ``out``; refuse it when it would overwrite one of ``inputs`` or a folder holding one.
+
+    A stage replaces its output folder whole, so an output folder that holds an input (say
+    ``--out .`` in the project) would take the input with it.
+    """
+    target = resolved(out)
     for item in inputs:
-        if Path(item).resolve() == target:
+        source = resolved(item)
+        if source == target:
             raise InputError(f"{out}: output path is also an input; refusing to overwrite it")
+        if source.is_relative_to(target):
+            raise InputError(f"{out}: output folder holds the input {item}; refusing it")
     return target
+
+
+def check_readable(inputs: Sequence[str | Path]) -> None:
+    """Raise a one-line error for an input that cannot be read (a folder: its files).
+
+    Missing inputs are left to the readers, which say what they looked for.
+    """
+    for item in inputs:
+        path = resolved(item)
+        files = sorted(p for p in path.iterdir() if p.is_file()) if _listable(path) else [path]
+        for file in files:
+            if not file.is_file():
+                continue
+            try:
+                with open(file, "rb"):
+                    pass
+            except OSError as exc:
+                shown = item if file == path else file
+                raise InputError(f"{shown}: cannot read it ({exc.strerror})") from exc
+
+
+def _listable(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    try:
+        next(iter(os.scandir(path)), None)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot list the folder ({exc.strerror})") from exc
+    return True
 
 
 def as_mapping(obj: Any, path: str | Path) -> Mapping[str, Any]:
@@ -302,14 +565,17 @@ def read_line_numbers(path: str | Path) -> Any:
 
 @contextlib.contextmanager
 def scratch_dir(near: str | Path) -> Iterator[Path]:
-    """Yield a fresh scratch folder next to ``near`` (same file system); removed afterwards."""
-    import shutil
+    """Yield a fresh scratch folder next to ``near`` (same file system); removed afterwards.
 
+    A full disk in the scratch folder names ``near``, the output the work is for.
+    """
     parent = Path(near).parent
-    parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{Path(near).name}.work-", dir=parent))
+    with writing(near, CREATE_FAILURES):
+        parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f".{Path(near).name}.work-", dir=parent))
     try:
-        yield folder
+        with _naming(folder, Path(near), inside=False), writing(near):
+            yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -370,10 +636,10 @@ def from_parquet_bytes(data: bytes) -> pd.DataFrame:
 
 
 def refuse_inside(out: str | Path, inputs: Sequence[str | Path]) -> Path:
-    """Refuse ``out`` when it is an input or lies inside an input folder; return it resolved."""
+    """Refuse ``out`` when it is (in) an input or holds one; return it resolved."""
     target = resolve_output(out, inputs)
     for item in inputs:
-        folder = Path(item).resolve()
+        folder = resolved(item)
         if folder.is_dir() and target.is_relative_to(folder):
             raise InputError(f"{out}: output path is inside input folder {item}; refusing it")
     return target

@@ -334,6 +334,10 @@ def list_export(source_config: str | Path, inputs: list[Path]) -> ExportListing:
             found.append((path, "transactions", f"in-{index}/{_stripped(path.name)}"))
         else:
             raise InputError(f"{path}: input not found")
+    if not any(table == "transactions" for _, table, _ in found):  # the clean stage's rule
+        patterns = list(config.tables["transactions"].files)
+        shown = ", ".join(map(str, inputs))
+        raise InputError(f"{shown}: no transactions file (looked for {patterns})")
     files = []
     for file, table, name in found:
         if detect_format(file) != "csv":

@@ -27,6 +27,7 @@ import yaml
 
 from pipeline import io
 from pipeline.cli import main
+from tests.support.faults import assert_disk_full_keeps_old_set, snapshot, unreadable
 
 pytestmark = pytest.mark.integration
 
@@ -61,11 +62,15 @@ class Outcome:
 @pytest.fixture
 def clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     def run(
-        *inputs: Path, config: Path = ONLINE_RETAIL, as_of: str = AS_OF, **clean_params
+        *inputs: Path,
+        config: Path = ONLINE_RETAIL,
+        as_of: str = AS_OF,
+        out: Path | None = None,
+        **clean_params,
     ) -> Outcome:
         params = tmp_path / "params.yaml"
         params.write_text(yaml.safe_dump({"clean": {"as_of": as_of, **clean_params}}))
-        out = tmp_path / "clean"
+        out = out or tmp_path / "clean"
         args = ["clean", "--params", str(params), "--source-config", str(config), "--out", str(out)]
         for path in inputs:
             args += ["--input", str(path)]
@@ -487,6 +492,85 @@ def test_output_equal_to_input_is_refused(clean, tmp_path: Path) -> None:
     shutil.copy(RAW / "utf8.csv", folder / "utf8.csv")
     outcome = clean(folder)
     assert outcome.code != 0 and "output path is also an input" in outcome.err
+
+
+@pytest.mark.reliability("security: --out inside an input folder")
+def test_output_inside_the_input_folder_is_refused(clean, tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    shutil.copy(RAW / "utf8.csv", folder / "utf8.csv")
+    assert_err(clean(folder, out=folder / "clean"), "inside input folder")
+    assert sorted(p.name for p in folder.iterdir()) == ["utf8.csv"]
+
+
+@pytest.mark.reliability("security: --out folder holding an input")
+def test_output_folder_holding_the_input_is_refused(clean, tmp_path: Path) -> None:
+    """The stage replaces its folder whole: `--out .` would take the export with it."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    shutil.copy(RAW / "utf8.csv", folder / "utf8.csv")
+    outcome = clean(folder / "utf8.csv", out=folder)
+    assert outcome.code != 0 and "output folder holds the input" in outcome.err
+    assert "Traceback" not in outcome.err
+    assert sorted(p.name for p in folder.iterdir()) == ["utf8.csv"]
+
+
+@pytest.mark.reliability("security: --out folder of someone's own files")
+def test_a_folder_of_other_files_is_never_replaced(clean, tmp_path: Path) -> None:
+    out = tmp_path / "clean"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    outcome = clean(RAW / "utf8.csv")
+    assert outcome.code != 0 and "notes.txt, which this stage does not write" in outcome.err
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.reliability("files: a symlink loop as input")
+def test_symlink_loop_as_input_is_an_error(clean, tmp_path: Path) -> None:
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(loop)
+    assert_err(clean(loop), "loop.csv", "symlink loop")
+
+
+@pytest.mark.reliability("files: a directory as input")
+def test_directory_without_an_export_is_an_error(clean, tmp_path: Path) -> None:
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    assert_err(clean(folder), "nothing", "no transactions file")
+
+
+@pytest.mark.reliability("files: an unreadable file as input")
+def test_unreadable_file_is_an_error(
+    clean, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "export.csv"
+    shutil.copy(RAW / "utf8.csv", path)
+    unreadable(path, monkeypatch)
+    assert_err(clean(path), "export.csv", "cannot read it (Permission denied)")
+
+
+@pytest.mark.reliability("infrastructure: disk full while a stage writes its folder (clean)")
+def test_disk_full_leaves_the_previous_complete_set(clean, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = clean(RAW / "utf8.csv")
+    assert first.code == 0, first.err
+
+    def rerun() -> tuple[int, str]:
+        outcome = clean(RAW / "online_retail_rows.csv")
+        return outcome.code, outcome.err
+
+    # the tables are written, then the disk fills: the old set, not new tables + old manifest
+    disk = assert_disk_full_keeps_old_set(
+        monkeypatch,
+        rerun,
+        [first.out],
+        at="manifest.json",
+        written_first="orders.parquet",
+        named=first.out / "manifest.json",
+    )
+    disk.clear()
+    before = snapshot(first.out)
+    assert rerun()[0] == 0  # a rerun succeeds, with the new set
+    assert snapshot(first.out) != before
 
 
 def test_error_in_a_subprocess_has_no_traceback(tmp_path: Path) -> None:

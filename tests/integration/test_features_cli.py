@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main
+from tests.support.faults import assert_disk_full_keeps_old_set, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -163,6 +164,45 @@ def test_missing_orders_is_a_one_line_error(
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {tmp_path / 'clean' / 'orders.parquet'}: file not found"]
     assert not (tmp_path / "out" / "panel.parquet").exists()
+
+
+@pytest.mark.reliability("infrastructure: disk full while a stage writes its folder (features)")
+def test_disk_full_leaves_the_previous_complete_set(
+    clean_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "features"
+    assert _features(clean_dir, out, "--as-of", "2024-07-01") == 0
+
+    def rerun() -> tuple[int, str]:
+        capsys.readouterr()
+        return _features(clean_dir, out, "--as-of", "2024-10-01"), capsys.readouterr().err
+
+    # panel and scoring written, then the disk fills
+    disk = assert_disk_full_keeps_old_set(
+        monkeypatch,
+        rerun,
+        [out],
+        at="summary.json",
+        written_first="scoring.parquet",
+        named=out / "summary.json",
+    )
+    disk.clear()
+    before = snapshot(out)
+    assert rerun()[0] == 0
+    assert snapshot(out) != before
+
+
+@pytest.mark.reliability("security: --out inside an input folder")
+def test_output_inside_the_clean_folder_is_refused(
+    clean_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = sorted(p.name for p in clean_dir.iterdir())
+    assert _features(clean_dir, clean_dir / "features") == 2
+    assert "inside input folder" in capsys.readouterr().err
+    assert sorted(p.name for p in clean_dir.iterdir()) == before
 
 
 def test_bad_as_of_is_refused(clean_dir: Path, tmp_path: Path) -> None:

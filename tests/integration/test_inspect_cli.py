@@ -177,3 +177,11 @@ def test_an_undecidable_day_month_order_is_a_warning(
     assert main(["inspect", "raw/log.csv"]) == 0
     out = capsys.readouterr().out
     assert "warning: raw/log.csv: date:" in out and "CHECK the day/month order" in out
+
+
+@pytest.mark.reliability("security: --out or --input paths (inspect)")
+def test_out_never_overwrites_the_export(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    export = _write(project / "raw" / "orders.csv", ORDERS)
+    assert main(["inspect", "raw/orders.csv", "--out", "raw/./orders.csv", "--force"]) == 2
+    assert "output path is also an input" in capsys.readouterr().err
+    assert export.read_text(encoding="utf-8") == ORDERS

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main
+from tests.support.faults import assert_disk_full_keeps_old_set, snapshot
 
 # One group: the module-scoped run is built once, on one xdist worker.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("report_run")]
@@ -149,6 +150,66 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _concepts(run: Path, target: str) -> dict:
     return json.loads((run / "reports" / "explain" / target / "concepts.json").read_text())
+
+
+def _explain(run: Path, out: Path, params: Path) -> int:
+    return main(
+        [
+            "explain",
+            "--params",
+            str(params),
+            "--target",
+            "churn",
+            "--model",
+            str(run / "models" / "churn"),
+            "--features",
+            str(run / "data" / "features"),
+            "--dictionary",
+            str(REPO / "configs" / "features.yaml"),
+            "--out",
+            str(out),
+        ]
+    )
+
+
+@pytest.mark.reliability("infrastructure: disk full while a stage writes its folder (explain)")
+def test_explain_disk_full_leaves_the_previous_complete_set(
+    run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    params["explain"]["max_rows"] = 400
+    fewer = tmp_path / "params.yaml"
+    fewer.write_text(yaml.safe_dump(params))
+    out = tmp_path / "explain"
+    assert _explain(run, out, fewer) == 0
+
+    def rerun() -> tuple[int, str]:  # every test row: another set
+        capsys.readouterr()
+        return _explain(run, out, run / "params.yaml"), capsys.readouterr().err
+
+    # the tables written, then the disk fills
+    assert_disk_full_keeps_old_set(
+        monkeypatch,
+        rerun,
+        [out],
+        at="concepts.json",
+        written_first="shap.parquet",
+        named=out / "concepts.json",
+    )
+
+
+@pytest.mark.reliability("security: --out inside an input folder")
+def test_explain_output_inside_the_model_folder_is_refused(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = run / "models" / "churn"
+    before = snapshot(model)
+    assert _explain(run, model / "explain", run / "params.yaml") == 2
+    assert "inside input folder" in capsys.readouterr().err
+    assert snapshot(model) == before
 
 
 def test_report_pages_sections_and_images(run: Path) -> None:

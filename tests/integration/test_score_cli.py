@@ -20,6 +20,7 @@ from pipeline import io
 from pipeline.business import ReasonCut
 from pipeline.cli import main
 from pipeline.features.partition import customer_hash
+from tests.support.faults import assert_disk_full_keeps_old_set, unreadable
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -278,6 +279,71 @@ def test_output_never_overwrites_an_input(world: World, capsys: pytest.CaptureFi
     assert score(world, target, inputs=(target,)) != 0  # the input file itself
     assert "output path is also an input" in capsys.readouterr().err
     assert io.file_sha256(target) == before
+
+
+@pytest.mark.reliability("infrastructure: disk full while a stage writes its folder (score)")
+@pytest.mark.parametrize(
+    ("at", "written_first"),
+    [
+        # the scores written, then the disk fills: not new scores next to the old manifest
+        ("manifest.json", "scores.parquet"),
+        # a partition's scratch rows, after its clean tables (named: the output they are for)
+        ("part-", "orders.parquet"),
+    ],
+)
+def test_disk_full_leaves_the_previous_scores_and_manifest(
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    at: str,
+    written_first: str,
+) -> None:
+    folder = tmp_path / "scores"
+    out = folder / "scores.parquet"
+    args = ("--workers", "1", "--partitions", "2")
+    assert score(world, out, *args) == 0
+
+    def rerun() -> tuple[int, str]:
+        capsys.readouterr()
+        return score(world, out, *args, as_of="latest"), capsys.readouterr().err
+
+    manifest = folder / "scores.parquet.manifest.json"
+    named = manifest if at == "manifest.json" else out
+    assert_disk_full_keeps_old_set(
+        monkeypatch, rerun, [out, manifest], at=at, written_first=written_first, named=named
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores"]
+
+
+@pytest.mark.reliability("files: a symlink loop, a directory, an unreadable file as input (score)")
+@pytest.mark.parametrize("kind", ["symlink loop", "directory", "unreadable"])
+def test_unusable_input_is_one_line(
+    world: World,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    kind: str,
+) -> None:
+    path = tmp_path / "export.csv"
+    if kind == "symlink loop":
+        path.symlink_to(path)
+        expected = "symlink loop"
+    elif kind == "directory":
+        path.mkdir()
+        expected = "no transactions file"
+    else:
+        shutil.copy(world.root / "raw" / "transactions.csv", path)
+        unreadable(path, monkeypatch)
+        expected = "cannot read it (Permission denied)"
+    out = tmp_path / "scores.parquet"
+    capsys.readouterr()
+    assert score(world, out, "--workers", "1", inputs=(path,)) != 0
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "export.csv" in errors[0] and expected in errors[0], err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv"]
 
 
 @pytest.mark.reliability("text starting with = + - @ tab or CR")

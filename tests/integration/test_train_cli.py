@@ -13,6 +13,7 @@ from pipeline import io
 from pipeline.cli import main
 from pipeline.features.catalog import load_catalog
 from tests.support.demo_panel import make_demo_panel
+from tests.support.faults import assert_disk_full_keeps_old_set, snapshot
 from tests.support.params import fixed_labels
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,6 +59,44 @@ def _train(target: str = "churn", out: str = "models/churn", *extra: str) -> int
             *extra,
         ]
     )
+
+
+@pytest.mark.reliability("infrastructure: disk full while a stage writes its folder (train)")
+def test_disk_full_leaves_the_previous_model_metrics_and_curves(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = [
+        workdir / "models/churn",
+        workdir / "reports/plots/churn",
+        workdir / "reports/metrics/churn.json",
+    ]
+    assert _train() == 0
+    (workdir / "params.yaml").write_text("train:\n  calibration: platt\n")  # another model
+
+    def rerun() -> tuple[int, str]:
+        capsys.readouterr()
+        return _train(), capsys.readouterr().err
+
+    # the model, its metrics and curves are the old set together: written whole, then swapped
+    disk = assert_disk_full_keeps_old_set(
+        monkeypatch,
+        rerun,
+        outputs,
+        at="test_predictions.parquet",
+        written_first="model.txt",
+        named=outputs[0] / "test_predictions.parquet",
+    )
+    disk.clear()
+    before = snapshot(outputs[0])
+    assert rerun()[0] == 0  # a rerun succeeds, with a new model
+    assert snapshot(outputs[0]) != before
+
+
+@pytest.mark.reliability("security: --out inside an input folder")
+def test_outputs_inside_the_feature_folder_are_refused(workdir: Path, capsys) -> None:
+    assert _train("churn", "features/model") == 2
+    assert "inside input folder" in capsys.readouterr().err
+    assert sorted(p.name for p in (workdir / "features").iterdir()) == ["panel.parquet"]
 
 
 def test_train_writes_every_artefact_and_is_reproducible(workdir: Path):

@@ -274,6 +274,7 @@ def test_explain_cli_writes_the_tables(
 @pytest.mark.reliability("security: a .pkl / .joblib file offered as a model")
 def test_explain_cli_refuses_a_pickle_model(tmp_path: Path) -> None:
     (tmp_path / "model.pkl").write_bytes(b"\x80\x04")
+    (tmp_path / "features").mkdir()
     code = main(
         [
             "explain",
@@ -282,7 +283,7 @@ def test_explain_cli_refuses_a_pickle_model(tmp_path: Path) -> None:
             "--model",
             str(tmp_path / "model.pkl"),
             "--features",
-            str(tmp_path),
+            str(tmp_path / "features"),
             "--out",
             str(tmp_path / "out"),
         ]
