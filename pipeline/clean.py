@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,6 +260,38 @@ def _manifest(
             else 0.0,
         },
     }
+
+
+def reject_totals(manifest: Mapping[str, Any]) -> dict[str, tuple[int, Counter[str]]]:
+    """Lines read and rejects by reason per table, over all of a clean manifest's files."""
+    totals: dict[str, tuple[int, Counter[str]]] = {}
+    for item in manifest["inputs"]:
+        rows, reasons = totals.get(item["table"], (0, Counter()))
+        totals[item["table"]] = (
+            rows + int(item["rows_read"]),
+            reasons + Counter({k: int(v) for k, v in item["rejected_by_reason"].items()}),
+        )
+    return totals
+
+
+def check_reject_share(
+    what: str, rows: int, by_reason: Mapping[str, int], max_share: float
+) -> None:
+    """Raise :class:`DataError` when more than ``max_share`` of ``rows`` are rejected.
+
+    Names the three most frequent reasons: a date format, a delimiter or a column mapping that
+    matches nothing is a broken config, and it reads as one (``bad_date 100.0%``).
+    """
+    rejected = sum(by_reason.values())
+    if rows == 0 or rejected <= max_share * rows:
+        return
+    top = sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))[:3]
+    reasons = ", ".join(f"{reason} {100 * n / rows:.1f}%" for reason, n in top)
+    raise DataError(
+        f"{what}: {rejected} of {rows} lines rejected ({100 * rejected / rows:.1f}%, above "
+        f"clean.max_reject_share {max_share:g}): {reasons}; check the source config "
+        "(date formats, delimiter, column mapping) or the rejects"
+    )
 
 
 def _warn_missing_ids(manifest: dict[str, Any], threshold: float) -> None:

@@ -201,7 +201,13 @@ def clean(
     Example: loyalty clean --params params.yaml --input data/synthetic --out data/clean
     """
     from pipeline import io
-    from pipeline.clean import OUTPUT_TABLES, clean_export, resolve_as_of
+    from pipeline.clean import (
+        OUTPUT_TABLES,
+        check_reject_share,
+        clean_export,
+        reject_totals,
+        resolve_as_of,
+    )
     from pipeline.sources.csv_mapping import load_source_config, read_extract_as_of
 
     settings = _params(params)
@@ -219,6 +225,8 @@ def clean(
         settings.clean.missing_customer_id_warn_rate,
         settings.clean.max_record_bytes,
     )
+    for table, (rows, by_reason) in reject_totals(result.manifest).items():
+        check_reject_share(table, rows, by_reason, settings.clean.max_reject_share)
     # a new folder: a table this source lacks is absent, never a stale one of another source
     with io.atomic_folder(out, OWNS["clean"]) as folder:
         for name in OUTPUT_TABLES:

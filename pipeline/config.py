@@ -116,6 +116,10 @@ class CleanParams(Section):
     # under 200 bytes), while a missing line break or an unclosed quote would otherwise make one
     # record of the rest of the file.
     max_record_bytes: int = Field(MAX_RECORD_BYTES, ge=1)
+    # Clean (and score) fail when more than this share of a table's lines is rejected, naming
+    # the top reasons: a date format or delimiter that matches nothing is a broken mapping,
+    # not a file of bad rows. 1 = never fail.
+    max_reject_share: float = Field(0.5, ge=0, le=1)
 
 
 #: ``features.active_within_days: any``: every customer with an order before the cutoff.

@@ -57,3 +57,33 @@ class CleanRules(BaseModel):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("date_formats")
+    @classmethod
+    def _strptime_formats(cls, value: dict[str, str]) -> dict[str, str]:
+        for column, fmt in value.items():
+            problem = strptime_problem(fmt)
+            if problem is not None:
+                raise ValueError(f"{column}: {problem}")
+        return value
+
+
+def strptime_problem(fmt: str) -> str | None:
+    """Why ``fmt`` is not a usable timestamp format (a bad directive, a stray %), or None.
+
+    Checked by the parser that will use it (pandas), on one value, so a typo like ``%Q`` is a
+    config error naming the key before any row is read, not a traceback in the middle.
+    ``mixed`` (a guess per value) is refused: it is the day/month swap the explicit format
+    exists to prevent. ``ISO8601`` is pandas' strict ISO parser and is fine.
+    """
+    import pandas as pd
+
+    if not fmt.strip():
+        return "an empty format"
+    if fmt.strip().lower() == "mixed":
+        return "'mixed' guesses a format per value (03/09 vs 14/09); write the format"
+    try:
+        pd.to_datetime(pd.Series(["0"], dtype="string"), format=fmt, errors="coerce")
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -36,6 +36,7 @@ from pipeline.engines import partitioning
 from pipeline.engines.work import (
     Laps,
     ScoreJob,
+    check_rejects,
     clean_pass,
     order_days,
     score_partition,
@@ -163,6 +164,7 @@ def run_local(
             (job, p, split.part_inputs(raw_root, p), work) for p in range(partitions)
         ]
         stats = _run_all(pool, _map_files, calls, "score", progress)
+        check_rejects(job, stats)
         latest = job.as_of is None
         job = settle_as_of(job, [s.pop("order_days") for s in stats])
         if latest:

@@ -62,6 +62,7 @@ from pipeline.engines.work import (
     Laps,
     ModelRef,
     ScoreJob,
+    check_rejects,
     clean_pass,
     order_days,
     score_partition,
@@ -418,6 +419,7 @@ def run_spark(
         keyed.unpersist()
         lap("map_seconds")
     parts, stats = _gather(job, spark_out, work, partitions)
+    check_rejects(job, stats)
     # an explicit --as-of is checked against the orders' span before anything is written
     settle_as_of(job, [{int(d): int(n) for d, n in s.pop("order_days").items()} for s in stats])
     rows = io.concat_parquet_parts(out, parts, fmt)

@@ -358,6 +358,21 @@ def latest_as_of(job: ScoreJob, per_partition: list[dict[int, int]]) -> pd.Times
     return end
 
 
+def check_rejects(job: ScoreJob, stats: list[dict[str, Any]]) -> None:
+    """Fail like ``clean`` when the run's reject share passes ``clean.max_reject_share``.
+
+    On the run's totals: a partition's share would depend on who else is in it.
+    """
+    from pipeline.clean import check_reject_share
+
+    by_reason: dict[str, int] = {}
+    for item in stats:
+        for reason, count in item.get("rejected_by_reason", {}).items():
+            by_reason[reason] = by_reason.get(reason, 0) + int(count)
+    rows = sum(int(item.get("rows_read", 0)) for item in stats)
+    check_reject_share("score input", rows, by_reason, job.params.clean.max_reject_share)
+
+
 def settle_as_of(job: ScoreJob, per_partition: list[dict[int, int]]) -> ScoreJob:
     """Return ``job`` with its snapshot date: the data's end for ``latest``, else checked.
 

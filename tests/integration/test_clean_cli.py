@@ -68,6 +68,8 @@ def clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
         out: Path | None = None,
         **clean_params,
     ) -> Outcome:
+        # the fixtures are made of bad rows, one per reason: the share limit has its own tests
+        clean_params.setdefault("max_reject_share", 1.0)
         params = tmp_path / "params.yaml"
         params.write_text(yaml.safe_dump({"clean": {"as_of": as_of, **clean_params}}))
         out = out or tmp_path / "clean"
@@ -1176,3 +1178,41 @@ def test_unknown_time_zone_in_a_source_config_is_a_config_error(clean, tmp_path:
     assert_err(
         clean(RAW / "utf8.csv", config=bad), "bad.yaml", "rules.timezone", "unknown time zone"
     )
+
+
+# --- a mapping that matches nothing ---------------------------------------------------------------
+
+
+def _with_order_format(tmp_path: Path, fmt: str) -> Path:
+    config = yaml.safe_load(ONLINE_RETAIL.read_text())
+    config["rules"]["date_formats"]["order_ts"] = fmt
+    path = tmp_path / "formats.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.reliability("rows: a bad strptime directive in a source config")
+@pytest.mark.parametrize("fmt", ["%Q/%m/%Y", "%Y-%m-%d %", "", "mixed"])
+def test_a_bad_date_format_is_one_line_naming_the_key(clean, tmp_path: Path, fmt: str) -> None:
+    outcome = clean(RAW / "utf8.csv", config=_with_order_format(tmp_path, fmt))
+    assert outcome.code == 3
+    assert_err(outcome, "rules.date_formats: order_ts:")
+
+
+@pytest.mark.reliability("rows: a date format that matches nothing (100% rejects)")
+def test_a_format_that_matches_nothing_fails_with_the_top_reasons(clean, tmp_path: Path) -> None:
+    config = _with_order_format(tmp_path, "%d/%m/%Y %H:%M")
+    outcome = clean(RAW / "utf8.csv", config=config, max_reject_share=0.5)  # the default
+    assert outcome.code == 4
+    assert_err(
+        outcome, "transactions:", "lines rejected (100.0%", "bad_date 100.0%", "max_reject_share"
+    )
+
+
+def test_the_reject_share_limit_is_a_param(clean, tmp_path: Path) -> None:
+    config = _with_order_format(tmp_path, "%d/%m/%Y %H:%M")
+    outcome = clean(RAW / "utf8.csv", config=config, max_reject_share=1.0)
+    assert_recon(outcome)
+    assert outcome.manifest["accepted"] == 0 and set(outcome.manifest["rejected_by_reason"]) == {
+        "bad_date"
+    }

@@ -488,3 +488,23 @@ def test_as_of_outside_the_data_with_the_flag_scores_and_warns(
     assert score(world, out, "--allow-outside-data", as_of="2025-03-01") == 0
     assert "after the end of the data" in caplog.text
     assert (io.read_parquet(out)["as_of"] == pd.Timestamp("2025-03-01", tz="UTC")).all()
+
+
+@pytest.mark.reliability("rows: a date format that matches nothing (100% rejects, score)")
+def test_a_mapping_that_rejects_most_lines_fails_score_with_the_reasons(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = yaml.safe_load(Path(SOURCE).read_text())
+    config["rules"]["date_formats"]["order_ts"] = "%d/%m/%Y %H:%M:%S"
+    source = tmp_path / "config" / "wrong_format.yaml"
+    source.parent.mkdir()
+    source.write_text(yaml.safe_dump(config))
+    args = score_args(world, tmp_path / "out" / "scores.parquet")
+    args[args.index("--source") + 1] = str(source)
+    capsys.readouterr()
+    assert _run(*args) == 4
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "score input:" in errors[0] and "bad_date" in errors[0], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
