@@ -238,6 +238,10 @@ class MlflowParams(Section):
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "loyalty-pipeline"
     required: bool = True
+    # Seconds to wait for a SQLite store that another writer holds locked, then fail in one
+    # line saying so (or warn, when not required). MLflow's own per-statement wait (20 s) still
+    # applies to a lock taken while a run is being logged.
+    lock_timeout_s: float = Field(30.0, gt=0, le=3600)
 
 
 class EvaluateParams(Section):

@@ -106,7 +106,10 @@ def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
 
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", uri.removeprefix("models:/"))
     resolved = tracking.resolve_model(
-        uri, tracking.resolve_tracking_uri(mlflow), scratch / "download" / slug
+        uri,
+        tracking.resolve_tracking_uri(mlflow),
+        scratch / "download" / slug,
+        mlflow.lock_timeout_s,
     )
     target = _target_name(resolved.predictor.features, uri)
     # One folder per target with a distinct name: Spark ships model folders by their base name.
