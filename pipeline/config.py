@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline import io
+from pipeline import io, names
 from pipeline.errors import ConfigError
 
 
@@ -31,7 +31,7 @@ class DataParams(Section):
 
     # The name of a source config: configs/sources/<source>.yaml (synthetic, online_retail,
     # csv, or one of your own).
-    source: str = Field("synthetic", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    source: str = Field("synthetic", pattern=names.NAME)
     # null = configs/sources/<source>.yaml; set it to use another mapping for the same source.
     source_config: str | None = None
     input: str = "data/synthetic"
@@ -122,7 +122,7 @@ class FeaturesParams(Section):
 
 
 #: Target names become panel columns, output columns, folder names and MLflow model names.
-TARGET_NAME = r"^[a-z][a-z0-9_]{0,39}$"
+TARGET_NAME = names.NAME
 
 
 class TargetParams(Section):
@@ -363,8 +363,8 @@ class Params(Section):
                 set() if self.business.value_target is None else {self.business.value_target}
             ),
         }
-        for key, names in used.items():
-            unknown = sorted(names - defined)
+        for key, named in used.items():
+            unknown = sorted(named - defined)
             if unknown:
                 raise ValueError(f"{key}: {unknown} not defined under labels.targets")
         rules = {name: spec.rule for name, spec in self.labels.targets.items()}
