@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline import io
+from pipeline import io, names
 from pipeline.dates import iso_date, iso_instant
 from pipeline.errors import ConfigError
 
@@ -53,7 +53,7 @@ class DataParams(Section):
 
     # The name of a source config: configs/sources/<source>.yaml (synthetic, online_retail,
     # csv, or one of your own).
-    source: str = Field("synthetic", pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    source: str = Field("synthetic", pattern=names.NAME)
     # null = configs/sources/<source>.yaml; set it to use another mapping for the same source.
     source_config: str | None = None
     input: str = "data/synthetic"
@@ -157,7 +157,7 @@ class FeaturesParams(Section):
 
 
 #: Target names become panel columns, output columns, folder names and MLflow model names.
-TARGET_NAME = r"^[a-z][a-z0-9_]{0,39}$"
+TARGET_NAME = names.NAME
 
 
 class TargetParams(Section):
@@ -273,6 +273,10 @@ class MlflowParams(Section):
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "loyalty-pipeline"
     required: bool = True
+    # Seconds to wait for a SQLite store that another writer holds locked, then fail in one
+    # line saying so (or warn, when not required). MLflow's own per-statement wait (20 s) still
+    # applies to a lock taken while a run is being logged.
+    lock_timeout_s: float = Field(30.0, gt=0, le=3600)
 
 
 class EvaluateParams(Section):
@@ -398,8 +402,8 @@ class Params(Section):
                 set() if self.business.value_target is None else {self.business.value_target}
             ),
         }
-        for key, names in used.items():
-            unknown = sorted(names - defined)
+        for key, named in used.items():
+            unknown = sorted(named - defined)
             if unknown:
                 raise ValueError(f"{key}: {unknown} not defined under labels.targets")
         rules = {name: spec.rule for name, spec in self.labels.targets.items()}

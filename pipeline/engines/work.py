@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -27,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import io
-from pipeline.config import TARGET_NAME, MlflowParams, Params
+from pipeline import io, names
+from pipeline.config import MlflowParams, Params
 from pipeline.errors import DataError, ModelError
 from pipeline.reasons import FeatureDictionary
 from pipeline.scoring import ScoringModel, ScoringRules, score_customers
@@ -105,9 +104,14 @@ def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
         )
     from pipeline import tracking
 
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", uri.removeprefix("models:/"))
+    # every part was checked by parse_model_uri (pipeline.names): a folder name, never a path
+    name, alias, pinned = tracking.parse_model_uri(uri)
+    slug = f"{name}@{alias}" if alias is not None else f"{name}-v{pinned}"
     resolved = tracking.resolve_model(
-        uri, tracking.resolve_tracking_uri(mlflow), scratch / "download" / slug
+        uri,
+        tracking.resolve_tracking_uri(mlflow),
+        scratch / "download" / slug,
+        mlflow.lock_timeout_s,
     )
     target = _target_name(resolved.predictor.features, uri)
     # One folder per target with a distinct name: Spark ships model folders by their base name.
@@ -123,10 +127,9 @@ def resolve_model(uri: str, scratch: Path, mlflow: MlflowParams) -> ModelRef:
 
 def _target_name(features: dict[str, Any], origin: str) -> str:
     """Return the model's target name, checked before it becomes part of a path or a column."""
-    name = str(features.get("target", ""))
-    if not re.fullmatch(TARGET_NAME, name):
-        raise ModelError(f"{origin}: features.json names target {name!r}, not a valid name")
-    return name
+    return names.checked(
+        features.get("target"), f"{origin}: features.json target", names.NAME, ModelError
+    )
 
 
 def _ref(features: dict[str, Any], path: str, name: str, version: str) -> ModelRef:
@@ -137,8 +140,14 @@ def _ref(features: dict[str, Any], path: str, name: str, version: str) -> ModelR
             f"{name}: features.json names label rule {rule!r}, expected one of "
             f"{sorted(RULES)} (a model trained before targets had rules: retrain)"
         )
+    horizon = features.get("horizon_days")
+    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+        raise ModelError(
+            f"corrupted model {name}: features.json horizon_days {horizon!r} is not a number "
+            "of days"
+        )
     population = (features.get("population") or {}).get("active_within_days")
-    return ModelRef(target, rule, int(features["horizon_days"]), path, name, version, population)
+    return ModelRef(target, rule, horizon, path, name, version, population)
 
 
 def model_folders(uri: str, order: Sequence[str] = ()) -> list[str]:

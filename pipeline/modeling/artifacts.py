@@ -32,6 +32,7 @@ from pipeline.errors import InputError, ModelError
 from pipeline.modeling.btyd_features import NAMES as DERIVED
 from pipeline.modeling.btyd_features import BtydFeatures, BtydSpend
 from pipeline.modeling.calibration import apply_calibration
+from pipeline.modeling.model_text import check_model_text
 
 logger = logging.getLogger(__name__)
 
@@ -72,25 +73,37 @@ class Predictor:
         calibration: dict[str, Any],
         features: dict[str, Any],
         buy_model_text: str | None = None,
+        origin: str | Path | None = None,
     ) -> None:
+        # ``origin``: the model folder, named in every "corrupted model" message
+        where = {
+            name: str(Path(origin) / name) if origin is not None else name
+            for name in (MODEL_FILE, BUY_MODEL_FILE, CALIBRATION_FILE, FEATURES_FILE)
+        }
+        _check_json(calibration, features, where)
         trained_with = str(features.get("lightgbm_version", "unknown"))
         if _major(trained_with) != _major(lgb.__version__):
             raise ModelError(
-                f"model trained with LightGBM {trained_with}, installed {lgb.__version__}: "
-                "major versions differ; retrain the model"
+                f"{where[FEATURES_FILE]}: model trained with LightGBM {trained_with}, installed "
+                f"{lgb.__version__}: major versions differ; retrain the model"
             )
-        self.booster = _booster(model_text, MODEL_FILE)
+        self.booster = _booster(model_text, where[MODEL_FILE])
         # A two-part value model: P(buy) x E[spend | buy] (see pipeline.modeling.value).
         self.buy_booster = (
-            None if buy_model_text is None else _booster(buy_model_text, BUY_MODEL_FILE)
+            None if buy_model_text is None else _booster(buy_model_text, where[BUY_MODEL_FILE])
         )
         if features.get("value_model") == "two_part" and self.buy_booster is None:
-            raise ModelError(f"corrupted model: a two-part value model without {BUY_MODEL_FILE}")
+            raise ModelError(
+                f"corrupted model {where[BUY_MODEL_FILE]}: a two-part value model without it"
+            )
         self.calibration = calibration
         self.features = features
         self.feature_names: list[str] = [f["name"] for f in features["features"]]
         if self.booster.feature_name() != self.feature_names:
-            raise ModelError("corrupted model: model.txt and features.json list different features")
+            raise ModelError(
+                f"corrupted model {where[MODEL_FILE]}: it and {FEATURES_FILE} list different "
+                "features"
+            )
         # Features the model derives from the others (BTYD), with their shipped parameters.
         self._derived = (
             BtydFeatures.from_dict(features["derived"]) if features.get("derived") else None
@@ -236,14 +249,54 @@ def value_offset(raw: dict[str, Any]) -> RunRate | BtydSpend:
     return BtydSpend.from_dict(raw) if raw.get("kind") == "btyd" else RunRate.from_dict(raw)
 
 
-def _booster(text: str, name: str) -> lgb.Booster:
-    if not text.startswith("tree") or "end of trees" not in text:
-        raise ModelError(f"corrupted model: {name} is not a complete LightGBM text model")
+def _booster(text: str, where: str) -> lgb.Booster:
+    """Parse a LightGBM text model once its structure is checked (LightGBM trusts its input)."""
+    try:
+        check_model_text(text)
+    except ValueError as exc:
+        raise ModelError(f"corrupted model {where}: {exc}") from exc
     try:
         return lgb.Booster(model_str=text)
-    except lgb.basic.LightGBMError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "unreadable"
-        raise ModelError(f"corrupted model: {first}") from exc
+    except (lgb.basic.LightGBMError, ValueError, MemoryError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"corrupted model {where}: LightGBM cannot read it ({first})") from exc
+
+
+_CALIBRATION_KEYS = {"isotonic": ("x", "y"), "platt": ("a", "b"), "log_link": ("scale",)}
+
+
+def _check_json(calibration: Any, features: Any, where: dict[str, str]) -> None:
+    """Refuse a calibration or feature contract without what the predictor reads of it."""
+    bad_calibration = (
+        "not a JSON object"
+        if not isinstance(calibration, dict)
+        else f"unknown method {calibration.get('method')!r}"
+        if calibration.get("method") not in _CALIBRATION_KEYS
+        else next(
+            (
+                f"method {calibration['method']} without {key!r}"
+                for key in _CALIBRATION_KEYS[calibration["method"]]
+                if key not in calibration
+            ),
+            None,
+        )
+    )
+    if bad_calibration:
+        raise ModelError(f"corrupted model {where[CALIBRATION_FILE]}: {bad_calibration}")
+    listed = features.get("features") if isinstance(features, dict) else None
+    if not isinstance(listed, list) or not listed:
+        raise ModelError(f"corrupted model {where[FEATURES_FILE]}: no 'features' list")
+    for item in listed:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or item.get("dtype") not in ("float64", "category")
+            or (item["dtype"] == "category" and not isinstance(item.get("levels"), list))
+        ):
+            raise ModelError(
+                f"corrupted model {where[FEATURES_FILE]}: a 'features' entry without a name, "
+                "a dtype float64|category, or a category's levels"
+            )
 
 
 #: Columns of a panel or snapshot that are never features (with the model's own label).
@@ -292,14 +345,14 @@ def load_predictor_files(
     paths = [model_path, calibration_path, features_path]
     for item in paths if buy_model_path is None else [*paths, buy_model_path]:
         io.refuse_pickle(item)
-    try:
-        model_text = _read_model_text(Path(model_path))
-        calibration = io.read_json(calibration_path)
-        features = io.read_json(features_path)
-        buy = None if buy_model_path is None else _read_model_text(Path(buy_model_path))
-    except InputError as exc:
-        raise ModelError(f"model artefact unusable: {exc.message}") from exc
-    return Predictor(model_text, calibration, features, buy)
+    model_text = _read_model_text(Path(model_path))
+    calibration = _read_model_json(Path(calibration_path))
+    features = _read_model_json(Path(features_path))
+    buy = None if buy_model_path is None else _read_model_text(Path(buy_model_path))
+    # messages name the files where they are (a pyfunc's artefacts may sit in several folders)
+    folders = {Path(p).parent for p in paths}
+    origin = folders.pop() if len(folders) == 1 else None
+    return Predictor(model_text, calibration, features, buy, origin)
 
 
 def _read_model_text(path: Path) -> str:
@@ -307,6 +360,17 @@ def _read_model_text(path: Path) -> str:
         with io.open_binary(path) as handle:
             return handle.read().decode("utf-8")
     except FileNotFoundError as exc:
-        raise ModelError(f"{path}: model file not found") from exc
+        raise ModelError(f"corrupted model {path.parent}: {path.name} not found") from exc
     except UnicodeDecodeError as exc:
-        raise ModelError(f"{path}: corrupted model (not LightGBM text)") from exc
+        raise ModelError(f"corrupted model {path}: not LightGBM text (not UTF-8)") from exc
+
+
+def _read_model_json(path: Path) -> Any:
+    if not path.exists():
+        raise ModelError(f"corrupted model {path.parent}: {path.name} not found")
+    try:
+        return io.read_json(path)
+    except InputError as exc:
+        raise ModelError(f"corrupted model {exc.message}") from exc
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"corrupted model {path}: not JSON text (not UTF-8)") from exc

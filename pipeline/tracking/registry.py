@@ -20,6 +20,7 @@ from typing import Any
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.config import MlflowParams
 from pipeline.errors import TrackingError
@@ -27,7 +28,13 @@ from pipeline.modeling.artifacts import Predictor, load_predictor
 from pipeline.modeling.metrics import ranking_metrics
 from pipeline.modeling.value_metrics import normalized_gini
 from pipeline.tracking.model_uri import CHALLENGER, CHAMPION, parse_model_uri
-from pipeline.tracking.store import check_reachable, configure_environment, resolve_tracking_uri
+from pipeline.tracking.store import (
+    check_reachable,
+    configure_environment,
+    is_locked,
+    resolve_tracking_uri,
+    tracking_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +96,10 @@ def _champion_auc(
 
 
 def _use_store(mlflow_params: MlflowParams | None) -> str:
+    settings = mlflow_params or MlflowParams()
     configure_environment()
-    uri = resolve_tracking_uri(mlflow_params or MlflowParams())
-    check_reachable(uri)
+    uri = resolve_tracking_uri(settings)
+    check_reachable(uri, settings.lock_timeout_s)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return uri
@@ -99,14 +107,23 @@ def _use_store(mlflow_params: MlflowParams | None) -> str:
 
 def load_registered(uri: str, mlflow_params: MlflowParams | None = None) -> Any:
     """Load a registered pyfunc (``models:/loyalty-churn@champion``) with a one-line error."""
-    _use_store(mlflow_params)
+    name, alias, _ = parse_model_uri(uri)
+    store = _use_store(mlflow_params)
     try:
         return mlflow.pyfunc.load_model(uri)
-    except MlflowException as exc:
-        name, alias, _ = parse_model_uri(uri)
-        if alias is not None:
-            raise TrackingError(f"no version of {name} has alias {alias}") from exc
-        raise TrackingError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from exc
+    except (MlflowException, SQLAlchemyError) as exc:
+        raise _load_failure(exc, uri, store, name, alias) from exc
+
+
+def _load_failure(
+    exc: Exception, uri: str, store: str, name: str, alias: str | None
+) -> TrackingError:
+    """One line for a registry read that failed: the store's lock, a missing alias, or MLflow's."""
+    if is_locked(exc) or not isinstance(exc, MlflowException):
+        return tracking_failure(exc, store)
+    if alias is not None:
+        return TrackingError(f"no version of {name} has alias {alias}")
+    return TrackingError(f"cannot load {uri}: {str(exc).splitlines()[0]}")
 
 
 @dataclass(frozen=True)
@@ -127,17 +144,21 @@ class ResolvedModel:
         return f"{base} ({self.alias})" if self.alias else base
 
 
-def resolve_model(uri: str, tracking_uri: str, dst: Path) -> ResolvedModel:
+def resolve_model(
+    uri: str, tracking_uri: str, dst: Path, lock_timeout_s: float | None = None
+) -> ResolvedModel:
     """Download a registered version's artefacts into ``dst`` and build its predictor.
 
     ``uri`` is ``models:/name@alias`` or ``models:/name/version``; the store is ``tracking_uri``
     (no process-wide MLflow setting is changed). The predictor comes from
     :func:`pipeline.modeling.artifacts.load_predictor` (LightGBM text + JSON, never a pickle).
-    A missing alias is the one-line :class:`TrackingError` "no version of NAME has alias ALIAS".
+    A missing alias is the one-line :class:`TrackingError` "no version of NAME has alias ALIAS";
+    a store another writer holds locked past ``lock_timeout_s`` (default
+    ``mlflow.lock_timeout_s``) is one line that says "locked".
     """
-    configure_environment()
-    check_reachable(tracking_uri)
     name, alias, version = parse_model_uri(uri)
+    configure_environment()
+    check_reachable(tracking_uri, lock_timeout_s)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     try:
         found = (
@@ -151,10 +172,8 @@ def resolve_model(uri: str, tracking_uri: str, dst: Path) -> ResolvedModel:
             tracking_uri=tracking_uri,
             registry_uri=tracking_uri,
         )
-    except MlflowException as exc:
-        if alias is not None:
-            raise TrackingError(f"no version of {name} has alias {alias}") from exc
-        raise TrackingError(f"cannot load {uri}: {str(exc).splitlines()[0]}") from exc
+    except (MlflowException, SQLAlchemyError) as exc:
+        raise _load_failure(exc, uri, tracking_uri, name, alias) from exc
     folder = Path(local) / "artifacts"
     return ResolvedModel(
         predictor=load_predictor(folder),
@@ -170,5 +189,6 @@ def load_registered_predictor(
     uri: str, dst: Path, mlflow_params: MlflowParams | None = None
 ) -> tuple[Predictor, str, str]:
     """Return (predictor, name, version) of a registered model (see :func:`resolve_model`)."""
-    resolved = resolve_model(uri, resolve_tracking_uri(mlflow_params or MlflowParams()), dst)
+    settings = mlflow_params or MlflowParams()
+    resolved = resolve_model(uri, resolve_tracking_uri(settings), dst, settings.lock_timeout_s)
     return resolved.predictor, resolved.name, resolved.version

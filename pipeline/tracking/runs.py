@@ -24,6 +24,7 @@ import pandas as pd
 import sklearn
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from pipeline.config import MlflowParams
 from pipeline.errors import TrackingError
@@ -43,7 +44,12 @@ from pipeline.tracking.run_data import (
     input_example,
     numeric_metrics,
 )
-from pipeline.tracking.store import check_reachable, configure_environment, resolve_tracking_uri
+from pipeline.tracking.store import (
+    check_reachable,
+    configure_environment,
+    resolve_tracking_uri,
+    tracking_failure,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +86,10 @@ def log_training(
     """
     uri = resolve_tracking_uri(mlflow_params)
     try:
-        check_reachable(uri)
+        check_reachable(uri, mlflow_params.lock_timeout_s, write=True)
         return _log(result, params, mlflow_params, uri, model_dir, plots_dir, dvc_lock)
-    except (TrackingError, MlflowException, OSError) as exc:
-        message = (
-            exc.message
-            if isinstance(exc, TrackingError)
-            else (f"MLflow failed at {uri}: {str(exc).splitlines()[0] if str(exc) else type(exc)}")
-        )
+    except (TrackingError, MlflowException, SQLAlchemyError, OSError) as exc:
+        message = tracking_failure(exc, uri).message
         if mlflow_params.required:
             raise TrackingError(message) from exc
         logger.warning("%s; continuing without tracking (mlflow.required is false)", message)
@@ -171,7 +173,8 @@ def log_report(site_dir: Path, targets: list[str], mlflow_params: MlflowParams) 
     """
     uri = resolve_tracking_uri(mlflow_params)
     try:
-        check_reachable(uri)
+        check_reachable(uri, mlflow_params.lock_timeout_s, write=True)
+        configure_environment()
         mlflow.set_tracking_uri(uri)
         experiment = mlflow.set_experiment(mlflow_params.experiment)
         client = MlflowClient()
@@ -194,10 +197,8 @@ def log_report(site_dir: Path, targets: list[str], mlflow_params: MlflowParams) 
             run_ids.append(run_id)
         logger.info("report logged to MLflow run(s) %s", run_ids)
         return run_ids
-    except (TrackingError, MlflowException, OSError) as exc:
-        message = (
-            exc.message if isinstance(exc, TrackingError) else f"MLflow failed at {uri}: {exc}"
-        )
+    except (TrackingError, MlflowException, SQLAlchemyError, OSError) as exc:
+        message = tracking_failure(exc, uri).message
         if mlflow_params.required:
             raise TrackingError(message) from exc
         logger.warning("%s; report not logged (mlflow.required is false)", message)

@@ -508,3 +508,200 @@ def test_a_mapping_that_rejects_most_lines_fails_score_with_the_reasons(
     assert len(errors) == 1 and "score input:" in errors[0] and "bad_date" in errors[0], err
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# --- faults: a locked store, names that would be paths, corrupted models (issue 13) ----------
+
+
+def one_error_line(err: str) -> str:
+    """The one ``error:`` line of a failed command: the last line, no traceback before it."""
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [err.strip().splitlines()[-1]], err
+    return errors[0]
+
+
+def tree(root: Path) -> set[str]:
+    """Every path under ``root``, relative to it."""
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def store_copy(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **mlflow: object
+) -> tuple[Path, Path]:
+    """A copy of the world's registry (same artefacts), and params and environment that use it.
+
+    (``mlflow.set_tracking_uri`` in an earlier in-process run set ``MLFLOW_TRACKING_URI``.)
+    """
+    import sqlite3
+
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir(parents=True)
+    src, dst = sqlite3.connect(world.root / "mlflow.db"), sqlite3.connect(db)
+    with dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+    params = yaml.safe_load(world.params.read_text())
+    params["mlflow"].update(tracking_uri=f"sqlite:///{db}", **mlflow)
+    path = tmp_path / "store" / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    return db, path
+
+
+@pytest.mark.reliability("infrastructure: SQLite store locked by another writer")
+def test_locked_registry_waits_its_timeout_then_says_locked(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from tests.support.sqlite_lock import locked
+
+    db, params = store_copy(world, tmp_path, monkeypatch, lock_timeout_s=1)
+    champion = ("models:/loyalty-churn@champion",)
+    out = tmp_path / "locked.parquet"
+    args = score_args(world, out, models=champion)
+    args[args.index("--params") + 1] = str(params)
+    # first, before this process opens the copy: a lock in rollback-journal mode stops readers
+    # too (once MLflow holds pooled connections the store stays in WAL mode)
+    with locked(db, journal_mode="delete"):
+        started = time.perf_counter()
+        code = _run(*args, "--workers", "1")
+        elapsed = time.perf_counter() - started
+    assert code == 7
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"error: tracking store sqlite:///{db} is locked by another writer")
+    assert "waited 1 s; mlflow.lock_timeout_s" in line
+    assert elapsed < 60  # a sanity bound: the wait is 1 s, not MLflow's 20 s and retries
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]  # no output, no scratch
+    with locked(db):  # WAL: another writer does not stop a reader
+        assert _run(*args, "--workers", "1") == 0
+    assert out.exists()
+
+
+#: Names that must never become part of a path (a deep traversal climbs out of the scratch).
+BAD_NAMES = ["../../../../x", "/tmp/x", "", "a\x00b", "x" * 1000, ".."]
+
+
+@pytest.mark.reliability("security: names read from a registry or a file")
+@pytest.mark.parametrize("name", BAD_NAMES, ids=range(len(BAD_NAMES)))
+def test_a_bad_name_in_a_model_uri_is_one_line(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    out = tmp_path / "deep" / "er" / "scores.parquet"
+    before = tree(tmp_path)
+    for uri in (f"models:/{name}@champion", f"models:/loyalty-churn@{name}"):
+        assert score(world, out, models=(uri,)) == 5
+        assert "not a valid name" in one_error_line(capsys.readouterr().err)
+    assert tree(tmp_path) - before <= {"deep", "deep/er"}
+
+
+@pytest.mark.reliability("security: names read from a registry or a file")
+def test_a_registry_model_naming_a_bad_target_writes_nothing(
+    world: World,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each version's features.json names a bad target; it is refused before any path."""
+    from types import SimpleNamespace
+
+    from pipeline import tracking
+    from pipeline.config import MlflowParams
+
+    db, params = store_copy(world, tmp_path / "registry", monkeypatch)
+    from pipeline.modeling.artifacts import load_predictor
+
+    panel = io.read_parquet(world.root / "features" / "panel.parquet")
+    test_rows = panel.loc[panel["split"] == "test"].head(20)
+    rows = load_predictor(world.root / "models" / "churn").derive(test_rows)  # with BTYD
+    for name in BAD_NAMES:
+        folder = tmp_path / "registry" / "evil"
+        shutil.copytree(world.root / "models" / "churn", folder, dirs_exist_ok=True)
+        features = io.read_json(folder / "features.json")
+        features["target"] = name
+        io.write_json(folder / "features.json", features)
+        result = SimpleNamespace(
+            target="evil",
+            metrics={"test_cutoff": world.test_cutoff, "model": {"roc_auc": 0.5}},
+            trials=[],
+            features=features,
+            test_frame=rows[[f["name"] for f in features["features"]]],
+        )
+        logged = tracking.log_training(
+            result=result,
+            params={},
+            mlflow_params=MlflowParams(tracking_uri=f"sqlite:///{db}"),
+            model_dir=folder,
+            plots_dir=None,
+        )
+        assert logged is not None
+    out = tmp_path / "deep" / "er" / "scores.parquet"
+    before = tree(tmp_path)
+    for version in range(1, len(BAD_NAMES) + 1):
+        args = score_args(world, out, models=(f"models:/loyalty-evil/{version}",))
+        args[args.index("--params") + 1] = str(params)
+        assert _run(*args) == 5
+        line = one_error_line(capsys.readouterr().err)
+        assert "features.json target" in line and "not a valid name" in line
+    assert tree(tmp_path) - before <= {"deep", "deep/er"}
+
+
+def _damaged(text: str) -> str:
+    import re
+
+    return re.sub(r"num_class=\d+", "num_class=2000000000", text)
+
+
+#: A damaged model folder: the file changed, what it becomes, what the one line says.
+CORRUPTIONS = {
+    "truncated": ("model.txt", lambda b: b[: len(b) // 3], "truncated"),
+    "random_bytes": ("model.txt", lambda b: bytes(range(256)) * 40, "not LightGBM text"),
+    "empty": ("model.txt", lambda b: b"", "empty file"),
+    "huge_header": ("model.txt", lambda b: _damaged(b.decode()).encode(), "num_class"),
+    "features_not_json": ("features.json", lambda b: b[:-20], "invalid JSON"),
+    "features_keys_missing": ("features.json", lambda b: b'{"target": "churn"}', "features"),
+    "calibration_missing": ("calibration.json", None, "calibration.json not found"),
+}
+
+
+@pytest.mark.reliability("model file from another LightGBM major version, or corrupted")
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
+def test_a_corrupted_model_is_one_line_naming_the_file(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    file, damage, says = CORRUPTIONS[case]
+    folder = tmp_path / "model"
+    shutil.copytree(world.root / "models" / "churn", folder)
+    if damage is None:
+        (folder / file).unlink()
+    else:
+        (folder / file).write_bytes(damage((folder / file).read_bytes()))
+    out = tmp_path / "scores.parquet"
+    explain_out = tmp_path / "explain"
+    explain = [
+        "explain",
+        "--params",
+        str(world.params),
+        "--target",
+        "churn",
+        "--model",
+        str(folder),
+        "--features",
+        str(world.root / "features"),
+        "--out",
+        str(explain_out),
+        "--dictionary",
+        DICTIONARY,
+    ]
+    for run in (lambda: score(world, out, models=(str(folder),)), lambda: _run(*explain)):
+        assert run() == 5
+        line = one_error_line(capsys.readouterr().err)
+        assert line.startswith(f"error: corrupted model {folder}") and says in line
+        assert "std::" not in line
+    assert not out.exists() and not explain_out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

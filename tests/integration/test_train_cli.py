@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,20 @@ from pipeline.features.catalog import load_catalog
 from tests.support.demo_panel import make_demo_panel
 from tests.support.faults import assert_disk_full_keeps_old_set, snapshot
 from tests.support.params import fixed_labels
+from tests.support.sqlite_lock import locked
 
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
+
+#: What `loyalty train` writes in a binary model's folder.
+MODEL_FILES = [
+    "calibration.json",
+    "features.json",
+    "metrics.json",
+    "model.txt",
+    "test_predictions.parquet",
+]
 
 
 def _closed_port() -> int:
@@ -102,13 +114,7 @@ def test_outputs_inside_the_feature_folder_are_refused(workdir: Path, capsys) ->
 def test_train_writes_every_artefact_and_is_reproducible(workdir: Path):
     assert _train() == 0
     model = workdir / "models" / "churn"
-    assert sorted(p.name for p in model.iterdir()) == [
-        "calibration.json",
-        "features.json",
-        "metrics.json",
-        "model.txt",
-        "test_predictions.parquet",
-    ]
+    assert sorted(p.name for p in model.iterdir()) == MODEL_FILES
     assert sorted(p.name for p in (workdir / "reports/plots/churn").iterdir()) == [
         "calibration.csv",
         "lift.csv",
@@ -163,6 +169,41 @@ def test_unreachable_server_only_warns_when_not_required(workdir, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_closed_port()}")
     (workdir / "params.yaml").write_text("mlflow:\n  required: false\n")
     assert _train() == 0
+
+
+@pytest.mark.reliability("infrastructure: SQLite store locked by another writer")
+@pytest.mark.parametrize("required", [True, False], ids=["required", "optional"])
+def test_locked_store_waits_its_timeout_then_says_locked(workdir, capsys, caplog, required):
+    db = workdir / "mlflow.db"
+    (workdir / "params.yaml").write_text(
+        f"mlflow:\n  lock_timeout_s: 1\n  required: {str(required).lower()}\n"
+    )
+    with locked(db):
+        started = time.perf_counter()
+        code = _train()
+        elapsed = time.perf_counter() - started
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert elapsed < 60  # a sanity bound: the wait is 1 s, not MLflow's 20 s and retries
+    model = workdir / "models" / "churn"
+    assert sorted(p.name for p in model.iterdir()) == MODEL_FILES
+    assert (workdir / "reports/metrics/churn.json").exists()
+    message = f"tracking store sqlite:///{db} is locked by another writer (waited 1 s; "
+    if required:
+        assert code == 7
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert errors == [err.strip().splitlines()[-1]]
+        assert errors[0].startswith(f"error: {message}")
+    else:
+        assert code == 0
+        assert message in caplog.text and "continuing without tracking" in caplog.text
+    # nothing was logged: no run, no version, no alias half-moved
+    with sqlite3.connect(db) as con:
+        tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master")}
+        if "runs" in tables:
+            assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+            assert con.execute("SELECT count(*) FROM registered_model_aliases").fetchone()[0] == 0
+    con.close()
 
 
 def test_quality_gate_failure_is_one_line_and_saves_no_model(workdir, capsys):

@@ -14,6 +14,7 @@ from pipeline import tracking
 from pipeline.config import MlflowParams
 from pipeline.errors import TrackingError
 from pipeline.tracking import run_data, store
+from tests.support.sqlite_lock import locked
 
 
 def _closed_port() -> int:
@@ -67,6 +68,42 @@ def test_sqlite_store_is_put_in_wal_mode(tmp_path):
     with sqlite3.connect(db) as con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     con.close()
+
+
+@pytest.mark.reliability("infrastructure: SQLite store locked by another writer")
+def test_a_locked_store_is_waited_for_then_named_locked(tmp_path):
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    store.check_reachable(uri)
+    with locked(db):  # WAL: a reader goes past another writer, a writer waits, then fails
+        store.check_reachable(uri, 0.2)
+        started = time.perf_counter()
+        with pytest.raises(TrackingError, match=r"is locked by another writer \(waited 0\.2 s"):
+            store.check_reachable(uri, 0.2, write=True)
+        assert time.perf_counter() - started < 10
+    with locked(db, journal_mode="delete"):  # a rollback journal's lock stops readers too
+        with pytest.raises(TrackingError, match=f"^tracking store {uri} is locked by another"):
+            store.check_reachable(uri, 0.2)
+    store.check_reachable(uri, 0.2, write=True)  # released: usable again, and in WAL mode
+
+
+def test_store_failures_map_to_one_line():
+    uri = "sqlite:///mlflow.db"
+    try:
+        try:
+            raise sqlite3.OperationalError("database is locked")
+        except sqlite3.Error as inner:
+            raise RuntimeError("(raised as a result of Query-invoked autoflush)\nINSERT") from inner
+    except RuntimeError as exc:  # MlflowException wraps SQLAlchemy's error the same way
+        wrapped = exc
+    assert store.is_locked(wrapped)
+    assert store.tracking_failure(wrapped, uri).message == (
+        f"tracking store {uri} is locked by another writer (MLflow gave up waiting for it)"
+    )
+    other = store.tracking_failure(RuntimeError("no such table: runs\n[SQL: ...]"), uri)
+    assert other.message == f"MLflow failed at {uri}: no such table: runs"
+    same = TrackingError("tracking server unreachable: x")
+    assert store.tracking_failure(same, uri) is same
 
 
 def test_mlflow_free_modules_do_not_import_mlflow():

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline import names
 from pipeline.cleaning.parsing import parse_number
 from pipeline.errors import ConfigError, InputError
 from pipeline.sources.csv_mapping import CANONICAL, SourceConfig, parse_source_config
@@ -33,7 +34,6 @@ from pipeline.sources.inspect.rules import (
 from pipeline.sources.inspect.sample import Sample
 from pipeline.sources.inspect.values import Profile, profile_column, sniff_decimal
 
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 TIMESTAMPS = {
     "transactions": ("order_ts", "promised_ts", "delivered_ts"),
     "feedback": ("feedback_ts",),
@@ -133,9 +133,7 @@ def file_stem(path: Path) -> str:
 
 def check_name(name: str) -> str:
     """Refuse a name that ``data.source`` would refuse."""
-    if not NAME.fullmatch(name):
-        raise ConfigError(f"--name {name!r}: must match {NAME.pattern} (as data.source)")
-    return name
+    return names.checked(name, "--name (a data.source name)")
 
 
 def parse_columns(items: list[str]) -> dict[str, dict[str, str | None]]:
