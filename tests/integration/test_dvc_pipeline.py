@@ -78,6 +78,7 @@ def test_repro_builds_every_output(pipeline_run: Path) -> None:
     assert list((pipeline_run / "reports").rglob("index.html")), "no report index.html"
 
 
+@pytest.mark.reliability("infrastructure: fresh clone, no DVC remote")
 def test_second_repro_runs_nothing_and_status_is_clean(pipeline_run: Path) -> None:
     second = _run(["dvc", "repro"], pipeline_run)
     assert "Running stage" not in second.stdout

@@ -14,6 +14,7 @@ from pipeline.errors import ConfigError, InputError, ModelError, OutputError
 from tests.support.faults import FullDisk
 
 
+@pytest.mark.reliability("infrastructure: crash in the middle of writing")
 def test_atomic_write_leaves_no_partial_file_on_crash(tmp_path: Path) -> None:
     target = tmp_path / "out" / "table.parquet"
     with pytest.raises(RuntimeError):
@@ -45,6 +46,7 @@ def test_read_parquet_of_a_text_file_is_one_line_error(tmp_path: Path) -> None:
         io.read_parquet(bogus)
 
 
+@pytest.mark.reliability("security: YAML with !!python/object tags")
 def test_yaml_python_tags_are_refused(tmp_path: Path) -> None:
     evil = tmp_path / "evil.yaml"
     evil.write_text("x: !!python/object/apply:os.system ['echo pwned']\n")
@@ -116,6 +118,7 @@ def test_disk_full_is_one_line_naming_the_final_file(
     assert again.message == caught.value.message and again.exit_code == 8
 
 
+@pytest.mark.reliability("infrastructure: crash in the middle of writing")
 def test_a_crash_between_the_two_renames_is_recovered(tmp_path: Path) -> None:
     out = tmp_path / "models"
     with io.atomic_folder(out, ["*.txt"]) as folder:
