@@ -105,7 +105,7 @@ def test_saved_artefacts_score_exactly_as_trained(
 def test_a_two_part_model_without_its_buy_part_is_refused(panel: pd.DataFrame) -> None:
     params = FAST.model_copy(update={"value_models": ("two_part",)})
     result = train_value(panel, "value", params, LABELS, demo_catalog())
-    with pytest.raises(Exception, match="corrupted model buy_model.txt: a two-part value model without it"):
+    with pytest.raises(Exception, match="corrupted model buy_model.txt: a two-part value model"):
         artifacts.Predictor(result.model_text, result.calibration, result.features)
 
 
