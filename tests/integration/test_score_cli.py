@@ -436,6 +436,16 @@ def _variant(world: World, root: Path, rewrite: object) -> Path:
     return folder
 
 
+def _after_header(lines: bytes) -> object:
+    """A rewrite that puts ``lines`` right after the header."""
+
+    def rewrite(data: bytes) -> bytes:
+        header, rest = data.split(b"\n", 1)
+        return header + b"\n" + lines + rest
+
+    return rewrite
+
+
 def _params_with(world: World, root: Path, **clean: object) -> Path:
     params = yaml.safe_load(world.params.read_text())
     params["clean"].update(clean)
@@ -498,11 +508,8 @@ def test_an_over_long_record_is_quarantined_and_changes_no_other_customer(
     both follow clean.max_record_bytes.
     """
 
-    def with_long_line(data: bytes) -> bytes:
-        header, rest = data.split(b"\n", 1)
-        return header + b"\n" + b"999999,X," + b"9" * (200 << 10) + b",1,1.0\n" + rest
-
-    raw = _variant(world, tmp_path, with_long_line)
+    long = b"999999,X," + b"9" * (200 << 10) + b",1,1.0\n"
+    raw = _variant(world, tmp_path, _after_header(long))
     params = _params_with(world, tmp_path, max_record_bytes=65536)
     scores, manifest = _score_and_clean(world, tmp_path, raw, params)
     assert manifest["rejected_by_reason"]["record_too_long"] == 1
@@ -523,12 +530,8 @@ def test_a_utf16_export_scores_as_the_utf8_one(
 def test_a_nul_line_is_quarantined_and_changes_no_other_customer(
     world: World, tmp_path: Path, plain_scores: pd.DataFrame
 ) -> None:
-    def with_nul_lines(data: bytes) -> bytes:
-        header, rest = data.split(b"\n", 1)
-        nul = b"999998,X\x00Y,1,1.0,2024-01-01 00:00:00,,app,0.0,,\n"
-        return header + b"\n" + nul * 3 + rest
-
-    raw = _variant(world, tmp_path, with_nul_lines)
+    nul = b"999998,X\x00Y,1,1.0,2024-01-01 00:00:00,,app,0.0,,\n"
+    raw = _variant(world, tmp_path, _after_header(nul * 3))
     scores, manifest = _score_and_clean(world, tmp_path, raw, world.params)
     assert manifest["rejected_by_reason"]["nul_byte"] == 3
     pd.testing.assert_frame_equal(scores, plain_scores, check_exact=True)
