@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipeline import io
+from pipeline.config import MAX_RECORD_BYTES
 from pipeline.engines import partitioning, records
 
 #: The columns of a keyed-records frame (Spark DDL).
-RECORD_SCHEMA = "partition int, file int, line long, lines int, no_key boolean, record binary"
+RECORD_SCHEMA = (
+    "partition int, file int, line long, lines int, no_key boolean, record binary, too_long boolean"
+)
 #: :func:`read_keyed` yields frames of about this many record bytes.
 BATCH_BYTES = 16 << 20
 #: Range sizes: about two ranges per core, within these bounds.
@@ -44,11 +46,13 @@ class InputFile:
     key_index: int
     layout: partitioning.CsvLayout
     size: int
+    body_start: int  # offset of the first byte after the header (and a UTF-8 BOM)
+    body_line: int  # line number of the body's first line
 
     @property
     def splittable(self) -> bool:
-        """Whether a reader can start at a byte offset (not inside a gzip stream)."""
-        return not self.path.endswith(".gz")
+        """Whether a reader can start at a byte offset (not inside a gzip or UTF-16/32 stream)."""
+        return not self.path.endswith(".gz") and self.layout.wide is None
 
 
 @dataclass(frozen=True)
@@ -61,14 +65,14 @@ class ExportPlan:
     def ranges(self, range_bytes: int) -> list[records.ByteRange]:
         """Cut every file's body into ranges of about ``range_bytes`` (a gzip file is one)."""
         return [
-            item
+            replace(item, first_line=f.body_line)
             for index, f in enumerate(self.files)
-            for item in records.plan_ranges(index, len(f.header), f.size, range_bytes, f.splittable)
+            for item in records.plan_ranges(index, f.body_start, f.size, range_bytes, f.splittable)
         ]
 
     def range_bytes_for(self, cores: int) -> int:
         """About two ranges per core, never tiny and never huge."""
-        body = sum(max(f.size - len(f.header), 0) for f in self.files)
+        body = sum(max(f.size - f.body_start, 0) for f in self.files)
         wanted = math.ceil(body / max(2 * cores, 1))
         return int(min(max(wanted, MIN_RANGE_BYTES), MAX_RANGE_BYTES))
 
@@ -87,22 +91,33 @@ class ExportPlan:
         return partitioning.ExportSplit(len(counts), self.entries, files).as_dict()
 
 
-def plan_export(source_config: str, inputs: list[Path]) -> ExportPlan:
+def plan_export(
+    source_config: str, inputs: list[Path], max_record_bytes: int = MAX_RECORD_BYTES
+) -> ExportPlan:
     """List the export's files and read their header lines (the driver's only reads)."""
-    listing = partitioning.list_export(source_config, inputs)
+    listing = partitioning.list_export(source_config, inputs, max_record_bytes)
     files = []
     for f in listing.files:
-        with io.open_binary(f.path) as handle:
-            header, index = partitioning.read_header(handle, f.path, f.layout)
+        header = partitioning.read_header(f.path, f.layout)
         path = Path(f.path).resolve()
         files.append(
-            InputFile(str(path), f.path, f.name, header, index, f.layout, path.stat().st_size)
+            InputFile(
+                str(path),
+                f.path,
+                f.name,
+                header.raw,
+                header.key_index,
+                f.layout,
+                path.stat().st_size,
+                header.body_start,
+                header.body_line,
+            )
         )
     return ExportPlan(listing.entries, files)
 
 
 def count(plan: ExportPlan, item: records.ByteRange) -> tuple[int, int]:
-    """Count the quotes and newlines of one range (the first, cheap pass over the export)."""
+    """Count the quotes and line breaks of one range (the first, cheap pass over the export)."""
     f = plan.files[item.file]
     return records.count_range(f.path, item.start, item.end, f.layout.quote)
 
@@ -113,16 +128,20 @@ def read_keyed(
     """Yield one range's records with their partitions, in frames of :data:`RECORD_SCHEMA`."""
     f = plan.files[item.file]
     keys = partitioning.RecordKeys(f.layout, f.key_index, n_partitions)
-    columns = ("partition", "line", "lines", "no_key", "record")
+    columns = ("partition", "line", "lines", "no_key", "record", "too_long")
     rows: dict[str, list[Any]] = {name: [] for name in columns}
     held = 0
-    for line, n_lines, record in records.read_range(f.path, item, len(f.header), f.layout.quote):
-        part = keys.partition(record, n_lines)
+    layout = f.layout
+    for line, n_lines, record, too_long, _ in records.read_range(
+        f.path, item, f.body_start, layout.dialect.quotechar, layout.max_record_bytes
+    ):
+        part = -1 if too_long else keys.partition(record, n_lines)
         rows["partition"].append(partitioning.NO_KEY_PARTITION if part < 0 else part)
         rows["line"].append(line)
         rows["lines"].append(n_lines)
         rows["no_key"].append(part < 0)
         rows["record"].append(record)
+        rows["too_long"].append(too_long)
         held += len(record)
         if held >= BATCH_BYTES:
             yield _keyed_frame(item.file, rows)
@@ -142,6 +161,7 @@ def _keyed_frame(file: int, rows: dict[str, list[Any]]) -> pd.DataFrame:
         }
     )
     frame["record"] = pd.Series(rows["record"], dtype=object)
+    frame["too_long"] = pd.array(rows["too_long"], dtype="bool")
     return frame
 
 
@@ -158,12 +178,13 @@ def rebuild_partition(
     partitioning.write_partition(
         root,
         partition,
-        [(f.name, f.header) for f in plan.files],
+        [(f.name, f.header, f.layout) for f in plan.files],
         zip(
             rows["file"].tolist(),
             rows["line"].tolist(),
             rows["lines"].tolist(),
             rows["record"].tolist(),
+            rows["too_long"].tolist(),
             strict=True,
         ),
     )

@@ -157,7 +157,9 @@ def run_local(
     laps = Laps()
     lap = laps.lap
     raw_root = work / "raw"
-    split = partitioning.split_export(job.source_config, inputs, raw_root, partitions)
+    split = partitioning.split_export(
+        job.source_config, inputs, raw_root, partitions, job.params.clean.max_record_bytes
+    )
     lap("split_seconds")
     with _pool(workers) as pool:
         calls: list[tuple[Any, ...]] = [

@@ -5,13 +5,24 @@ A partition is ``crc32(normalised customer_id) mod n``, the project's one custom
 versions (unlike ``hash()``), so a customer always lands in the same partition and every
 partition can be cleaned, featurised and scored on its own.
 
-Delimited text files are split record by record (:mod:`pipeline.engines.records`) without
-parsing them into a DataFrame: each raw record (its original bytes, including quoted multi-line
-records) is appended to the part file of its partition. Memory holds one write buffer, never
-the input, so an export larger than memory splits in bounded memory. Each part file starts with
-the original header, so a partition folder looks exactly like the export and goes through the
-same source adapter and clean rules. The original line number of every physical line is kept in
-a sidecar so that rejects found in a part can name the line of the original file.
+Delimited text files are split record by record (:mod:`pipeline.engines.records`, the clean
+reader's record rule: LF, CRLF and bare CR end lines; a record over ``clean.max_record_bytes``
+is never held) without parsing them into a DataFrame: each raw record (its original bytes,
+including quoted multi-line records) is appended to the part file of its partition. Memory
+holds one write buffer, never the input, so an export larger than memory splits in bounded
+memory. Each part file starts with the original header, so a partition folder looks exactly
+like the export and goes through the same source adapter and clean rules. The original line
+number of every physical line is kept in a sidecar so that rejects found in a part can name the
+line of the original file.
+
+Three kinds of record are not copied verbatim, so that clean on the part gives what clean on
+the whole file gives (:func:`part_lines`): a record over the limit becomes a placeholder of
+``limit + 1`` bytes (clean rejects it as ``record_too_long``, as on the whole file); a record
+with a NUL byte becomes a three-line placeholder with one NUL (``nul_byte``), so that a part
+holding many of them never looks like a binary file; and the records of a UTF-16/UTF-32 file,
+read as UTF-8 by the reader's transcoder, are written back in the file's own encoding with its
+byte-order mark (an undecodable unit stays undecodable: ``encoding_error``). Lines without
+bytes outside quotes (blank lines) are no records and are not written.
 
 Two ways to the same part folders: :func:`split_export` streams each file whole (local engine);
 the Spark engine's executors read byte ranges, key each record with the same
@@ -21,20 +32,22 @@ the Spark engine's executors read byte ranges, key each record with the same
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from pipeline import io
 from pipeline.cleaning.parsing import normalise_id
-from pipeline.engines.records import FIRST_BODY_LINE, iter_records
+from pipeline.config import MAX_RECORD_BYTES
+from pipeline.engines.records import file_records
 from pipeline.errors import InputError
 from pipeline.features.partition import customer_partition
 from pipeline.sources.dialect import Dialect
+from pipeline.sources.encodings import CONTROL_BYTES, UTF8_BOM, WIDE_BOMS, wide_codec
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +79,17 @@ def partition_series(customer_ids: pd.Series, n_partitions: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CsvLayout:
-    """How to find the customer id in a delimited export file (first name found wins)."""
+    """How to read one delimited export file and find its customer id (first name found wins).
+
+    ``max_record_bytes`` is clean's record limit (``clean.max_record_bytes``); ``wide`` the
+    UTF-16/UTF-32 codec of a file with that byte-order mark (read as UTF-8, so ``dialect``
+    is then UTF-8 without a fallback, as the reader makes it).
+    """
 
     key_column: str | tuple[str, ...]
     dialect: Dialect = Dialect()
+    max_record_bytes: int = MAX_RECORD_BYTES
+    wide: str | None = None
 
     @property
     def quote(self) -> bytes:
@@ -131,13 +151,20 @@ class RecordKeys:
         self.n_partitions = n_partitions
         self._quote = layout.quote
         self._cache: dict[bytes, int] = {}
+        # The fast path's split, as plain_fields does it (None: runs of blanks).
+        dialect = layout.dialect
+        self._delimiter = None if dialect.whitespace else dialect.delimiter.encode(dialect.encoding)
 
     def partition(self, record: bytes, n_lines: int) -> int:
         """Return the record's partition, or -1 when it has no customer id."""
         # Called once per record of the export: attributes are read once, into locals.
         index = self.index
         if n_lines == 1 and self._quote not in record:  # fast path: no quoting to undo
-            fields = self.layout.plain_fields(record, index)
+            delimiter = self._delimiter
+            if delimiter is None:
+                fields = record.split(None, index + 1)
+            else:
+                fields = record.rstrip(b"\r\n").split(delimiter, index + 1)
             key = fields[index] if len(fields) > index else b""
         else:
             key = _key_of(record, index, self.layout).encode("latin-1")
@@ -177,21 +204,106 @@ def _key_of(record: bytes, index: int, layout: CsvLayout) -> str:
     return row[index] if len(row) > index else ""
 
 
-def read_header(handle: BinaryIO, path: str | Path, layout: CsvLayout) -> tuple[bytes, int]:
-    """Read the header line from ``handle``; return it and the index of the id column."""
-    header = handle.readline()
-    if not header:
+class FileHeader(NamedTuple):
+    """The header record of one file and where its body starts."""
+
+    raw: bytes  # as the reader sees it (UTF-8 for a wide file, no byte-order mark)
+    key_index: int
+    body_start: int  # offset of the body in the (decompressed) file
+    body_line: int  # line number of the body's first line
+
+
+def read_header(path: str | Path, layout: CsvLayout) -> FileHeader:
+    """Read the header record of ``path`` (the reader's rule) and find the id column."""
+    limit, quotechar = layout.max_record_bytes, layout.dialect.quotechar
+    header = next(file_records(path, limit, quotechar), None)
+    if header is None:
         raise InputError(f"{path}: input file is empty")
-    text = header.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    line, n_lines, raw, too_long, offset = header
+    if too_long:
+        raise InputError(
+            f"{path}:{line}: the header is longer than {limit:,} bytes "
+            "(clean.max_record_bytes); is this delimited text?"
+        )
+    if b"\x00" in raw:
+        raise InputError(f"{path}:{line}: NUL byte in the header")
+    text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
     names = [name.strip() for name in layout.dialect.split(text) or []]
     wanted = (layout.key_column,) if isinstance(layout.key_column, str) else layout.key_column
     for candidate in wanted:
         if candidate in names:
-            return header, names.index(candidate)
+            with io.open_binary(path) as handle:
+                bom = len(UTF8_BOM) if handle.read(3) == UTF8_BOM else 0
+            start = offset + len(raw) + (0 if layout.wide else bom)
+            return FileHeader(raw, names.index(candidate), start, line + n_lines)
     raise InputError(
         f"{path}: customer id column {' or '.join(map(repr, wanted))} not found in header "
         f"(found: {', '.join(names)}; wrong delimiter?)"
     )
+
+
+def part_lines(raw: bytes, too_long: bool, layout: CsvLayout) -> list[bytes]:
+    """Return the physical lines a record is written as in its part file (see the module doc).
+
+    Verbatim, except a record over the limit (a placeholder of ``limit + 1`` bytes, its head
+    kept where it is harmless) and a record holding a NUL (three lines, one NUL).
+    """
+    quote = layout.quote
+    if too_long:
+        limit = layout.max_record_bytes
+        head = raw.translate(None, CONTROL_BYTES + b"\r\n" + quote)[: limit + 1]
+        return [head + b" " * (limit + 1 - len(head)) + b"\n"]
+    if b"\x00" in raw:
+        return [quote + b"\n", b".\n", b"\x00" + quote + b"\n"]
+    return [raw]
+
+
+def part_encoder(layout: CsvLayout) -> tuple[bytes, Callable[[bytes], bytes] | None]:
+    """Return the byte-order mark and the encoder of part files of a wide file (else none).
+
+    Records of a UTF-16/UTF-32 file arrive as UTF-8 from the transcoder, an undecodable unit as
+    the byte 0xFF; they are written back in the file's codec, 0xFF as a lone surrogate, which
+    the reader again finds undecodable.
+    """
+    codec = layout.wide
+    if codec is None:
+        return b"", None
+    bom = next(mark for mark, name in WIDE_BOMS if name == codec)
+
+    def encode(data: bytes) -> bytes:
+        return data.decode("utf-8", "surrogateescape").encode(codec, "surrogatepass")
+
+    return bom, encode
+
+
+class PartFile:
+    """Write records of one export file into its part file of each partition."""
+
+    def __init__(self, writers: io.PartWriters, layout: CsvLayout) -> None:
+        self.writers, self.layout = writers, layout
+        self.bom, self.encode = part_encoder(layout)
+
+    def header(self, index: int | None, raw: bytes) -> None:
+        """Write the header to part file ``index`` (every one when None)."""
+        data = self.bom + (self.encode(raw) if self.encode else raw)
+        if index is None:
+            self.writers.write_header(data)
+        else:
+            self.writers.write(index, data, range(0))  # the header has no sidecar entry
+
+    def record(self, part: int, line: int, n_lines: int, raw: bytes, too_long: bool) -> None:
+        """Append one record (placeholders and encoding as :func:`part_lines` says)."""
+        encode = self.encode
+        if not too_long and b"\x00" not in raw:
+            if encode is not None:
+                raw = encode(raw)
+            if n_lines == 1:
+                self.writers.write_line(part, raw, line)
+            else:
+                self.writers.write(part, raw, range(line, line + n_lines))
+            return
+        for piece in part_lines(raw, too_long, self.layout):  # each line names the start
+            self.writers.write_line(part, encode(piece) if encode else piece, line)
 
 
 # --- the export, split whole (local engine) or rebuilt from records (Spark engine) ---------
@@ -227,36 +339,44 @@ def split_csv(
 
     Every partition gets the header line (so an empty partition is a header-only file) and a
     sidecar (:func:`lines_path`) of int64 original line numbers, one per physical line after
-    the header. Bytes are copied verbatim: encodings, BOMs and bad rows are clean's business.
+    the header. Bytes are copied verbatim (encodings and bad rows are clean's business), but
+    for the placeholders of :func:`part_lines` and the re-encoding of a wide file. A record
+    over the limit goes to the no-key partition: its id is past what is read of it.
     """
     path = Path(path)
     name = out_name or _stripped(path.name)
     stats = PartitionStats(file=str(path), records=[0] * n_partitions, lines=[0] * n_partitions)
-    with (
-        io.open_binary(path) as source,
-        io.PartWriters(
-            [part_dir(out_root, p) / name for p in range(n_partitions)],
-            [lines_path(out_root, p, name) for p in range(n_partitions)],
-        ) as writers,
-    ):
-        header, index = read_header(source, path, layout)
-        stats.header_lines = 1
-        writers.write_header(header)
-        partition = RecordKeys(layout, index, n_partitions).partition
-        records, lines, write_line = stats.records, stats.lines, writers.write_line
-        line_no = FIRST_BODY_LINE
-        for n_lines, record in iter_records(source, layout.quote):
-            part = partition(record, n_lines)
+    header = read_header(path, layout)
+    with io.PartWriters(
+        [part_dir(out_root, p) / name for p in range(n_partitions)],
+        [lines_path(out_root, p, name) for p in range(n_partitions)],
+    ) as writers:
+        out = PartFile(writers, layout)
+        out.header(None, header.raw)
+        stats.header_lines = header.body_line - 1
+        partition = RecordKeys(layout, header.key_index, n_partitions).partition
+        records, lines = stats.records, stats.lines
+        write_line, write = writers.write_line, out.record
+        plain = layout.wide is None  # bytes go to the part as they are
+        source = file_records(path, layout.max_record_bytes, layout.dialect.quotechar)
+        next(source, None)  # the header, read above
+        for line, n_lines, raw, too_long, _ in source:
+            if n_lines == 1 and plain and not too_long and b"\x00" not in raw:
+                part = partition(raw, 1)
+                if part < 0:
+                    stats.no_key_records += 1
+                    part = NO_KEY_PARTITION
+                write_line(part, raw, line)
+                records[part] += 1
+                lines[part] += 1
+                continue
+            part = -1 if too_long else partition(raw, n_lines)
             if part < 0:
                 stats.no_key_records += 1
                 part = NO_KEY_PARTITION
-            if n_lines == 1:
-                write_line(part, record, line_no)
-            else:
-                writers.write(part, record, range(line_no, line_no + n_lines))
+            write(part, line, n_lines, raw, too_long)
             records[part] += 1
             lines[part] += n_lines
-            line_no += n_lines
     logger.debug("split %s: %d records into %d partitions", path, sum(stats.records), n_partitions)
     return stats
 
@@ -264,23 +384,24 @@ def split_csv(
 def write_partition(
     root: str | Path,
     partition: int,
-    files: Sequence[tuple[str, bytes]],
-    records: Iterable[tuple[int, int, int, bytes]],
+    files: Sequence[tuple[str, bytes, CsvLayout]],
+    records: Iterable[tuple[int, int, int, bytes, bool]],
 ) -> None:
     """Write one partition's part files and sidecars as :func:`split_csv` does.
 
-    ``files`` holds ``(name, header)`` per file of the export; ``records`` holds
-    ``(file, first line number, physical lines, raw bytes)`` in original order per file.
-    Every file gets its part file, header-only when no record of it is in the partition.
+    ``files`` holds ``(name, header, layout)`` per file of the export; ``records`` holds
+    ``(file, first line number, physical lines, raw bytes, too long)`` in original order per
+    file. Every file gets its part file, header-only when no record of it is in the partition.
     """
     with io.PartWriters(
-        [part_dir(root, partition) / name for name, _ in files],
-        [lines_path(root, partition, name) for name, _ in files],
+        [part_dir(root, partition) / name for name, _, _ in files],
+        [lines_path(root, partition, name) for name, _, _ in files],
     ) as writers:
-        for index, (_, header) in enumerate(files):
-            writers.write(index, header, range(0))  # the header has no sidecar entry
-        for file, line, n_lines, record in records:
-            writers.write(file, record, range(line, line + n_lines))
+        outs = [PartFile(writers, layout) for _, _, layout in files]
+        for index, (_, header, _) in enumerate(files):
+            outs[index].header(index, header)
+        for file, line, n_lines, record, too_long in records:
+            outs[file].record(file, line, n_lines, record, too_long)
 
 
 @dataclass
@@ -309,11 +430,14 @@ def _stripped(name: str) -> str:
     return name[:-3] if name.endswith(".gz") else name
 
 
-def list_export(source_config: str | Path, inputs: list[Path]) -> ExportListing:
+def list_export(
+    source_config: str | Path, inputs: list[Path], max_record_bytes: int = MAX_RECORD_BYTES
+) -> ExportListing:
     """List every delimited file of an export (files and/or folders) with its id layout.
 
     Files are found exactly as the source adapter finds them (the config's globs; a lone file
     is the transactions table), so each part folder reads like the original export.
+    ``max_record_bytes`` is clean's record limit (``clean.max_record_bytes``).
     """
     from pipeline.sources.csv_mapping import find_files, load_source_config
     from pipeline.sources.reading import detect_format
@@ -346,16 +470,25 @@ def list_export(source_config: str | Path, inputs: list[Path]) -> ExportListing:
                 "convert Parquet/.xlsx exports to CSV first"
             )
         key = config.tables[table].columns.get("customer_id", "customer_id")  # type: ignore[index]
-        layout = CsvLayout(key, config.dialect)
+        with io.open_binary(file) as handle:
+            wide = wide_codec(handle.read(4))
+        dialect = config.dialect
+        if wide is not None:  # read as UTF-8 by the transcoder, as the reader does
+            dialect = dialect.model_copy(update={"encoding": "utf-8", "encoding_fallback": None})
+        layout = CsvLayout(key, dialect, max_record_bytes, wide)
         files.append(ExportFile(str(file), table, name, layout))
     return ExportListing(entries, files)
 
 
 def split_export(
-    source_config: str | Path, inputs: list[Path], out_root: str | Path, n_partitions: int
+    source_config: str | Path,
+    inputs: list[Path],
+    out_root: str | Path,
+    n_partitions: int,
+    max_record_bytes: int = MAX_RECORD_BYTES,
 ) -> ExportSplit:
     """Split every file of an export (files and/or folders) into ``n_partitions`` part folders."""
-    listing = list_export(source_config, inputs)
+    listing = list_export(source_config, inputs, max_record_bytes)
     stats = [
         split_csv(f.path, out_root, f.layout, n_partitions, out_name=f.name) for f in listing.files
     ]

@@ -1,72 +1,45 @@
 """Records of delimited text and the byte ranges that let several readers share one file.
 
-The record rule (:func:`iter_records`, the rule of :mod:`pipeline.sources.reading`): after the
-header, a physical line starts a new record iff the number of quote characters in the body
-before it is even. So a reader dropped at any byte offset finds the next record start once it
-knows two numbers about that offset: the quote parity and the line number. The Spark engine's
-executors read byte ranges of one file in parallel this way:
+The record rule is the reader's (:mod:`pipeline.sources.records`: a line ends at LF, CRLF or a
+bare CR; a record ends at a line end outside quotes; a record over the record limit is too
+long and never held whole), applied to raw bytes by
+:func:`pipeline.sources.records.raw_records`. After the header, a physical line starts a new
+record iff the number of quote characters in the body before it is even. So a reader dropped
+at any byte offset finds the next record start once it knows two numbers about that offset:
+the quote parity and the line number. The Spark engine's executors read byte ranges of one
+file in parallel this way:
 
-1. :func:`plan_ranges` cuts each file's body into :class:`ByteRange` s (a gzip file is one);
-2. :func:`count_range` counts quotes and newlines per range (a cheap first pass);
+1. :func:`plan_ranges` cuts each file's body into :class:`ByteRange` s (a gzip or a UTF-16/32
+   file is one);
+2. :func:`count_range` counts quotes and line breaks per range (a cheap first pass);
 3. :func:`place_ranges` takes prefix sums of those counts (tiny data, on the driver);
 4. :func:`read_range` skips to the first line start of even parity and reads every record that
    starts before the range's end (the last one may run past it).
 
-The local splitter (:mod:`pipeline.engines.partitioning`) reads a file whole with the same
-:func:`iter_records`, so both engines cut the same records with the same line numbers.
+The local splitter (:mod:`pipeline.engines.partitioning`) reads a file whole with
+:func:`file_records`, so both engines cut the same records with the same line numbers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
 
 from pipeline import io
+from pipeline.config import MAX_RECORD_BYTES
+from pipeline.sources.records import RawRecord, blocks, raw_records
 
-#: The line number of the first line after the header.
+#: The line number of the first line after a one-line header.
 FIRST_BODY_LINE = 2
 
 
-def iter_records(
-    lines: Iterable[bytes], quote: bytes = b'"', limit: float = math.inf
-) -> Iterator[tuple[int, bytes]]:
-    """Group physical lines into records: ``(number of physical lines, raw bytes)``.
-
-    The record rule of :mod:`pipeline.sources.reading`: a line with an odd number of quote
-    characters opens a quoted field that continues on the next line, and the record ends where
-    the quotes balance again (an unbalanced quote runs to the end of the file as one record,
-    which clean rejects as ``malformed_row``, exactly as on the unsplit file). ``lines`` must
-    start at a record start; the records that start ``limit`` bytes or more after it are not
-    read (the end of a byte range).
-    """
-    pending: list[bytes] = []
-    quotes = 0
-    offset = 0
-    ranged = limit != math.inf  # a whole file (the local splitter) skips the byte count
-    for line in lines:
-        if not pending:
-            if ranged:
-                if offset >= limit:
-                    return
-                offset += len(line)
-            count = line.count(quote)
-            if count % 2 == 0:
-                yield 1, line
-                continue
-            pending, quotes = [line], count
-            continue
-        if ranged:
-            offset += len(line)
-        pending.append(line)
-        quotes += line.count(quote)
-        if quotes % 2 == 0:
-            yield len(pending), b"".join(pending)
-            pending, quotes = [], 0
-    if pending:
-        yield len(pending), b"".join(pending)
+def file_records(
+    path: str | Path, limit: int = MAX_RECORD_BYTES, quotechar: str = '"'
+) -> Iterator[RawRecord]:
+    """Yield every raw record of a file, its header first (UTF-16/32 arrive as UTF-8)."""
+    return raw_records(blocks(Path(path), limit=limit, quotechar=quotechar), limit, quotechar)
 
 
 @dataclass(frozen=True)
@@ -103,8 +76,12 @@ def plan_ranges(
 def count_range(
     path: str | Path, start: int, end: float, quote: bytes = b'"', chunk_bytes: int = 8 << 20
 ) -> tuple[int, int]:
-    """Count the quote characters and the newlines of ``path`` in ``[start, end)``."""
-    quotes = newlines = 0
+    """Count the quote characters and the line breaks (LF, CRLF, bare CR) in ``[start, end)``.
+
+    A CRLF is counted where its LF is, so a CRLF cut by a range end counts once.
+    """
+    quotes = breaks = 0
+    last = b""
     with open(path, "rb") as handle:
         handle.seek(start)
         left = end - start
@@ -113,65 +90,66 @@ def count_range(
             if not chunk:
                 break
             quotes += chunk.count(quote)
-            newlines += chunk.count(b"\n")
+            breaks += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+            if last == b"\r" and chunk.startswith(b"\n"):
+                breaks -= 1  # a CRLF across two reads
+            last = chunk[-1:]
             left -= len(chunk)
-    return quotes, newlines
+        if last == b"\r" and handle.read(1) == b"\n":
+            breaks -= 1  # the LF after the range's end counts this CRLF
+    return quotes, breaks
 
 
 def place_ranges(ranges: Sequence[ByteRange], counts: Sequence[tuple[int, int]]) -> list[ByteRange]:
     """Give each range the quote parity and line number at its start (prefix sums per file).
 
     ``counts[i]`` is :func:`count_range` of ``ranges[i]`` (the last range of a file may have
-    any count: nothing follows it).
+    any count: nothing follows it); the first range of each file holds its body's first line.
     """
     placed: list[ByteRange] = []
     quotes = newlines = 0
+    first = FIRST_BODY_LINE
     for i, item in enumerate(ranges):
         if i == 0 or ranges[i - 1].file != item.file:
             quotes = newlines = 0
-        placed.append(replace(item, quote_parity=quotes % 2, first_line=FIRST_BODY_LINE + newlines))
+            first = item.first_line  # the body's first line (after the header's lines)
+        placed.append(replace(item, quote_parity=quotes % 2, first_line=first + newlines))
         quotes += counts[i][0]
         newlines += counts[i][1]
     return placed
 
 
-def _first_record_start(
-    handle: BinaryIO, item: ByteRange, body_start: int, quote: bytes
-) -> tuple[int, int] | None:
-    """Move ``handle`` to the first record start at or after ``item.start``.
-
-    Returns that offset and its line number, or None when no record starts in the range.
-    """
-    position, line, parity = item.start, item.first_line, item.quote_parity
-    handle.seek(max(position - 1, body_start))
-    # inside a line (the byte before is no newline): the line belongs to an earlier record
-    skip = position > body_start and handle.read(1) != b"\n"
-    while skip or parity:  # then, inside a quoted field: continuation lines
-        if position >= item.end:
-            return None
-        rest = handle.readline()
-        if not rest.endswith(b"\n"):
-            return None  # the end of the file, inside a line or a field
-        position += len(rest)
-        line += 1
-        parity ^= rest.count(quote) & 1
-        skip = False
-    return (position, line) if position < item.end else None
-
-
 def read_range(
-    path: str | Path, item: ByteRange, body_start: int, quote: bytes = b'"'
-) -> Iterator[tuple[int, int, bytes]]:
-    """Yield ``(first line number, physical lines, raw bytes)`` of the records of one range.
+    path: str | Path,
+    item: ByteRange,
+    body_start: int,
+    quotechar: str = '"',
+    limit: int = MAX_RECORD_BYTES,
+) -> Iterator[RawRecord]:
+    """Yield the raw records that start in one range (:data:`RawRecord` s, offsets absolute).
 
-    ``body_start`` is the offset of the first byte after the header (in the decompressed
-    stream for gzip, which is read as one range from the body start).
+    ``body_start`` is the offset of the first byte after the header. A range that is the whole
+    body (a gzip or UTF-16/32 file, or a short one) is read from the start of the file with the
+    local splitter's :func:`file_records`, header skipped.
     """
-    with io.open_binary(path) as handle:
-        found = _first_record_start(handle, item, body_start, quote)
-        if found is None:
+    if item.start <= body_start and item.end == math.inf:
+        records = file_records(path, limit, quotechar)
+        next(records, None)  # the header
+        yield from records
+        return
+    partial = False
+    if item.start > body_start:
+        with io.open_binary(path) as handle:
+            handle.seek(item.start - 1)
+            before, here = handle.read(1), handle.read(1)
+        # a line starts after an LF, or after a CR that is not the first half of a CRLF
+        partial = not (before == b"\n" or (before == b"\r" and here != b"\n"))
+    source = blocks(
+        Path(path), limit=limit, quotechar=quotechar, start=item.start, first_line=item.first_line
+    )
+    for line, n_lines, raw, too_long, offset in raw_records(
+        source, limit, quotechar, in_quotes=bool(item.quote_parity), partial=partial
+    ):
+        if item.start + offset >= item.end:
             return
-        position, line = found
-        for n_lines, record in iter_records(handle, quote, item.end - position):
-            yield line, n_lines, record
-            line += n_lines
+        yield line, n_lines, raw, too_long, item.start + offset

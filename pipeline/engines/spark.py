@@ -6,7 +6,7 @@ it lists the input files and reads their header lines (:mod:`pipeline.engines.ex
 and plans byte ranges of them (:mod:`pipeline.engines.records`). Executors need the same
 paths (a shared file system, or one machine). Then, on the cluster:
 
-1. **count** (one task per range; skipped when no file is cut): quotes and newlines per range;
+1. **count** (one task per range; skipped when no file is cut): quotes and line breaks per range;
    the driver's prefix sums give each range its quote parity and line number at its start;
 2. **read**: ``mapInPandas`` over the ranges; each task reads its range and cuts it into
    records keyed by partition (the local splitter's record rule and key), rows of
@@ -373,7 +373,7 @@ def run_spark(
 
     laps = Laps()
     lap = laps.lap
-    plan = export_plan.plan_export(job.source_config, inputs)
+    plan = export_plan.plan_export(job.source_config, inputs, job.params.clean.max_record_bytes)
     with session(master, partitions, work) as spark, _executor_errors():
         size = range_bytes or plan.range_bytes_for(spark.sparkContext.defaultParallelism)
         shipped = _ship(spark, job, work)
@@ -387,6 +387,7 @@ def run_spark(
             "0 as lines",
             "false as no_key",
             "X'' as record",
+            "false as too_long",
         )
         keyed = (
             spark.range(len(ranges), numPartitions=len(ranges))

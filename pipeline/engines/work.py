@@ -309,7 +309,13 @@ def clean_pass(job: ScoreJob, inputs: list[Path]) -> tuple[dict[str, pd.DataFram
     started = time.perf_counter()
     config = load_source_config(job.source_config)
     # A partition holds all rows without a customer id: the rate is judged on the whole run.
-    cleaned = clean_export(config, inputs, job.clean_as_of, missing_customer_id_warn_rate=1.0)
+    cleaned = clean_export(
+        config,
+        inputs,
+        job.clean_as_of,
+        missing_customer_id_warn_rate=1.0,
+        max_record_bytes=job.params.clean.max_record_bytes,
+    )
     if "orders" not in cleaned.tables:
         raise DataError("clean produced no orders table")
     manifest = cleaned.manifest

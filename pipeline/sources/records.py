@@ -16,7 +16,7 @@ longest line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
@@ -127,19 +127,27 @@ def blocks(
     size: int = BLOCK_BYTES,
     limit: int = MAX_RECORD_BYTES,
     quotechar: str = '"',
+    start: int = 0,
+    first_line: int = 1,
 ) -> Iterator[tuple[int, Block]]:
     """Yield (number of the first line, block): bytes of whole physical lines, or a LongLine.
 
     A leading UTF-8 BOM is dropped. Every bytes block but possibly the last ends with a line
     break; line numbers start at 1 (header). A line still without its line break past
     ``limit`` bytes is read through and yielded as a :class:`LongLine`, so no more than about
-    ``2 * size + limit`` bytes are ever held.
+    ``2 * size + limit`` bytes are ever held. ``start`` > 0 begins at that byte offset (of the
+    text as :func:`open_text` gives it), whose line is numbered ``first_line``; the first
+    "line" is then what is left of the line holding the offset (a byte range's reader).
     """
     quote = quotechar.encode("ascii")
-    number, tail = 1, b""
+    number, tail = first_line, b""
     with open_text(path) as handle:
-        data = handle.read(max(size, len(BOM)))
-        data = data.removeprefix(BOM) or (handle.read(size) if data else b"")
+        if start:
+            handle.seek(start)
+            data = handle.read(size)
+        else:
+            data = handle.read(max(size, len(BOM)))
+            data = data.removeprefix(BOM) or (handle.read(size) if data else b"")
         while data:
             data = tail + data if tail else data
             cut = _last_break_end(data)
@@ -244,3 +252,130 @@ class RecordAssembler:
             return None
         self.in_quotes = False
         return self._record()
+
+
+#: One raw record: (first physical line, physical lines, bytes, too long, byte offset).
+#: The bytes are the record as in the file, line breaks included; for a record longer than
+#: the limit they are its head only (:data:`RAW_PREVIEW_BYTES`). The offset is counted from
+#: where the blocks start.
+RawRecord = tuple[int, int, bytes, bool, int]
+
+
+def raw_records(
+    source: Iterable[tuple[int, Block]],
+    limit: int = MAX_RECORD_BYTES,
+    quotechar: str = '"',
+    in_quotes: bool = False,
+    partial: bool = False,
+) -> Iterator[RawRecord]:
+    """Cut :func:`blocks` into raw records by :class:`RecordAssembler`'s rule, without decoding.
+
+    The same rule, on bytes (a property test holds the two together): a record ends at a line
+    end (LF, CRLF, bare CR) outside quotes; a line with no bytes outside quotes is no record;
+    a record over ``limit`` bytes (line breaks inside it counted, the last one not) is too long
+    and only its head is kept. For a reader dropped inside a file (a byte range), ``in_quotes``
+    says the quotes before the start are unbalanced and ``partial`` that the start is inside
+    a line: lines up to the end of that earlier record are skipped. Linear time; memory
+    bounded by the blocks and the limit.
+    """
+    quote = quotechar.encode("ascii")
+    orphan = in_quotes or partial  # lines of a record that started before the blocks
+    parts: list[bytes] = []
+    head = b""
+    start = lines_in = size = offset = at = 0
+    over = False
+    hold = limit + 2  # past this many bytes a record is too long whatever its last break
+    for number, block in source:
+        if isinstance(block, LongLine):
+            n = block.length + len(block.ending)
+            if not orphan and not in_quotes:
+                start, lines_in, size, at, parts, head, over = number, 0, 0, offset, [], b"", False
+            if block.quotes % 2:
+                in_quotes = not in_quotes
+            offset += n
+            if orphan:
+                orphan = in_quotes
+                continue
+            if not over:
+                head, parts, over = (b"".join(parts) + block.head)[:RAW_PREVIEW_BYTES], [], True
+            lines_in, size = lines_in + 1, size + n
+            if not in_quotes:
+                yield start, lines_in, head, True, at
+            continue
+        lines = block.splitlines(keepends=True)
+        k, pos, free = 0, 0, not in_quotes and not orphan  # free: at a record start
+        while k < len(lines):
+            if free:
+                # The common case: lines up to the one with the next quote character are
+                # one-line records each.
+                q = block.find(quote, pos)
+                if q < 0:
+                    j = len(lines)
+                else:
+                    cut = max(block.rfind(b"\n", pos, q), block.rfind(b"\r", pos, q), pos - 1) + 1
+                    j = k + line_breaks(block[pos:cut])
+                for i in range(k, j):
+                    line = lines[i]
+                    n = len(line)
+                    if n > 2 or line.rstrip(b"\r\n"):
+                        if n > limit and len(line.rstrip(b"\r\n")) > limit:
+                            yield number + i, 1, line[:RAW_PREVIEW_BYTES], True, offset
+                        else:
+                            yield number + i, 1, line, False, offset
+                    offset += n
+                    pos += n
+                k = j
+                if k == len(lines):
+                    break
+            line = lines[k]
+            n = len(line)
+            k += 1
+            pos += n
+            if orphan:
+                if line.count(quote) % 2:
+                    in_quotes = not in_quotes
+                offset += n
+                orphan = in_quotes
+                free = not in_quotes
+                continue
+            if not in_quotes:
+                if n <= 2 and not line.rstrip(b"\r\n"):
+                    offset += n
+                    continue
+                start, lines_in, size, at = number + k - 1, 0, 0, offset
+                parts, head, over = [], b"", False
+            if line.count(quote) % 2:
+                in_quotes = not in_quotes
+            offset += n
+            lines_in += 1
+            size += n
+            if over:  # the text of a too-long record is not kept
+                pass
+            elif size <= hold:
+                parts.append(line)
+            else:
+                head, parts, over = (b"".join(parts) + line)[:RAW_PREVIEW_BYTES], [], True
+            free = not in_quotes
+            if free:
+                yield _raw_record(start, lines_in, parts, head, size, line, limit, at)
+    if in_quotes and not orphan:  # an unbalanced quote runs to the end of the file
+        yield start, lines_in, (head if over else b"".join(parts)), size > limit, at
+
+
+def _raw_record(
+    start: int,
+    lines: int,
+    parts: list[bytes],
+    head: bytes,
+    size: int,
+    last: bytes,
+    limit: int,
+    at: int,
+) -> RawRecord:
+    length = size - (len(last) - len(last.rstrip(b"\r\n")))  # the last line break not counted
+    if not parts:  # past the limit: only the head was kept
+        return start, lines, head, True, at
+    raw = b"".join(parts) if len(parts) > 1 else parts[0]
+    if length > limit:
+        return start, lines, raw[:RAW_PREVIEW_BYTES], True, at
+    return start, lines, raw, False, at

@@ -705,3 +705,116 @@ def test_a_corrupted_model_is_one_line_naming_the_file(
         assert "std::" not in line
     assert not out.exists() and not explain_out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+# --- awkward files: score's split reads what clean reads ----------------------------------------
+
+
+def _variant(world: World, root: Path, rewrite: object) -> Path:
+    """Copy the world's export with ``transactions.csv`` rewritten by ``rewrite(bytes)``."""
+    folder = root / "raw"
+    shutil.copytree(world.root / "raw", folder)
+    path = folder / "transactions.csv"
+    path.write_bytes(rewrite(path.read_bytes()))  # type: ignore[operator]
+    return folder
+
+
+def _after_header(lines: bytes) -> object:
+    """A rewrite that puts ``lines`` right after the header."""
+
+    def rewrite(data: bytes) -> bytes:
+        header, rest = data.split(b"\n", 1)
+        return header + b"\n" + lines + rest
+
+    return rewrite
+
+
+def _params_with(world: World, root: Path, **clean: object) -> Path:
+    params = yaml.safe_load(world.params.read_text())
+    params["clean"].update(clean)
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def _score_and_clean(
+    world: World, root: Path, raw: Path, params: Path
+) -> tuple[pd.DataFrame, dict]:
+    """Score ``raw`` (3 partitions) and clean it; the score manifest must agree with clean's."""
+    out = root / "scores.parquet"
+    args = score_args(world, out, inputs=(raw,))
+    args[args.index("--params") + 1] = str(params)
+    assert _run(*args, "--partitions", "3", "--workers", "1") == 0
+    manifest = io.read_json(out.with_name("scores.parquet.manifest.json"))
+    assert (
+        _run("clean", "--params", str(params), "--input", str(raw), "--out", str(root / "c")) == 0
+    )
+    cleaned = io.read_json(root / "c" / "manifest.json")
+    assert manifest["rejected_by_reason"] == cleaned["rejected_by_reason"]
+    assert manifest["rows_in"] == cleaned["rows_read"]
+    assert manifest["rows_in"] == manifest["rows_accepted"] + manifest["rows_rejected"]  # RECON
+    return io.read_parquet(out), manifest
+
+
+@pytest.fixture(scope="module")
+def plain_scores(world: World, tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """The world's LF, UTF-8 export scored as the variants are (3 partitions, one worker)."""
+    out = tmp_path_factory.mktemp("plain") / "scores.parquet"
+    assert score(world, out, "--partitions", "3", "--workers", "1") == 0
+    return io.read_parquet(out)
+
+
+def _mixed_line_ends(data: bytes) -> bytes:
+    lines = data.split(b"\n")
+    ends = (b"\n", b"\r\n", b"\r")
+    return b"".join(line + ends[i % 3] for i, line in enumerate(lines[:-1])) + lines[-1]
+
+
+@pytest.mark.reliability("files: CR, LF and CRLF line ends, mixed in one file (score)")
+def test_mixed_line_ends_score_as_the_lf_export(
+    world: World, tmp_path: Path, plain_scores: pd.DataFrame
+) -> None:
+    raw = _variant(world, tmp_path, _mixed_line_ends)
+    data = (raw / "transactions.csv").read_bytes()
+    assert data.count(b"\r\n") > 1000 and data.count(b"\r") > 2 * data.count(b"\r\n") - 2
+    scores, _ = _score_and_clean(world, tmp_path, raw, world.params)
+    pd.testing.assert_frame_equal(scores, plain_scores, check_exact=True)
+
+
+@pytest.mark.reliability("files: one record longer than the record-length limit (score)")
+def test_an_over_long_record_is_quarantined_and_changes_no_other_customer(
+    world: World, tmp_path: Path, plain_scores: pd.DataFrame
+) -> None:
+    """A 200 KB line, the limit (params) at 64 KiB: one record_too_long, the rest scored.
+
+    Under the default limit (1 MiB) the line would be a malformed_row: the split and clean_pass
+    both follow clean.max_record_bytes.
+    """
+
+    long = b"999999,X," + b"9" * (200 << 10) + b",1,1.0\n"
+    raw = _variant(world, tmp_path, _after_header(long))
+    params = _params_with(world, tmp_path, max_record_bytes=65536)
+    scores, manifest = _score_and_clean(world, tmp_path, raw, params)
+    assert manifest["rejected_by_reason"]["record_too_long"] == 1
+    pd.testing.assert_frame_equal(scores, plain_scores, check_exact=True)
+
+
+@pytest.mark.reliability("files: UTF-16/UTF-32 with a BOM (score)")
+def test_a_utf16_export_scores_as_the_utf8_one(
+    world: World, tmp_path: Path, plain_scores: pd.DataFrame
+) -> None:
+    raw = _variant(world, tmp_path, lambda data: data.decode("utf-8").encode("utf-16"))
+    assert (raw / "transactions.csv").read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+    scores, _ = _score_and_clean(world, tmp_path, raw, world.params)
+    pd.testing.assert_frame_equal(scores, plain_scores, check_exact=True)
+
+
+@pytest.mark.reliability("files: NUL bytes (score)")
+def test_a_nul_line_is_quarantined_and_changes_no_other_customer(
+    world: World, tmp_path: Path, plain_scores: pd.DataFrame
+) -> None:
+    nul = b"999998,X\x00Y,1,1.0,2024-01-01 00:00:00,,app,0.0,,\n"
+    raw = _variant(world, tmp_path, _after_header(nul * 3))
+    scores, manifest = _score_and_clean(world, tmp_path, raw, world.params)
+    assert manifest["rejected_by_reason"]["nul_byte"] == 3
+    pd.testing.assert_frame_equal(scores, plain_scores, check_exact=True)

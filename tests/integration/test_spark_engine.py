@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_score_cli import World, assert_parity, build_world, score
+from test_score_cli import (
+    World,
+    _mixed_line_ends,
+    _params_with,
+    _run,
+    _variant,
+    assert_parity,
+    build_world,
+    score,
+    score_args,
+)
 
 from pipeline import io
 
@@ -76,3 +86,43 @@ def test_an_error_on_an_executor_is_one_line(
     assert "error: transactions.csv:1: required columns missing" in err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+def _awkward(data: bytes) -> bytes:
+    """Mixed line ends, three NUL lines and a 200 KB line (over a 64 KiB limit), mid-file.
+
+    (Three NUL lines right after the header would make the head of the file look binary.)
+    """
+    head, rest = data.split(b"\n", 100)[:100], data.split(b"\n", 100)[100]
+    nul = b"999998,X\x00Y,1\r"
+    long = b"999999,X," + b"9" * (200 << 10) + b",1,1.0\r\n"
+    return _mixed_line_ends(b"\n".join(head) + b"\n" + nul * 3 + long + rest)
+
+
+@pytest.mark.reliability("files: CR, LF and CRLF line ends, mixed in one file (score)")
+@pytest.mark.reliability("files: one record longer than the record-length limit (score)")
+@pytest.mark.reliability("files: UTF-16/UTF-32 with a BOM (score)")
+@pytest.mark.reliability("files: NUL bytes (score)")
+@pytest.mark.parametrize("kind", ["mixed-nul-long", "utf-16"])
+def test_awkward_files_score_on_spark_as_on_the_local_engine(
+    world: World, tmp_path: Path, kind: str
+) -> None:
+    """Executors read byte ranges (bare CRs, a record over the limit) or a UTF-16 file whole."""
+    rewrite = _awkward if kind != "utf-16" else lambda d: d.decode("utf-8").encode("utf-16")
+    raw = _variant(world, tmp_path, rewrite)
+    params = _params_with(world, tmp_path, max_record_bytes=65536)
+    outs = {name: tmp_path / f"{name}.parquet" for name in ("local", "spark")}
+    for name, extra in (("local", ("--workers", "1")), ("spark", SPARK)):
+        args = score_args(world, outs[name], inputs=(raw,))
+        args[args.index("--params") + 1] = str(params)
+        assert _run(*args, "--partitions", "3", *extra) == 0
+    a, b = io.read_parquet(outs["local"]), io.read_parquet(outs["spark"])
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    manifest, expected = _manifest(outs["spark"]), _manifest(outs["local"])
+    assert manifest["input"] == expected["input"]
+    for key in ("rows_in", "rows_accepted", "rows_rejected", "rejected_by_reason"):
+        assert manifest[key] == expected[key], key
+    if kind != "utf-16":
+        assert manifest["engine"]["ranges"] > len(manifest["input"]["files"])  # files were cut
+        assert manifest["rejected_by_reason"]["record_too_long"] == 1
+        assert manifest["rejected_by_reason"]["nul_byte"] == 3

@@ -158,32 +158,37 @@ def test_scalar_normalisation_agrees_with_clean_on_any_text(raw: str) -> None:
     assert normalise_id(raw) == ("" if pd.isna(cleaned.iloc[0]) else cleaned.iloc[0])
 
 
-def _rebuild_from_ranges(source: Path, root: Path, n: int, starts: list[int]) -> None:
+def _rebuild_from_ranges(
+    source: Path, root: Path, n: int, starts: list[int], limit: int = 2**20
+) -> None:
     """What the Spark engine does: read ranges, key records, rebuild each partition's folder."""
-    layout = CsvLayout("customer_id")
-    with open(source, "rb") as handle:
-        header, index = read_header(handle, source, layout)
-    body_start = len(header)
+    layout = CsvLayout("customer_id", max_record_bytes=limit)
+    header = read_header(source, layout)
+    body_start = header.body_start
     starts = [body_start, *(s for s in starts if s > body_start)]
     ranges = [ByteRange(0, s, e) for s, e in zip(starts, [*starts[1:], math.inf], strict=True)]
     counts = [count_range(source, r.start, r.end) for r in ranges]
-    keys = RecordKeys(layout, index, n)
-    by_part: dict[int, list[tuple[int, int, int, bytes]]] = {p: [] for p in range(n)}
+    keys = RecordKeys(layout, header.key_index, n)
+    by_part: dict[int, list[tuple[int, int, int, bytes, bool]]] = {p: [] for p in range(n)}
     for item in place_ranges(ranges, counts):
-        for line, n_lines, record in read_range(source, item, body_start):
-            part = keys.partition(record, n_lines)
-            by_part[NO_KEY_PARTITION if part < 0 else part].append((0, line, n_lines, record))
+        for line, n_lines, record, too_long, _ in read_range(source, item, body_start, '"', limit):
+            part = -1 if too_long else keys.partition(record, n_lines)
+            by_part[NO_KEY_PARTITION if part < 0 else part].append(
+                (0, line, n_lines, record, too_long)
+            )
     for p, records in by_part.items():
-        write_partition(root, p, [("transactions.csv", header)], sorted(records))
+        write_partition(root, p, [("transactions.csv", header.raw, layout)], sorted(records))
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     rows=st.lists(
         st.tuples(
-            st.sampled_from(["plain", '"quoted, comma"', '"two\nlines"', '"a ""b"""', '"open']),
+            st.sampled_from(
+                ["plain", '"quoted, comma"', '"two\nlines"', '"a ""b"""', '"open', "x" * 30, "\x00"]
+            ),
             st.sampled_from(["1", "2.0", " 3", '"4"', "", "17850"]),
-            st.sampled_from(["\n", "\r\n"]),
+            st.sampled_from(["\n", "\r\n", "\r", "\n\n"]),
         ),
         max_size=25,
     ),
@@ -201,8 +206,9 @@ def test_ranges_rebuild_the_very_part_files_of_the_whole_split(
     source = _write(tmp, [body.removesuffix(b"\n")])  # last line without its newline
     size = source.stat().st_size
     starts = sorted(set(data.draw(st.lists(st.integers(0, size), max_size=6))))
-    split_csv(source, tmp / "whole", CsvLayout("customer_id"), n)
-    _rebuild_from_ranges(source, tmp / "ranged", n, starts)
+    limit = 40  # the row of 30 x's is over it
+    split_csv(source, tmp / "whole", CsvLayout("customer_id", max_record_bytes=limit), n)
+    _rebuild_from_ranges(source, tmp / "ranged", n, starts, limit)
     for p in range(n):
         name = "transactions.csv"
         assert (part_dir(tmp / "ranged", p) / name).read_bytes() == (
@@ -226,3 +232,110 @@ def test_the_id_field_is_found_under_every_delimiter(dialect: Dialect, record: b
     # The partitioner splits with the reader's rule, so a customer's lines meet in one part.
     keys = RecordKeys(CsvLayout("customer_id", dialect), 2, 4)
     assert keys.partition(record, 1) == partition_of("17850", 4)
+
+
+# --- clean on the parts reads what clean on the whole file reads ----------------------------
+
+
+def _read_whole(path: Path, limit: int) -> tuple[list, list, int]:
+    from pipeline.sources.reading import read_csv_file
+
+    frame = read_csv_file(path, Dialect(), "t.csv", max_record_bytes=limit)
+    rows = sorted(zip(frame.rows["line_number"], frame.rows["raw"], strict=True))
+    rejects = sorted(zip(frame.rejects["line_number"], frame.rejects["reason_code"], strict=True))
+    return rows, rejects, frame.rows_read
+
+
+def _read_parts(root: Path, n: int, limit: int) -> tuple[list, list, int]:
+    """Read every part as clean does, naming lines by the sidecar (part line 2 is entry 0)."""
+    from pipeline.sources.reading import read_csv_file
+
+    rows, rejects, counted = [], [], 0
+    for p in range(n):
+        name = "transactions.csv"
+        frame = read_csv_file(part_dir(root, p) / name, Dialect(), name, max_record_bytes=limit)
+        numbers = io.read_line_numbers(lines_path(root, p, name))
+        rows += [
+            (int(numbers[line - 2]), raw)
+            for line, raw in zip(frame.rows["line_number"], frame.rows["raw"], strict=True)
+        ]
+        rejects += [
+            (int(numbers[line - 2]), reason)
+            for line, reason in zip(
+                frame.rejects["line_number"], frame.rejects["reason_code"], strict=True
+            )
+        ]
+        counted += frame.rows_read
+    return sorted(rows), sorted(rejects), counted
+
+
+AWKWARD = ["plain", '"q, c"', '"two\nlines"', '"a ""b"""', '"open', "x" * 90, "n\x00ul", "caf\xe9"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(AWKWARD),
+            st.sampled_from(["1", "2.0", "", "17850", "x"]),
+            st.sampled_from(["\n", "\r\n", "\r", "\n\n", "\r\r\n"]),
+        ),
+        max_size=30,
+    ),
+    n=st.integers(1, 4),
+    codec=st.sampled_from(["utf-8", "utf-16-le", "utf-32-be"]),
+)
+def test_clean_reads_the_parts_as_it_reads_the_whole_file(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str, str, str]],
+    n: int,
+    codec: str,
+) -> None:
+    """Same rows and rejects (reasons, original line numbers) and RECON, part by part.
+
+    Mixed line ends (bare CRs too), a record over the limit, NUL bytes (many in one part never
+    make it look binary), blank lines, and UTF-16/UTF-32 with a byte-order mark.
+    """
+    from pipeline.sources.encodings import WIDE_BOMS
+
+    tmp = tmp_path_factory.mktemp("parts")
+    text = "invoice,text,customer_id\n" + "".join(
+        f"{i},{t},{cid}{end}" for i, (t, cid, end) in enumerate(rows)
+    )
+    bom = next((mark for mark, name in WIDE_BOMS if name == codec), b"")
+    data = bom + text.encode(codec if bom else "latin-1")
+    source = tmp / "transactions.csv"
+    source.write_bytes(data)
+    limit = 64  # the row of 90 x's is over it
+    wide = codec if bom else None
+    dialect = Dialect(encoding="utf-8", encoding_fallback=None) if wide else Dialect()
+    layout = CsvLayout("customer_id", dialect, max_record_bytes=limit, wide=wide)
+    split_csv(source, tmp / "parts", layout, n)
+    assert _read_parts(tmp / "parts", n, limit) == _read_whole(source, limit)
+
+
+def test_a_long_record_is_read_through_and_quarantined_as_too_long(tmp_path: Path) -> None:
+    """Over the limit with no line break for 3 MB: never held whole; its id is not read."""
+    long = b"9,x" + b"y" * (3 << 20) + b",17850\n"
+    source = _write(tmp_path, [ROWS[0], long, ROWS[3]])
+    layout = CsvLayout("customer_id", max_record_bytes=1 << 20)
+    stats = split_csv(source, tmp_path / "parts", layout, 4)
+    assert stats.no_key_records == 1 and stats.as_dict()["records"] == 3
+    rows, rejects, counted = _read_parts(tmp_path / "parts", 4, 1 << 20)
+    assert rejects == [(3, "record_too_long")]
+    assert [line for line, _ in rows] == [2, 4] and counted == 3
+    stub = (part_dir(tmp_path / "parts", NO_KEY_PARTITION) / "transactions.csv").read_bytes()
+    assert len(stub) < len(HEADER) + (1 << 20) + 100  # a placeholder, not the record
+
+
+def test_bare_cr_records_go_to_their_own_partitions(tmp_path: Path) -> None:
+    n = 8
+    source = tmp_path / "transactions.csv"
+    source.write_bytes(HEADER.replace(b"\n", b"\r") + b"1,a,1,17850\r2,b,1,12000\r3,c,1,13000")
+    split_csv(source, tmp_path / "parts", CsvLayout("customer_id"), n)
+    for cid, line in (("17850", 2), ("12000", 3), ("13000", 4)):
+        p = partition_of(cid, n)
+        assert cid.encode() in (part_dir(tmp_path / "parts", p) / "transactions.csv").read_bytes()
+        assert line in list(
+            io.read_line_numbers(lines_path(tmp_path / "parts", p, "transactions.csv"))
+        )
