@@ -367,9 +367,10 @@ def train(
     with contextlib.ExitStack() as stack:
         metrics_tmp = stack.enter_context(io.atomic_files(metrics))[0]
         plots_tmp = stack.enter_context(io.atomic_folder(plots, OWNS["plots"]))
-        io.write_json(metrics_tmp, result.metrics)
+        metrics_file = io.significant(result.metrics)  # git-tracked: no last-digit noise
+        io.write_json(metrics_tmp, metrics_file)
         for name, frame in result.curves.items():
-            io.write_csv(plots_tmp / f"{name}.csv", frame)
+            io.write_csv(plots_tmp / f"{name}.csv", io.significant_frame(frame))
         if failed is not None:
             stack.close()  # the metrics and curves say why; the old model stays
             raise failed
@@ -379,7 +380,7 @@ def train(
             io.write_text(folder / f"{name}.txt", text)
         io.write_json(folder / artifacts.CALIBRATION_FILE, result.calibration)
         io.write_json(folder / artifacts.FEATURES_FILE, result.features)
-        io.write_json(folder / "metrics.json", result.metrics)
+        io.write_json(folder / "metrics.json", metrics_file)
         io.write_parquet(folder / "test_predictions.parquet", result.test_predictions)
     _log_trained(result.metrics, result.features, out)
     lock = io.read_yaml(dvc_lock) if dvc_lock.exists() else None
@@ -517,7 +518,7 @@ def evaluate(
             settings.evaluate.seed,
         )
         boards[target] = {"target": target, **board}
-    io.write_json(out, boards)
+    io.write_json(out, io.significant(boards))
     tables = scoreboard.markdown(boards)
     if markdown is not None:
         io.write_text(markdown, tables + "\n")
