@@ -674,7 +674,9 @@ def score(
         Path | None,
         typer.Option("--manifest", help="Run manifest JSON; default <out>.manifest.json."),
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Progress bar on stderr.")] = True,
+    progress: Annotated[
+        bool, typer.Option(help="Progress bar on stderr (shown only when stderr is a terminal).")
+    ] = True,
     allow_outside_data: Annotated[
         bool,
         typer.Option(

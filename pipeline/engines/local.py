@@ -132,8 +132,9 @@ def _run_all(
     from tqdm import tqdm
 
     futures: list[Future[Any]] = [pool.submit(fn, *args) for args in calls]
+    shown = progress and sys.stderr.isatty()  # never into a cron job's log file
     with tqdm(
-        total=len(futures), desc=label, unit="part", file=sys.stderr, disable=not progress
+        total=len(futures), desc=label, unit="part", file=sys.stderr, disable=not shown
     ) as bar:
         for _ in as_completed(futures):
             bar.update(1)

@@ -173,11 +173,15 @@ def test_metrics_are_rounded_to_six_significant_digits() -> None:
     """Another machine's BLAS moves a baseline in the 12th digit: git must not see it."""
     noisy = {"brier": 0.14814913015544717, "alpha": [64.87712860890792, 3], "name": "btyd"}
     other = {"brier": 0.14814913015632025, "alpha": [64.87712859978386, 3], "name": "btyd"}
-    assert io.significant(noisy) == io.significant(other) == {
-        "brier": 0.148149,
-        "alpha": [64.8771, 3],
-        "name": "btyd",
-    }
+    assert (
+        io.significant(noisy)
+        == io.significant(other)
+        == {
+            "brier": 0.148149,
+            "alpha": [64.8771, 3],
+            "name": "btyd",
+        }
+    )
     frame = pd.DataFrame({"lift": [2.4271898653686037, float("nan")], "n": [1, 2]})
     out = io.significant_frame(frame)
     assert out["lift"].iloc[0] == 2.42719 and pd.isna(out["lift"].iloc[1])
