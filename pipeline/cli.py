@@ -60,7 +60,7 @@ OWNS = {
     "train": ("*.txt", "*.json", "test_predictions.parquet"),
     "plots": ("*.csv",),
     "explain": ("*.parquet", "concepts.json"),
-    "report": ("*.html",),
+    "report": ("*.html", "contact_list.csv"),
 }
 
 
@@ -549,7 +549,11 @@ def report(
     ] = True,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
-    """Write the self-contained HTML report: index.html plus one page per target.
+    """Write the self-contained HTML report and contact_list.csv (whom to contact first).
+
+    Pages: index.html (for everyone), method.html (method, model quality, glossary) and one
+    page per target; contact_list.csv: the customers with the most value at risk within
+    report.contact_budget, each with a reason the business can act on and an action.
 
     Customer numbers come from the scores (the report re-scores nothing); drivers from the
     explain outputs; model quality from the metrics and test predictions.
@@ -563,7 +567,13 @@ def report(
     from pipeline import io
     from pipeline.errors import InputError
     from pipeline.reasons import load_dictionary
-    from pipeline.report.build import ReportInputs, TargetInputs, align_explained, build_site
+    from pipeline.report.build import (
+        ReportInputs,
+        TargetInputs,
+        align_explained,
+        build_site,
+        contacts_of,
+    )
     from pipeline.targets import get_target
 
     settings = _params(params)
@@ -609,11 +619,13 @@ def report(
         value_metrics=optional(metrics / "value.json", io.read_json)
         if settings.train.value_target
         else None,
+        customers=optional(clean / "customers.parquet", io.read_parquet) if clean else None,
     )
     site = build_site(inputs, settings.report)
     with io.atomic_folder(out, OWNS["report"]) as folder:
         for name, html in site.items():
             io.write_text(folder / name, html)
+        io.write_csv(folder / "contact_list.csv", contacts_of(inputs, settings.report))
     logger.info("report: %s", out / "index.html")
     if track:
         from pipeline.tracking import log_report
@@ -726,12 +738,24 @@ def score(
     manifest = io.refuse_inside(manifest or out.with_name(out.name + ".manifest.json"), guarded)
     io.check_readable(inputs)
     when = None if as_of == "latest" else _instant_option(as_of, "--as-of")
-    grid = tuple(tuple(row) for row in load_catalog(features_config).segment_grid())
+    catalog = load_catalog(features_config)
+    unknown = sorted(set(settings.business.levers) - {str(c) for c in catalog.concepts})
+    if unknown:
+        raise ConfigError(
+            f"business.actions: {', '.join(unknown)} is not a concept of {features_config} "
+            f"(concepts: {', '.join(str(c) for c in catalog.concepts)}; `none` is the fallback)"
+        )
+    grid = tuple(tuple(row) for row in catalog.segment_grid())
     rules = ScoringRules(
-        settings.business, grid, options.reasons_top_share, settings.explain.top_reasons
+        settings.business,
+        grid,
+        options.reasons_top_share,
+        settings.explain.top_reasons,
+        options.reasons_min_value_at_risk,
     )
     # The same future_date rule as the clean stage: params, else the export's own extract time.
-    stated = read_extract_as_of(load_source_config(source_config), inputs)
+    source_spec = load_source_config(source_config)
+    stated = read_extract_as_of(source_spec, inputs)
     # The scores and their manifest are one set: both are written whole, then renamed in.
     with io.atomic_files(out, manifest) as (scores_tmp, manifest_tmp):
         with io.scratch_dir(out) as work:
@@ -759,6 +783,8 @@ def score(
 
                 workers = workers or options.workers
                 result = run_local(job, inputs, scores_tmp, fmt, n_parts, workers, work, progress)
+        # What the money columns (expected_value, value_at_risk) are counted in.
+        result["currency"] = source_spec.currency
         io.write_json(manifest_tmp, result)
     logger.info(
         "score: %d rows read, %d customers scored, %d rejected -> %s",

@@ -300,10 +300,34 @@ class ExplainParams(Section):
 class ReportParams(Section):
     """HTML report options (definitions in docs/explanations.md)."""
 
-    # Rows in the "highest value at risk" list.
+    # Rows of the contact list shown on the overview (contact_list.csv has them all).
     top_customers: int = Field(20, ge=1)
+    # Customers in the contact list (reports/site/contact_list.csv), most value at risk first:
+    # a count (1 or more) or a share of the customers scored (below 1).
+    contact_budget: float = Field(0.05, gt=0)
+
+    @field_validator("contact_budget")
+    @classmethod
+    def _count_or_share(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError(f"a count of customers (1 or more) or a share below 1, got {value}")
+        return value
+
     top_features: int = Field(12, ge=1)
     dependence_plots: int = Field(4, ge=0)
+
+
+#: The ``business.actions`` key of the action for a customer no lever speaks for.
+NO_LEVER = "none"
+DEFAULT_ACTIONS = {
+    "service": "Service call: resolve the complaint",
+    "delivery": "Apology and a delivery voucher",
+    "satisfaction": "Product follow-up: ask what disappointed them",
+    "product_quality": "Product follow-up on what they returned",
+    "price": "Targeted offer",
+    "relationship": "Personal call: invite them to the loyalty programme",
+    NO_LEVER: "Win-back reminder",
+}
 
 
 class BusinessParams(Section):
@@ -325,6 +349,26 @@ class BusinessParams(Section):
     value_target: str | None = "value"
     high_value_quantile: float = Field(0.8, gt=0, lt=1)
     value_medium_quantile: float = Field(0.5, gt=0, lt=1)
+    # What to do about a customer at risk, by the concept of their strongest actionable reason
+    # (pipeline.actions). A concept listed here is a lever (what the business can change); the
+    # others (recency, frequency, spend, buying pattern) are signals that a customer is leaving.
+    # `none`: the action when no lever raises the customer's risk.
+    actions: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ACTIONS))
+
+    @field_validator("actions")
+    @classmethod
+    def _has_a_fallback(cls, value: dict[str, str]) -> dict[str, str]:
+        if NO_LEVER not in value:
+            raise ValueError(f"needs a `{NO_LEVER}` entry: the action when no lever applies")
+        empty = sorted(k for k, v in value.items() if not str(v).strip())
+        if empty:
+            raise ValueError(f"empty action for {', '.join(empty)}")
+        return value
+
+    @property
+    def levers(self) -> tuple[str, ...]:
+        """The concepts the business can change: those with an action."""
+        return tuple(k for k in self.actions if k != NO_LEVER)
 
     @model_validator(mode="after")
     def _bands(self) -> BusinessParams:
@@ -358,6 +402,11 @@ class ScoreParams(Section):
     # share of its reference population (ties broken by raw margin, then customer hash; the
     # cuts ship with the model, in steps of 0.001: pipeline.business.ReasonCuts).
     reasons_top_share: float = Field(0.2, ge=0, le=1)
+    # ... and for customers whose value at risk is at least this (in the data's currency), so
+    # that the customers with the most value at risk, whom the report's contact list ranks
+    # first, all have reasons and an action. null = the value at risk of a high-value customer
+    # at the medium risk line: the value model's high-value line x business.risk_medium.
+    reasons_min_value_at_risk: float | None = Field(None, ge=0)
     format: Literal["parquet", "csv"] = "parquet"
     spark_master: str = "local[*]"
     # An explicit --as-of may be this many days after the end of the orders (a nightly export

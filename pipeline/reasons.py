@@ -267,3 +267,45 @@ def _concept_speakers(
         has_own = np.isfinite(own.max(axis=1))
         speaker[:, g] = np.where(has_own, own.argmax(axis=1), member.argmax(axis=1))
     return weight, speaker
+
+
+def strongest_lever(
+    features: pd.DataFrame,
+    contributions: pd.DataFrame,
+    dictionary: FeatureDictionary,
+    levers: Sequence[str],
+    direction: float = 1.0,
+    references: Mapping[str, Comparison] | None = None,
+) -> pd.DataFrame:
+    """Each customer's strongest actionable reason: the lever concept raising risk most.
+
+    The reason rule of :func:`reason_codes` over the features of the ``levers`` concepts
+    only (what the business can change: satisfaction, service, delivery, ...), so a lever
+    speaks only where it raises this customer's risk and its sentence applies. Returns
+    ``action_concept`` and ``action_reason`` (``<NA>`` where no lever does) on the index of
+    ``features``.
+    """
+    wanted = set(levers)
+    names = [
+        c
+        for c in contributions.columns
+        if c not in NOT_FEATURES and dictionary.info(c).concept in wanted
+    ]
+    told = reason_codes(
+        features,
+        contributions[names],
+        dictionary,
+        top_k=1,
+        direction=direction,
+        references=references,
+        with_features=True,
+    )
+    # A lever feature that joins a signal's concept where it is zero tells that signal.
+    speaks = told["reason_concept_1"].isin(wanted).fillna(False).astype(bool)
+    return pd.DataFrame(
+        {
+            "action_concept": told["reason_concept_1"].where(speaks),
+            "action_reason": told["reason_1"].where(speaks),
+        },
+        index=features.index,
+    )

@@ -92,12 +92,20 @@ FEEDBACK = pa.DataFrameSchema(
     name="feedback",
 )
 
+#: Free-text contact fields of the customers table (trimmed, as given): the report's contact
+#: list carries them; never a model input.
+CONTACT_FIELDS = ("name", "email", "phone")
+
 CUSTOMERS = pa.DataFrameSchema(
     {
         "customer_id": pa.Column("string", pa.Check.str_length(min_value=1), unique=True),
         "signup_ts": _ts(nullable=True, required=False),
         "loyalty_member": pa.Column("boolean", nullable=True, required=False),
         "region": pa.Column("string", nullable=True, required=False),
+        # contact fields (the report's contact list), never model inputs
+        "name": pa.Column("string", nullable=True, required=False),
+        "email": pa.Column("string", nullable=True, required=False),
+        "phone": pa.Column("string", nullable=True, required=False),
     },
     strict=True,
     name="customers",

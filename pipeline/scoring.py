@@ -30,10 +30,10 @@ from pipeline.business import (
     reasons_cut,
     value_lines,
 )
-from pipeline.config import BusinessParams
+from pipeline.config import NO_LEVER, BusinessParams
 from pipeline.errors import ModelError
 from pipeline.features.partition import customer_hash
-from pipeline.reasons import FeatureDictionary, reason_codes
+from pipeline.reasons import FeatureDictionary, reason_codes, strongest_lever
 from pipeline.sentences import comparisons
 from pipeline.targets import Target
 
@@ -48,6 +48,9 @@ BUSINESS_COLUMNS = (
     "high_value",
 )
 FLOAT_BUSINESS = ("value_at_risk",)
+#: What to do about a customer who gets reasons: the concept of their strongest actionable
+#: reason (a lever: ``business.actions``), its sentence, and the action the map gives it.
+ACTION_COLUMNS = ("action_concept", "action_reason", "suggested_action")
 BOOLEAN_COLUMNS = ("high_value",)
 
 
@@ -97,6 +100,8 @@ class ScoringRules:
     segment_grid: tuple[tuple[str, ...], ...]
     reasons_top_share: float = 0.2
     top_reasons: int = 3
+    # Customers with at least this value at risk get reasons too (None: the derived line).
+    reasons_min_value_at_risk: float | None = None
 
 
 def output_columns(targets: Sequence[Target], top_reasons: int) -> tuple[str, ...]:
@@ -107,6 +112,7 @@ def output_columns(targets: Sequence[Target], top_reasons: int) -> tuple[str, ..
         *(t.output_column for t in targets),
         *BUSINESS_COLUMNS,
         *(f"reason_{i}" for i in range(1, top_reasons + 1)),
+        *ACTION_COLUMNS,
         *(column for t in targets for column in t.model_columns),
     )
 
@@ -192,7 +198,9 @@ def score_customers(
     )
     for name in BUSINESS_COLUMNS:
         out[name] = labels[name].to_numpy()
-    reasons = risk_reasons(snapshot, models, probabilities, rules, dictionary)
+    line = explained_value_line(models, rules)
+    valuable = labels["value_at_risk"].to_numpy(dtype="float64", na_value=np.nan) >= line
+    reasons = risk_reasons(snapshot, models, probabilities, rules, dictionary, valuable)
     for name in reasons.columns:
         out[name] = reasons[name].to_numpy()
     for model in models:
@@ -209,11 +217,15 @@ def risk_reasons(
     probabilities: Mapping[str, np.ndarray],
     rules: ScoringRules,
     dictionary: FeatureDictionary,
+    also: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """``reason_1..k`` of the risk model for the rows (positional) of ``snapshot``."""
+    """``reason_1..k`` and the action columns of the risk model for the rows of ``snapshot``.
+
+    Rows at or above the risk model's cut get them, and the rows where ``also`` is true.
+    """
     risk = next((m for m in models if m.target.name == rules.business.risk_target), None)
     if risk is None:
-        columns = [f"reason_{i}" for i in range(1, rules.top_reasons + 1)]
+        columns = [*(f"reason_{i}" for i in range(1, rules.top_reasons + 1)), *ACTION_COLUMNS]
         return pd.DataFrame({c: pd.Series([None] * len(snapshot), dtype="string") for c in columns})
     return reasons_of(
         snapshot,
@@ -223,7 +235,23 @@ def risk_reasons(
         rules.reasons_top_share,
         rules.top_reasons,
         dictionary,
+        also=also,
+        actions=rules.business.actions,
     )
+
+
+def explained_value_line(models: Sequence[ScoringModel], rules: ScoringRules) -> float:
+    """Value at risk from which a customer gets reasons whatever their rank by risk.
+
+    ``score.reasons_min_value_at_risk`` when set; else the value at risk of a high-value
+    customer at the medium risk line (the value model's high-value line x
+    ``business.risk_medium``); infinite (nobody) without a value model.
+    """
+    if rules.reasons_min_value_at_risk is not None:
+        return float(rules.reasons_min_value_at_risk)
+    high, _ = value_lines(value_reference_of(models, rules.business.value_target), rules.business)
+    line = high * rules.business.risk_medium
+    return float(line) if math.isfinite(line) else math.inf
 
 
 def reasons_of(
@@ -235,6 +263,8 @@ def reasons_of(
     top_k: int,
     dictionary: FeatureDictionary,
     with_features: bool = False,
+    also: np.ndarray | None = None,
+    actions: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Reason codes of the rows (positional) at or above the model's cut of ``top_share``.
 
@@ -245,12 +275,18 @@ def reasons_of(
     decision of their own row alone. Their sentences compare them with that same reference
     (:func:`pipeline.reasons.reason_codes`). Other rows get ``<NA>``. ``rows`` need
     ``customer_id`` and the model's features; ``probability`` is the model's, row for row.
+
+    The scorer also explains the rows where ``also`` is true (a rule of each row's own
+    values), and with ``actions`` (``business.actions``) adds :data:`ACTION_COLUMNS`
+    (:func:`pipeline.reasons.strongest_lever`).
     """
     n = len(rows)
     reference = Reference.from_dict(model.features.get("reference"), target.name)
     cut = reasons_cut(reference, top_share)
     p = np.asarray(probability, dtype="float64")
     chosen = np.zeros(0, dtype=np.int64) if cut is None or not n else _chosen(rows, p, model, cut)
+    if also is not None and n:
+        chosen = np.union1d(chosen, np.flatnonzero(np.asarray(also, dtype=bool)))
     picked = rows.iloc[chosen].reset_index(drop=True)
     contributions = pd.DataFrame(index=picked.index)
     if chosen.size:
@@ -265,6 +301,21 @@ def reasons_of(
         references=comparisons(reference),
         with_features=with_features,
     )
+    if actions is not None:
+        lever = strongest_lever(
+            picked,
+            contributions,
+            dictionary,
+            levers=[k for k in actions if k != NO_LEVER],
+            direction=target.risk_direction,
+            references=comparisons(reference),
+        )
+        concept = lever["action_concept"].fillna(NO_LEVER)
+        reasons = reasons.assign(
+            action_concept=concept.to_numpy(),
+            action_reason=lever["action_reason"].to_numpy(),
+            suggested_action=concept.map(actions).to_numpy(),
+        )
     out = pd.DataFrame({c: pd.Series([None] * n, dtype="string") for c in reasons.columns})
     for name in reasons.columns:
         column = out[name].copy()
@@ -316,6 +367,8 @@ def rules_summary(models: Sequence[ScoringModel], rules: ScoringRules) -> dict[s
             "reference_customers": cut.reference_customers,
         },
         "reasons_top_share": rules.reasons_top_share,
+        # ... and to customers with at least this value at risk (None: nobody).
+        "reasons_min_value_at_risk": finite(explained_value_line(models, rules)),
         "business": {
             **rules.business.model_dump(),
             "high_value_line": finite(high),

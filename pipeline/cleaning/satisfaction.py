@@ -10,6 +10,7 @@ from pipeline.cleaning.parsing import parse_bool, parse_number, parse_timestamp
 from pipeline.cleaning.reasons import Reason
 from pipeline.cleaning.rules import CleanRules
 from pipeline.cleaning.transactions import TableResult, Verdicts, common_checks, date_format
+from pipeline.schemas import CONTACT_FIELDS
 
 KINDS = ("review", "survey", "nps", "complaint")
 SCORE_RANGE = {"review": (1.0, 5.0), "survey": (1.0, 5.0), "nps": (0.0, 10.0)}
@@ -69,6 +70,10 @@ def clean_customers(rows: pd.DataFrame, rules: CleanRules, as_of: pd.Timestamp) 
         out["loyalty_member"] = member
     if "region" in rows.columns:
         out["region"] = rows["region"].str.strip()
+    for field in CONTACT_FIELDS:
+        if field in rows.columns:
+            text = rows[field].str.strip()
+            out[field] = text.where(text != "")
     # a repeat of an accepted id only counts against rows that are still accepted
     repeated = ids[verdicts.accepted].duplicated(keep="first").reindex(ids.index, fill_value=False)
     verdicts.reject(repeated, Reason.DUPLICATE_CUSTOMER)

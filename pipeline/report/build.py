@@ -21,13 +21,22 @@ from pipeline.explain import KEYS
 from pipeline.modeling.metrics import curves
 from pipeline.reasons import FeatureDictionary
 from pipeline.report import charts
-from pipeline.report.customers import headline, segment_table, top_value_at_risk
+from pipeline.report.contacts import contact_list
+from pipeline.report.customers import headline, segment_table
+from pipeline.report.drivers import (
+    at_risk_rows,
+    concept_effects,
+    driver_summary,
+    satisfaction_curve_feature,
+)
 from pipeline.report.method import (
+    BASELINE_NAMES,
     SHORT_NAMES,
     data_and_method,
     quality_rows,
     quality_sentences,
 )
+from pipeline.schemas import CONTACT_FIELDS
 from pipeline.targets import Target
 
 logger = logging.getLogger(__name__)
@@ -63,6 +72,8 @@ class ReportInputs:
     source: str = ""
     # reports/metrics/value.json: the value model and its baselines on the test cutoff.
     value_metrics: Mapping[str, Any] | None = None
+    # The clean customers table, for the contact list's contact fields (name, email, phone).
+    customers: pd.DataFrame | None = None
 
 
 def align_explained(shap_table: pd.DataFrame, panel: pd.DataFrame) -> pd.DataFrame:
@@ -76,7 +87,28 @@ def align_explained(shap_table: pd.DataFrame, panel: pd.DataFrame) -> pd.DataFra
     return merged.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
 
-def _environment() -> jinja2.Environment:
+#: Symbols written before an amount; any other ISO 4217 code is written after it.
+CURRENCY_SYMBOLS = {"EUR": "€", "GBP": "£", "USD": "$", "JPY": "¥", "INR": "₹"}
+
+
+def money_format(currency: str | None) -> Any:
+    """Return the ``money`` filter: whole units in ``currency`` ("€1,234", "1,234 CHF")."""
+
+    def money(value: Any) -> str:
+        if value is None or pd.isna(value):
+            return "n/a"
+        amount = f"{value:,.0f}"
+        if not currency:
+            return amount
+        symbol = CURRENCY_SYMBOLS.get(currency)
+        if symbol is None:
+            return f"{amount} {currency}"
+        return f"-{symbol}{amount[1:]}" if amount.startswith("-") else f"{symbol}{amount}"
+
+    return money
+
+
+def _environment(currency: str | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pipeline.report", "templates"),
         autoescape=True,  # every data-derived string is escaped, in every template
@@ -85,7 +117,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["pct"] = lambda v, d=0: "n/a" if v is None or pd.isna(v) else f"{100 * v:.{d}f}%"
-    env.filters["money"] = lambda v: "n/a" if v is None or pd.isna(v) else f"{v:,.0f}"
+    env.filters["money"] = money_format(currency)
     env.filters["day"] = lambda v: str(v)[:10] if v else "n/a"
     env.filters["nodot"] = lambda v: str(v).rstrip(". ")
     env.filters["lcfirst"] = lambda v: v[:1].lower() + v[1:] if v[1:2].islower() else v
@@ -204,9 +236,85 @@ def value_quality(metrics: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def contacts_of(inputs: ReportInputs, settings: ReportParams) -> pd.DataFrame:
+    """Return the contact list (``contact_list.csv``) of :func:`.contacts.contact_list`."""
+    business = inputs.business
+    return contact_list(
+        inputs.scores,
+        settings.contact_budget,
+        business.actions,
+        f"{business.risk_target}_probability",
+        inputs.customers,
+    )
+
+
+def risk_drivers(
+    risk: TargetInputs | None, business: BusinessParams, dictionary: FeatureDictionary
+) -> dict[str, Any]:
+    """Signals and levers of the risk model among customers at risk, and their chart."""
+    if risk is None:
+        return {"signals": [], "levers": [], "customers": 0, "chart": None, "curve": None}
+    rows = at_risk_rows(
+        risk.shap, risk.test_predictions, business.risk_high, risk.target.risk_direction
+    )
+    effects = concept_effects(
+        risk.shap, dictionary, rows, business.levers, risk.target.risk_direction
+    )
+    curve_feature = satisfaction_curve_feature(
+        risk.features, dictionary, list(risk.explained.columns)
+    )
+    curve = None
+    if curve_feature is not None:
+        base = float(risk.shap["base_value"].iloc[0]) if len(risk.shap) else 0.0
+        curve = {
+            "feature": curve_feature,
+            "description": dictionary.info(curve_feature).description,
+            "image": charts.dependence(
+                risk.explained[curve_feature],
+                risk.shap[curve_feature],
+                base,
+                dictionary,
+                risk.target.outcome,
+            ),
+        }
+    return {
+        **driver_summary(effects),
+        "chart": charts.effect_bars(effects, risk.target.outcome) if len(rows) else None,
+        "curve": curve,
+    }
+
+
+def plain_quality(pages: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per binary model: the share of real cases its top 10% finds, next to the recency rule."""
+    out = []
+    for context in pages.values():
+        rows = {r["name"]: r for r in context["quality"]}
+        model = next((r for r in context["quality"] if r["is_model"]), None)
+        if model is None or model.get("capture_top_decile") is None:
+            continue
+        recency = rows.get(BASELINE_NAMES["recency"], {})
+        out.append(
+            {
+                "title": context["title"],
+                "outcome": context["outcome"],
+                "ranking": context["ranking"],
+                "capture": model["capture_top_decile"],
+                "recency_capture": recency.get("capture_top_decile"),
+                "ece": model.get("ece"),
+            }
+        )
+    return out
+
+
 def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
-    """Render every page of the report; returns ``{file name: html}``."""
-    env = _environment()
+    """Render every page of the report; returns ``{file name: html}``.
+
+    ``index.html`` is for everyone (business words only), ``method.html`` holds the data,
+    the method, model quality in the usual measures and a glossary, and each
+    ``<target>.html`` the drivers and quality of one model in depth.
+    """
+    currency = (inputs.scores_manifest or {}).get("currency")
+    env = _environment(currency)
     pages = {t: target_context(ti, inputs.dictionary, settings) for t, ti in inputs.targets.items()}
     business = inputs.business
     risk = inputs.targets.get(business.risk_target)
@@ -218,36 +326,42 @@ def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
     segments = segment_table(scores, "rfm_segment", risk_column, tier_column)
     tiers = segment_table(scores, "loyalty_tier", risk_column, tier_column)
     value_tiers = segment_table(scores, "value_tier", risk_column, tier_column)
-    top = top_value_at_risk(scores, settings.top_customers)
-    reason_cols = [c for c in top.columns if c.startswith("reason_")]
-    common = {"targets": list(pages), "source": inputs.source}
+    contacts = contacts_of(inputs, settings)
+    spend = value_words(inputs.scores_manifest)
+    common = {
+        "targets": list(pages),
+        "source": inputs.source,
+        "currency": currency,
+        "value_words": spend,
+    }
     index = env.get_template("index.html").render(
         **common,
         page="index",
         numbers=numbers,
         settings=settings,
         business=business,
-        risk_page=pages.get(business.risk_target),
         risk_title=risk.target.title if risk else business.risk_target,
+        risk_event=risk.target.event if risk else "",
         tier_title=tier.target.title if tier else business.tier_target,
-        risk_column=risk_column,
-        value_words=value_words(inputs.scores_manifest),
-        value_quality=value_quality(inputs.value_metrics),
         pages=pages,
+        drivers=risk_drivers(risk, business, inputs.dictionary),
         segments=segments.to_dict(orient="records"),
-        segment_chart=charts.segment_bars(segments, "Value at risk by RFM segment")
+        segment_chart=charts.segment_bars(segments, "Value at risk by customer segment", spend)
         if len(segments) and numbers["has_churn"]
         else None,
         tiers=tiers.to_dict(orient="records"),
         value_tiers=value_tiers.to_dict(orient="records") if numbers["has_value"] else [],
-        top_customers=[
-            {
-                "expected_value": None,
-                **row,
-                "reasons": [row[c] for c in reason_cols if not pd.isna(row[c])],
-            }
-            for row in top.to_dict(orient="records")
-        ],
+        contacts=contacts.head(settings.top_customers).to_dict(orient="records"),
+        contact_count=len(contacts),
+        contacts_without_reason=int(contacts["reason"].isna().sum()),
+        contact_fields=[c for c in CONTACT_FIELDS if c in contacts.columns],
+        plain_quality=plain_quality(pages),
+    )
+    method = env.get_template("method.html").render(
+        **common,
+        page="method",
+        pages=pages,
+        value_quality=value_quality(inputs.value_metrics),
         method=data_and_method(
             inputs.manifest,
             inputs.feature_summary,
@@ -256,7 +370,7 @@ def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
             scores_as_of=str(scores["as_of"].iloc[0]) if len(scores) else None,
         ),
     )
-    site = {"index.html": index}
+    site = {"index.html": index, "method.html": method}
     for target, context in pages.items():
         site[f"{target}.html"] = env.get_template("target.html").render(
             **common, page=target, t=context, settings=settings

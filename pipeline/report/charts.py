@@ -184,7 +184,7 @@ def lift(curve: pd.DataFrame, baselines: Mapping[str, float], model_lift: float)
     return to_data_uri(fig)
 
 
-def segment_bars(table: pd.DataFrame, title: str) -> str:
+def segment_bars(table: pd.DataFrame, title: str, value_words: str) -> str:
     """Value at risk per group, with the mean churn probability written on each bar."""
     data = table.sort_values("value_at_risk")
     fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(data) + 1.2))
@@ -193,7 +193,43 @@ def segment_bars(table: pd.DataFrame, title: str) -> str:
         zip(data["value_at_risk"], data["mean_churn_probability"], strict=True)
     ):
         ax.text(v, y, f"  {p:.0%} avg churn", va="center", fontsize=8)
-    ax.set_xlabel("value at risk (expected 12-month spend x churn probability)")
+    ax.set_xlabel(f"value at risk ({value_words} x churn probability)")
     ax.set_title(title, loc="left", fontsize=11)
     _style(ax)
+    return to_data_uri(fig)
+
+
+def effect_bars(effects: pd.DataFrame, outcome: str) -> str:
+    """Two panels of bars: signals that a customer is leaving, and what the business can change.
+
+    ``effects`` is :func:`pipeline.report.drivers.concept_effects`: each concept's average
+    effect, in percentage points of ``outcome`` probability, among the customers at risk.
+    """
+    panels = [
+        ("signal", "Signals that a customer is leaving (they say that, not why)", GREY),
+        ("lever", "What the business can change", RISK),
+    ]
+    sizes = [max(int((effects["kind"] == kind).sum()), 1) for kind, _, _ in panels]
+    fig, axes = plt.subplots(
+        2, 1, figsize=(7.5, 0.42 * sum(sizes) + 2.0), gridspec_kw={"height_ratios": sizes}
+    )
+    for ax, (kind, title, colour) in zip(axes, panels, strict=True):
+        data = effects.loc[effects["kind"] == kind].sort_values("effect_points")
+        ax.barh(data["label"], data["effect_points"], color=colour)
+        for y, (v, share) in enumerate(
+            zip(data["effect_points"], data["raises_share"], strict=True)
+        ):
+            ax.text(
+                max(v, 0), y, f"  {v:+.1f} pts; raises it for {share:.0%}", va="center", fontsize=8
+            )
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.set_title(title, loc="left", fontsize=10)
+        _style(ax)
+    axes[-1].set_xlabel(
+        f"average effect on {outcome} probability among customers at risk (percentage points)"
+    )
+    right = max(float(effects["effect_points"].max()), 0.0) if len(effects) else 1.0
+    for ax in axes:
+        ax.set_xlim(min(float(effects["effect_points"].min()), 0.0) * 1.1, right * 1.6 + 0.5)
+    fig.tight_layout()
     return to_data_uri(fig)

@@ -93,11 +93,3 @@ def segment_table(
     return out.sort_values(["value_at_risk", "group"], ascending=[False, True]).reset_index(
         drop=True
     )
-
-
-def top_value_at_risk(scores: pd.DataFrame, n: int) -> pd.DataFrame:
-    """Return the ``n`` customers with the most value at risk, with their reasons."""
-    ordered = scores.sort_values(
-        ["value_at_risk", "customer_id"], ascending=[False, True], kind="stable"
-    )
-    return ordered.head(n).reset_index(drop=True)

@@ -73,8 +73,8 @@ def quality_sentences(
     lift = model.get("lift_top_decile")
     if lift is not None:
         text = (
-            f"Lift {lift:.1f}: the riskiest 10% of customers hold {lift:.1f} times as many "
-            f"{outcome} cases as a random 10%"
+            f"Lift {lift:.1f}: the 10% of customers the model ranks first hold {lift:.1f} times "
+            f"as many {outcome} cases as a random 10%"
         )
         if "recency" in base and "lift_top_decile" in base["recency"]:
             text += f" (recency rule: {base['recency']['lift_top_decile']:.1f})"
@@ -82,11 +82,17 @@ def quality_sentences(
     rfm = (base.get("rfm_lgbm") or {}).get("roc_auc")
     if auc is not None and rfm is not None:
         gain = auc - rfm
-        verb = "add" if gain > MATERIAL_AUC_GAIN else "add little"
+        verdict = (
+            "they rank customers better as well"
+            if gain > MATERIAL_AUC_GAIN
+            else "they rank customers little better, since who is leaving already shows in how "
+            "they buy; they matter for why a customer is at risk and what to do about it (the "
+            "drivers)"
+        )
         out["satisfaction"] = (
-            f"Satisfaction, service, delivery, product and price features {verb} over recency, "
-            f"frequency and spend alone: AUC {rfm:.3f} with RFM features only, {auc:.3f} with "
-            f"all features ({gain:+.3f})."
+            f"Ranking with recency, frequency and spend only reaches AUC {rfm:.3f}; with "
+            f"satisfaction, service, delivery, returns and price as well, {auc:.3f} "
+            f"({gain:+.3f}): {verdict}."
         )
     return out
 

@@ -56,7 +56,17 @@ CANONICAL: dict[str, tuple[str, ...]] = {
         "delivered_ts",
     ),
     "feedback": ("customer_id", "feedback_ts", "kind", "score", "resolved", "resolution_hours"),
-    "customers": ("customer_id", "signup_ts", "loyalty_member", "region"),
+    # name, email, phone: contact fields, never model inputs; the report's contact list
+    # carries them.
+    "customers": (
+        "customer_id",
+        "signup_ts",
+        "loyalty_member",
+        "region",
+        "name",
+        "email",
+        "phone",
+    ),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     # order_id is required when the config maps it; a config without it describes a purchase
@@ -95,6 +105,9 @@ class SourceConfig(BaseModel):
 
     name: str
     description: str = ""
+    # The currency of the export's amounts (an ISO 4217 code such as EUR or GBP): the report
+    # and the scores manifest show spend in it; null = plain numbers, labelled "spend".
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
     dialect: Dialect = Dialect()
     tables: dict[TableName, TableSpec]
     rules: CleanRules = CleanRules()

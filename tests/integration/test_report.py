@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +25,8 @@ from tests.support.faults import assert_disk_full_keeps_old_set, snapshot
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("report_run")]
 
 REPO = Path(__file__).resolve().parents[2]
+#: Most printed A4 pages each page of the report may take.
+PRINTED_PAGES = {"index": 8, "method": 6, "churn": 8, "repurchase": 8}
 N_CUSTOMERS = 8000
 TARGETS = ("churn", "repurchase")
 
@@ -214,38 +218,108 @@ def test_explain_output_inside_the_model_folder_is_refused(
 
 def test_report_pages_sections_and_images(run: Path) -> None:
     site = run / "reports" / "site"
-    assert sorted(p.name for p in site.iterdir()) == ["churn.html", "index.html", "repurchase.html"]
+    assert sorted(p.name for p in site.iterdir()) == [
+        "churn.html",
+        "contact_list.csv",
+        "index.html",
+        "method.html",
+        "repurchase.html",
+    ]
     index = (site / "index.html").read_text()
-    titles = ["1. Summary", "2. Drivers", "3. Segments", "4. Model quality", "5. Data and method"]
+    titles = ["Summary", "Who to contact first", "Why customers leave", "Segments"]
     positions = [index.index(f"<h2>{title}") for title in titles]
     assert positions == sorted(positions)
-    for page in site.iterdir():
+    for page in site.glob("*.html"):
         html = page.read_text()
         images = re.findall(r'<img src="([^"]*)"', html)
-        assert images and all(i.startswith("data:image/png;base64,") for i in images), page
+        assert images or page.name == "method.html", page
+        assert all(i.startswith("data:image/png;base64,") for i in images), page
         assert not re.search(r'(src|href)="https?://', html), page
     assert (site / "churn.html").read_text().count("data:image/png") >= 7
 
 
 def test_report_numbers_match_metrics_json(run: Path) -> None:
     index = (run / "reports" / "site" / "index.html").read_text()
+    method = (run / "reports" / "site" / "method.html").read_text()
     for target in TARGETS:
         metrics = json.loads((run / "reports" / "metrics" / f"{target}.json").read_text())
-        assert f"{metrics['model']['roc_auc']:.3f}" in index
-        assert f"{metrics['baselines']['recency']['roc_auc']:.3f}" in index
-        assert f"{metrics['model']['lift_top_decile']:.2f}" in index
+        assert f"{metrics['model']['roc_auc']:.3f}" in method
+        assert f"{metrics['baselines']['recency']['roc_auc']:.3f}" in method
+        assert f"{metrics['model']['lift_top_decile']:.2f}" in method
+        assert f"{metrics['model']['capture_top_decile']:.0%}" in index  # in plain words
     # every customer number of the report is read off the scores (nothing is re-scored)
     scored = pd.read_parquet(run / "data" / "scores" / "scores.parquet")
     assert f"<strong>{len(scored):,}</strong> active customers scored" in index
     churners = int((scored["churn_risk_band"] == "high").sum())
     assert churners == int((scored["churn_probability"] >= 0.5).sum())
-    assert f"<strong>{churners:,}</strong> ({churners / len(scored):.0%})" in index
-    assert f"<strong>{scored['value_at_risk'].sum():,.0f}</strong>" in index
+    assert f"<strong>{churners:,}</strong> of them ({churners / len(scored):.0%})" in index
+    expected = scored["churn_probability"].sum()
+    assert f"<strong>{expected:,.0f}</strong> are expected to stop buying" in index
+    assert f"<strong>€{scored['value_at_risk'].sum():,.0f}</strong>" in index  # synthetic: EUR
     high_tier = int((scored["loyalty_tier"] == "high").sum())
-    assert f'<div class="value">{high_tier:,}</div><div class="label">high loyalty tier' in index
+    assert f'<div class="value">{high_tier:,}</div><div class="label">likely to buy again' in index
     manifest = json.loads((run / "data" / "clean" / "manifest.json").read_text())
     for reason, count in manifest["rejected_by_reason"].items():
-        assert f'<td>{reason}</td><td class="n">{count:,}</td>' in index
+        assert f'<td>{reason}</td><td class="n">{count:,}</td>' in method
+
+
+def test_contact_list_ranks_value_at_risk_with_a_reason_and_an_action(run: Path) -> None:
+    contacts = pd.read_csv(run / "reports" / "site" / "contact_list.csv", dtype=str)
+    scored = pd.read_parquet(run / "data" / "scores" / "scores.parquet")
+    budget = -(-len(scored) * 5 // 100)  # report.contact_budget 0.05, rounded up
+    assert len(contacts) == budget
+    top = scored.sort_values(["value_at_risk", "customer_id"], ascending=[False, True]).head(budget)
+    assert contacts["customer_id"].tolist() == top["customer_id"].tolist()
+    # the line from which everyone is explained reaches the whole list here
+    assert contacts["reason"].notna().all() and contacts["suggested_action"].notna().all()
+    actions = set(
+        yaml.safe_load((REPO / "params.yaml").read_text())["business"]["actions"].values()
+    )
+    assert set(contacts["suggested_action"]) <= actions
+    index = (run / "reports" / "site" / "index.html").read_text()
+    assert contacts.loc[0, "reason"].split(";")[0] in index
+
+
+def _headings(html: str) -> list[str]:
+    return [
+        re.sub(r"<[^>]+>|\s+", " ", h).strip()
+        for h in re.findall(r"<h[23][^>]*>(.*?)</h[23]>", html, re.S)
+    ]
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None or shutil.which("pdftotext") is None,
+    reason="printing needs Debian's chromium and poppler-utils' pdftotext (apt-get install "
+    "chromium poppler-utils)",
+)
+def test_each_page_prints_without_a_heading_at_the_foot_of_a_page(
+    run: Path, tmp_path: Path
+) -> None:
+    for page in sorted((run / "reports" / "site").glob("*.html")):
+        pdf = tmp_path / f"{page.stem}.pdf"
+        subprocess.run(
+            [
+                "chromium",
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-pdf-header-footer",
+                f"--print-to-pdf={pdf}",
+                page.as_uri(),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+        text = subprocess.run(
+            ["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True
+        ).stdout
+        pages = [p for p in text.split("\f") if p.strip()]
+        assert 1 <= len(pages) <= PRINTED_PAGES[page.stem], (page.name, len(pages))
+        headings = {re.sub(r"^\d+\.\s*", "", h) for h in _headings(page.read_text())}
+        for number, printed in enumerate(pages[:-1], start=1):
+            last = re.sub(r"^\d+\.\s*", "", printed.strip().splitlines()[-1].strip())
+            assert last not in headings, f"{page.name}: page {number} ends with heading {last!r}"
 
 
 def test_shap_tables_add_up_to_the_training_margins(run: Path) -> None:

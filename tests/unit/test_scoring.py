@@ -195,7 +195,10 @@ def test_on_the_reference_exactly_the_share_gets_reasons(seed: int, n: int, step
     # decides inside the tie, so the share is exact on the population the cuts were fitted on.
     population = _tied(n, seed)
     models = _tied_models(population)
-    rules = ScoringRules(BusinessParams(), _grid(), reasons_top_share=step / 1000)
+    # (the value-at-risk line off: this is the rank rule alone)
+    rules = ScoringRules(
+        BusinessParams(), _grid(), reasons_top_share=step / 1000, reasons_min_value_at_risk=1e300
+    )
     out = _score(population, models, rules)
     has_reasons = out["reason_1"].notna()
     assert has_reasons.sum() == (2 * step * n + 1000) // 2000  # round(share x n), halves up
@@ -270,3 +273,73 @@ def test_scoring_any_subset_gives_exactly_the_rows_of_scoring_everyone(
     subset = population.loc[np.asarray(keep, dtype=bool)]
     part = _score(subset).set_index("customer_id")
     pd.testing.assert_frame_equal(part, everyone.loc[part.index], check_exact=True)
+
+
+class LeverModel(FakeModel):
+    """FakeModel whose ``lifetime_orders`` (a service feature here) adds ``orders - offset``."""
+
+    def __init__(self, column: str, offset: float) -> None:
+        super().__init__(column)
+        self.offset = offset
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
+        out = super().contributions(frame)
+        out["lifetime_orders"] = frame["lifetime_orders"].astype("float64") - self.offset
+        return out
+
+
+def _lever_dictionary() -> FeatureDictionary:
+    return FeatureDictionary(
+        tiny_catalog(
+            {"name": "days_since_last_order", "reason": "No order for {value:.0f} days"},
+            {"name": "spend_sum_365d", "concept": "monetary"},
+            {
+                "name": "lifetime_orders",
+                "concept": "service",
+                "reason": "Unresolved complaints: {value:.0f}",
+            },
+        )
+    )
+
+
+def _lever_score(offset: float, rules: ScoringRules = RULES) -> pd.DataFrame:
+    models = _models()
+    models[0] = ScoringModel(models[0].target, "loyalty-churn", "3", LeverModel("p_churn", offset))
+    out = score_customers(_snapshot(), AS_OF, models, rules, _lever_dictionary())
+    return out.set_index("customer_id")
+
+
+def test_the_strongest_lever_sets_the_suggested_action() -> None:
+    actions = BusinessParams().actions
+    out = _lever_score(offset=0.0)
+    # c gets reasons (top 20%); its service feature raises its risk: a service call
+    assert out.loc["c", "action_concept"] == "service"
+    assert out.loc["c", "action_reason"] == "Unresolved complaints: 2"
+    assert out.loc["c", "suggested_action"] == actions["service"]
+    # recency is a signal, never an action, however strong
+    assert out.loc["c", "reason_1"] == "No order for 200 days"
+    # nobody else was explained: no action either
+    assert out.loc[["a", "b", "d"], ["action_concept", "suggested_action"]].isna().all().all()
+
+
+def test_no_lever_raising_the_risk_gives_the_fallback_action() -> None:
+    out = _lever_score(offset=5.0)  # c: 2 - 5 < 0, service lowers its risk
+    assert out.loc["c", "action_concept"] == "none"
+    assert pd.isna(out.loc["c", "action_reason"])
+    assert out.loc["c", "suggested_action"] == BusinessParams().actions["none"]
+
+
+def test_customers_with_much_value_at_risk_are_explained_whatever_their_rank() -> None:
+    # value at risk: a 90, b 150, c 85, d 0; a line of 100 adds b (churn 0.3, below the cut)
+    rules = ScoringRules(BusinessParams(), _grid(), 0.2, 3, reasons_min_value_at_risk=100.0)
+    out = _lever_score(offset=0.0, rules=rules)
+    assert out["reason_1"].notna().to_dict() == {"a": False, "b": True, "c": True, "d": False}
+    assert out.loc["b", "suggested_action"] == BusinessParams().actions["service"]
+    # each customer decided on their own row: alone as in the batch
+    models = _models()
+    models[0] = ScoringModel(models[0].target, "loyalty-churn", "3", LeverModel("p_churn", 0.0))
+    one = _snapshot().iloc[[2]]  # b
+    alone = score_customers(one, AS_OF, models, rules, _lever_dictionary()).set_index("customer_id")
+    pd.testing.assert_frame_equal(alone, out.loc[["b"]])
+    # the default line: a high-value customer at the medium risk line (800 x 0.2 = 160)
+    assert rules_summary(_models(), RULES)["reasons_min_value_at_risk"] == pytest.approx(160.0)

@@ -88,6 +88,8 @@ class Proposal:
         return {
             "name": self.name,
             "description": f"Proposed by loyalty inspect from {files}.",
+            # Amounts carry no currency: set an ISO 4217 code (EUR, GBP, ...) for the report.
+            "currency": None,
             "dialect": dialect.model_dump(),
             "tables": {
                 table: {

@@ -169,6 +169,15 @@ def _scores(current: pd.DataFrame, churn: np.ndarray) -> pd.DataFrame:
                 dtype="string",
             ),
             "reason_2": pd.array([None] * len(churn), dtype="string"),
+            "action_concept": pd.array(["service"] + [None] * (len(churn) - 1), dtype="string"),
+            "action_reason": pd.array(
+                ["Unresolved complaints: 2 <b>unresolved</b>"] + [None] * (len(churn) - 1),
+                dtype="string",
+            ),
+            "suggested_action": pd.array(
+                ["Service call: resolve the complaint"] + [None] * (len(churn) - 1),
+                dtype="string",
+            ),
         }
     )
     return scores
@@ -197,7 +206,9 @@ def report_inputs() -> ReportInputs:
         explained=test[["customer_id", "cutoff", *FEATURES]],
         concepts=concept_importance(table, concepts),
         features=feature_importance(table, concepts),
-        test_predictions=pd.DataFrame({"label": test["churn"], "probability": probability}),
+        test_predictions=test[["customer_id", "cutoff"]].assign(
+            label=test["churn"], probability=probability
+        ),
         model_features={
             "cutoffs": {"train": ["2024-01-01", "2024-03-01"], "valid": ["2024-04-01"]},
             "horizon_days": 90,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.report.customers import headline, segment_table, top_value_at_risk
+from pipeline.report.customers import headline, segment_table
 
 # Four scored customers, each with a reason to exist:
 #   a: likely churner, big spender -> high value and at risk;
@@ -55,7 +55,3 @@ def test_segments_sum_to_the_total() -> None:
     values = segment_table(SCORES, "value_tier", *COLUMNS)
     assert values["group"].tolist() == ["high", "medium", "low"]
     assert values["expected_value"].tolist() == [2200.0, 500.0, 0.0]
-
-
-def test_top_value_at_risk_order() -> None:
-    assert top_value_at_risk(SCORES, 2)["customer_id"].tolist() == ["a", "d"]
