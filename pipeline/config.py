@@ -322,7 +322,7 @@ NO_LEVER = "none"
 DEFAULT_ACTIONS = {
     "service": "Service call: resolve the complaint",
     "delivery": "Apology and a delivery voucher",
-    "satisfaction": "Product follow-up: ask what disappointed them",
+    "satisfaction": "Product follow-up: ask how their last purchase went",
     "product_quality": "Product follow-up on what they returned",
     "price": "Targeted offer",
     "relationship": "Personal call: invite them to the loyalty programme",
