@@ -111,7 +111,7 @@ def test_mlflow_free_modules_do_not_import_mlflow():
     code = (
         "import sys\n"
         "import pipeline.tracking, pipeline.tracking.store, pipeline.tracking.model_uri\n"
-        "import pipeline.tracking.run_data\n"
+        "import pipeline.tracking.run_data, pipeline.tracking.promotion\n"
         "from pipeline.tracking import resolve_tracking_uri, check_reachable, flatten\n"
         "assert 'mlflow' not in sys.modules, sorted(m for m in sys.modules if 'mlflow' in m)\n"
     )
