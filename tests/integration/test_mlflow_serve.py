@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pipeline.config import MlflowParams, TrainParams
 from pipeline.modeling.artifacts import load_predictor
 from pipeline.tracking.pyfunc import PACKAGE
 from tests.support.demo_panel import make_demo_panel, save_demo_model, train_demo
+from tests.support.processes import stop_group
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,17 +56,6 @@ def _wait_for_ping(url: str, proc: subprocess.Popen, log: Path) -> None:
         if proc.poll() is not None or time.monotonic() > deadline:
             pytest.fail(f"mlflow models serve did not answer /ping: {log.read_text()[-3000:]}")
         time.sleep(0.5)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the server and the workers it started (its own process group, nothing else)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=20)
 
 
 def test_the_served_champion_predicts_like_the_local_model(
@@ -129,6 +118,6 @@ def test_the_served_champion_predicts_like_the_local_model(
         with urllib.request.urlopen(request, timeout=60) as reply:
             answer = json.loads(reply.read())
     finally:
-        _stop(proc)
+        stop_group(proc)
     served = np.array([row["probability"] for row in answer["predictions"]])
     np.testing.assert_array_equal(served, expected)
