@@ -450,7 +450,7 @@ def promote(
     promotes by hand, tagging the version promoted_by=manual with the user, the time, --reason
     and the champion it replaces (docs/modeling.md, "Promotion").
 
-    Example: loyalty promote --target churn --alias challenger --reason "exp-3f2a1: +0.004 AUC"
+    Example: loyalty promote --target churn --alias challenger --reason "leaves63, checked by hand"
     """
     from pipeline.tracking import promote as promote_version
 

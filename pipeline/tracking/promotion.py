@@ -5,7 +5,9 @@ when there is none, or when its test score beats the champion's on the same test
 than ``mlflow.promotion_margin`` (in the metric's own units: ROC AUC, or normalized Gini for a
 value model). A version registered under ``dvc exp run`` never does, nor any when
 ``mlflow.auto_promote`` is false: those wait for ``loyalty promote``. Every decision is one
-sentence, logged and kept as tags (``promotion.*``) on the version and its run.
+sentence, logged and kept as tags (``promotion.*``) on the version and its run; a version that
+takes ``champion``, by the pipeline or by hand, is also tagged ``promoted_*`` (by what, whom,
+when, why, over which version).
 """
 
 from __future__ import annotations
@@ -128,17 +130,18 @@ def promoted_tags(
 ) -> dict[str, str]:
     """Tags of a version taking ``champion``: by what (``pipeline``, ``manual``), whom, when, why.
 
-    ``promotion.previous_champion`` links each champion to the one it replaced (an audit trail:
-    MLflow keeps no history of an alias).
+    ``promoted_over`` links each champion to the one it replaced (an audit trail: MLflow keeps
+    no history of an alias). Kept apart from the ``promotion.*`` decision made at registration,
+    which a later ``loyalty promote`` does not rewrite.
     """
     tags = {
         "promoted_by": by,
         "promoted_by_user": _user(),
         "promoted_at": (now or datetime.now(UTC)).isoformat(timespec="seconds"),
-        "promotion.reason": reason,
+        "promoted_reason": reason,
     }
     if previous is not None:
-        tags["promotion.previous_champion"] = previous
+        tags["promoted_over"] = previous
     return tags
 
 

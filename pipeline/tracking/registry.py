@@ -173,7 +173,6 @@ def promote(
             _take_champion(client, name, chosen, BY_HAND, why, previous)
     except (MlflowException, SQLAlchemyError) as exc:
         raise tracking_failure(exc, uri) from exc
-    logger.info("%s v%s is champion (was %s)", name, chosen, f"v{previous}" if previous else "none")
     return Promotion(name, chosen, previous)
 
 

@@ -50,7 +50,7 @@ def data_checksums(dvc_lock: Mapping[str, Any] | None) -> dict[str, str]:
 
 #: Set by ``dvc exp run`` for every stage command it runs, whether the experiment runs in the
 #: workspace, ``--temp`` or a queue (``dvc/repo/experiments/queue/base.py``: a random name such
-#: as ``exp-1a2b3`` when ``-n`` is not given), never by ``dvc repro``; documented at
+#: as ``motor-spit`` when ``-n`` is not given), never by ``dvc repro``; documented at
 #: https://dvc.org/doc/user-guide/env.
 DVC_EXPERIMENT_ENV = "DVC_EXP_NAME"
 DVC_BASELINE_ENV = "DVC_EXP_BASELINE_REV"

@@ -92,17 +92,17 @@ def test_an_experiment_registers_a_challenger_that_only_loyalty_promote_makes_ch
     assert capsys.readouterr().out == f"{NAME} v2 is champion (was v1)\n"
     assert _champion(store) == "2"
     tags = client.get_model_version(NAME, "2").tags
-    assert tags["promoted_by"] == "manual" and tags["promotion.reason"] == reason
-    assert tags["promotion.previous_champion"] == "1" and tags["promoted_at"]
-    assert tags["promoted_by_user"]
+    assert tags["promoted_by"] == "manual" and tags["promoted_reason"] == reason
+    assert tags["promoted_over"] == "1" and tags["promoted_at"] and tags["promoted_by_user"]
+    assert tags["promotion.decision"] == "experiment"  # what was decided at registration stays
 
     assert main(["promote", "--target", "churn", "--alias", "challenger"]) == 0
     assert capsys.readouterr().out == f"{NAME} v2 already is champion; nothing changed\n"
     assert main(["promote", "--target", "churn", "--version", "1"]) == 0  # back, by number
     assert capsys.readouterr().out == f"{NAME} v1 is champion (was v2)\n"
     back = client.get_model_version(NAME, "1").tags
-    assert back["promotion.reason"] == "no reason given"
-    assert back["promotion.previous_champion"] == "2"
+    assert back["promoted_reason"] == "no reason given" and back["promoted_over"] == "2"
+    assert back["promoted_by"] == "manual"  # the pipeline first, then by hand: the last says
 
 
 def test_the_main_pipeline_without_auto_promotion_leaves_champion_alone(

@@ -77,10 +77,11 @@ def test_decision_tags_carry_the_numbers_behind_it() -> None:
 def test_promoted_tags_say_by_what_whom_when_and_why() -> None:
     when = datetime(2024, 9, 2, 6, 30, tzinfo=UTC)
     tags = promoted_tags("manual", "exp-3f2a1 is better", "3", when)
-    assert tags["promoted_by"] == "manual" and tags["promotion.reason"] == "exp-3f2a1 is better"
+    assert tags["promoted_by"] == "manual" and tags["promoted_reason"] == "exp-3f2a1 is better"
     assert tags["promoted_at"] == "2024-09-02T06:30:00+00:00"
-    assert tags["promotion.previous_champion"] == "3" and tags["promoted_by_user"]
-    assert "promotion.previous_champion" not in promoted_tags("pipeline", "first", None, when)
+    assert tags["promoted_over"] == "3" and tags["promoted_by_user"]
+    assert not any(k.startswith("promotion.") for k in tags)  # the decision's, kept as it was
+    assert "promoted_over" not in promoted_tags("pipeline", "first", None, when)
 
 
 def test_a_dvc_experiment_is_known_by_the_variables_dvc_exp_run_sets() -> None:

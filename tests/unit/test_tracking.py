@@ -84,8 +84,9 @@ def test_registry_aliases_move_only_when_the_champion_is_beaten(
     better = log(_with_auc(result, 0.999))
     assert better["version"] == "4" and better["aliases"] == ["challenger", "champion"]
     promoted = client.get_model_version("loyalty-churn", "4").tags
-    assert promoted["promoted_by"] == "pipeline" and promoted["promotion.previous_champion"] == "1"
+    assert promoted["promoted_by"] == "pipeline" and promoted["promoted_over"] == "1"
     assert promoted["promotion.reason"].startswith("new champion: roc_auc 0.9990 vs ")
+    assert promoted["promoted_reason"] == promoted["promotion.reason"]
     # A champion from another test cutoff is re-scored on the new test rows before comparing:
     # the same model scores the same AUC, which does not beat it.
     other_cutoff = {**result.metrics, "test_cutoff": "2099-01-01T00:00:00+00:00"}
@@ -157,3 +158,23 @@ def test_unreachable_server_only_warns_when_tracking_is_optional(
             plots_dir=None,
             mlflow_params=MlflowParams(required=True),
         )
+
+
+def test_model_requirements_name_the_package_pinned_to_its_installed_version(monkeypatch):
+    import importlib.metadata
+
+    from pipeline.tracking import pyfunc
+
+    pins = dict(line.split("==") for line in pyfunc.requirements())
+    assert pins["loyalty-pipeline"] == importlib.metadata.version("loyalty-pipeline")
+    libraries = {"mlflow", "lightgbm", "pandas", "numpy", "scikit-learn"}
+    assert set(pins) == {"loyalty-pipeline", *libraries}
+    installed = importlib.metadata.version
+
+    def source_tree(name):  # run from a checkout on PYTHONPATH, never installed
+        if name == "loyalty-pipeline":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", source_tree)
+    assert pyfunc.requirements()[0] == "loyalty-pipeline"
