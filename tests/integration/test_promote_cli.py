@@ -146,6 +146,7 @@ def test_a_missing_model_version_or_alias_is_one_line_and_exit_7(
     assert _error_lines(capsys.readouterr().err) == [f"error: {message}"]
 
 
+@pytest.mark.reliability("cli: usage errors")
 def test_promote_usage_errors_are_one_line(store: str, capsys) -> None:
     assert main(["promote", "--target", "churn", "--version", "1", "--alias", "x"]) == 2
     err = capsys.readouterr().err
