@@ -425,6 +425,48 @@ def _log_trained(metrics: dict[str, Any], features: dict[str, Any], out: Path) -
         logger.warning("%s: the value model ranks worse than a baseline (%s)", out, others)
 
 
+# --- promote ------------------------------------------------------------------------------
+@app.command()
+def promote(
+    target: Annotated[
+        str, typer.Option("--target", help="Target whose model to promote (loyalty-<target>).")
+    ],
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="Registry version to make champion.")
+    ] = None,
+    alias: Annotated[
+        str | None,
+        typer.Option("--alias", help="Promote the version with this alias; default challenger."),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why; kept as the version's tag.")
+    ] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Make a registered version the champion, the model `--model models:/...@champion` scores.
+
+    Training promotes on its own only when a new version beats the champion by more than
+    mlflow.promotion_margin on the same test cutoff, and never under `dvc exp run`; this command
+    promotes by hand, tagging the version promoted_by=manual with the user, the time, --reason
+    and the champion it replaces (docs/modeling.md, "Promotion").
+
+    Example: loyalty promote --target churn --alias challenger --reason "leaves63, checked by hand"
+    """
+    from pipeline.tracking import promote as promote_version
+
+    if version is not None and alias is not None:
+        raise click.BadParameter("give --version or --alias, not both", param_hint="--version")
+    settings = _params(params)
+    done = promote_version(
+        target, None if version is None else str(version), alias, reason, settings.mlflow
+    )
+    if not done.changed:
+        typer.echo(f"{done.name} v{done.version} already is champion; nothing changed")
+        return
+    was = f"v{done.previous}" if done.previous else "none"
+    typer.echo(f"{done.name} v{done.version} is champion (was {was})")
+
+
 # --- explain ------------------------------------------------------------------------------
 @app.command()
 def explain(

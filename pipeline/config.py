@@ -277,6 +277,12 @@ class MlflowParams(Section):
     # line saying so (or warn, when not required). MLflow's own per-statement wait (20 s) still
     # applies to a lock taken while a run is being logged.
     lock_timeout_s: float = Field(30.0, gt=0, le=3600)
+    # A new version takes the alias `champion` only when its test score beats the champion's,
+    # on the same test cutoff, by more than this, in the target's ranking metric (ROC AUC; the
+    # value model's normalized Gini). `dvc exp run` never promotes (pipeline/tracking/promotion).
+    promotion_margin: float = Field(0.002, ge=0, le=1)
+    # False: the pipeline never moves `champion` (only `loyalty promote` does).
+    auto_promote: bool = True
 
 
 class EvaluateParams(Section):

@@ -1,11 +1,13 @@
 """The logged model: a pyfunc "from code" that rebuilds the predictor from its three files.
 
 Its artefacts are ``model.txt``, ``calibration.json`` and ``features.json``, so loading it never
-unpickles anything; :data:`PYFUNC_ENTRY` is the file MLflow runs to declare it.
+unpickles anything; :data:`PYFUNC_ENTRY` is the file MLflow runs to declare it. Its pip
+requirements (:func:`requirements`) name this package itself, which defines the pyfunc.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,29 @@ from pipeline.modeling.artifacts import (
 )
 
 PYFUNC_ENTRY = Path(__file__).parent / "pyfunc_entry.py"
+#: The distribution that holds :mod:`pipeline` (``pyproject.toml``).
+PACKAGE = "loyalty-pipeline"
+#: What the pyfunc imports when it loads, besides this package, pinned to the versions logged.
+_LIBRARIES = ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn")
+
+
+def requirements() -> list[str]:
+    """Pip requirements of the logged model: this package and the libraries, at their versions.
+
+    ``loyalty-pipeline`` is pinned to the installed version; from a source tree that is not
+    installed (``PYTHONPATH``), it is named without one. It is not on a public index: serve with
+    ``--env-manager local`` in an environment that has it installed (docs/modeling.md, "MLflow").
+    """
+    return [_pinned(PACKAGE, missing_ok=True), *(_pinned(name) for name in _LIBRARIES)]
+
+
+def _pinned(distribution: str, missing_ok: bool = False) -> str:
+    try:
+        return f"{distribution}=={importlib.metadata.version(distribution)}"
+    except importlib.metadata.PackageNotFoundError:
+        if not missing_ok:
+            raise
+        return distribution
 
 
 def signature(features: Mapping[str, Any]) -> ModelSignature:

@@ -1,16 +1,18 @@
 """Training runs and reports in MLflow.
 
-One training run = one MLflow run named ``train`` (tag ``target``) with the flattened params,
-the model and baseline metrics, tags (git commit, data checksums from ``dvc.lock``, library
-versions), the curve data and feature list as artefacts, and the model logged as a pyfunc
-"from code" (:mod:`pipeline.tracking.pyfunc`), then registered with its aliases moved
-(:mod:`pipeline.tracking.registry`). The report stage attaches its HTML site to the latest
-training run of each target.
+One training run = one MLflow run named ``train-<target>`` (tags ``stage``, ``target``) with
+the flattened params, the model and baseline metrics, tags (git commit and dirtiness, the DVC
+experiment and stage, data checksums from ``dvc.lock``, library versions), the curve data and
+feature list as artefacts, and the model logged as a pyfunc "from code"
+(:mod:`pipeline.tracking.pyfunc`), then registered with its aliases moved and the promotion
+decision tagged (:mod:`pipeline.tracking.registry`). The report stage attaches its HTML site to
+the latest training run of each target.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -35,14 +37,19 @@ from pipeline.modeling.artifacts import (
     MODEL_FILE,
 )
 from pipeline.tracking.model_uri import registered_model_name
-from pipeline.tracking.pyfunc import PYFUNC_ENTRY, signature
+from pipeline.tracking.promotion import Standing
+from pipeline.tracking.pyfunc import PYFUNC_ENTRY, requirements, signature
 from pipeline.tracking.registry import move_aliases
 from pipeline.tracking.run_data import (
+    DvcContext,
     data_checksums,
+    dvc_context,
+    dvc_outputs,
     flatten,
-    git_commit,
+    git_state,
     input_example,
     numeric_metrics,
+    run_name,
 )
 from pipeline.tracking.store import (
     check_reachable,
@@ -54,12 +61,16 @@ from pipeline.tracking.store import (
 logger = logging.getLogger(__name__)
 
 
-def run_tags(target: str, test_cutoff: str, dvc_lock: Mapping[str, Any] | None) -> dict[str, str]:
-    """Tags of a training run: target, git commit, data checksums, library versions."""
+def run_tags(
+    target: str, test_cutoff: str, dvc_lock: Mapping[str, Any] | None, dvc: DvcContext
+) -> dict[str, str]:
+    """Tags of a training run: stage, target, git and DVC provenance, data checksums, versions."""
     return {
+        "stage": "train",
         "target": target,
         "test_cutoff": test_cutoff,
-        "git_commit": git_commit(),
+        **git_state(dvc_outputs(dvc_lock)).tags(),
+        **dvc.tags(),
         **data_checksums(dvc_lock),
         "version.python": sys.version.split()[0],
         "version.lightgbm": lgb.__version__,
@@ -114,8 +125,10 @@ def _log(
     name = registered_model_name(target)
     test_cutoff = result.metrics["test_cutoff"]
     metric = "roc_auc" if "roc_auc" in result.metrics["model"] else "normalized_gini"
-    test_auc = float(result.metrics["model"][metric])
-    with mlflow.start_run(run_name="train", tags=run_tags(target, test_cutoff, dvc_lock)) as run:
+    test_score = float(result.metrics["model"][metric])
+    dvc = dvc_context(os.environ)
+    tags = run_tags(target, test_cutoff, dvc_lock, dvc)
+    with mlflow.start_run(run_name=run_name("train", target), tags=tags) as run:
         mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
         mlflow.log_metrics(numeric_metrics(result.metrics))
         for index, trial in enumerate(result.trials):
@@ -135,19 +148,19 @@ def _log(
             },
             signature=signature(result.features),
             input_example=input_example(result.test_frame),
-            pip_requirements=[
-                f"mlflow=={mlflow.__version__}",
-                f"lightgbm=={lgb.__version__}",
-                f"pandas=={pd.__version__}",
-                f"numpy=={np.__version__}",
-                f"scikit-learn=={sklearn.__version__}",
-            ],
+            pip_requirements=requirements(),
         )
         version = mlflow.register_model(info.model_uri, name).version
         client = MlflowClient()
         client.set_model_version_tag(name, version, "test_cutoff", test_cutoff)
-        client.set_model_version_tag(name, version, f"test_{metric}", repr(test_auc))
-        aliases = move_aliases(client, name, str(version), result, test_cutoff, test_auc, metric)
+        client.set_model_version_tag(name, version, f"test_{metric}", repr(test_score))
+        for key, value in dvc.tags().items():
+            client.set_model_version_tag(name, version, key, value)
+        standing = Standing(metric, test_score, test_cutoff)
+        aliases, decision = move_aliases(
+            client, name, str(version), result, standing, mlflow_params, dvc.experiment
+        )
+        mlflow.set_tags(decision.tags())
         mlflow.log_metric("mlflow_overhead_seconds", time.perf_counter() - started)
         logger.info(
             "logged run %s; %s version %s aliases %s", run.info.run_id, name, version, aliases
@@ -157,6 +170,7 @@ def _log(
             "model": name,
             "version": str(version),
             "aliases": aliases,
+            "promotion": decision.outcome,
             "tracking_uri": uri,
         }
 
@@ -167,9 +181,9 @@ def _log(
 def log_report(site_dir: Path, targets: list[str], mlflow_params: MlflowParams) -> list[str] | None:
     """Attach the HTML report to the latest training run of each target (artifact ``report/``).
 
-    A target without a training run in the experiment gets the report in a run named
-    ``report``. Returns the run ids used; unreachable store: :class:`TrackingError` when
-    ``mlflow.required``, else a warning and None.
+    A target without a training run (``train-<target>``) in the experiment gets the report in a
+    run named ``report-<target>``. Returns the run ids used; unreachable store:
+    :class:`TrackingError` when ``mlflow.required``, else a warning and None.
     """
     uri = resolve_tracking_uri(mlflow_params)
     try:
@@ -182,7 +196,7 @@ def log_report(site_dir: Path, targets: list[str], mlflow_params: MlflowParams) 
         for target in targets:
             runs = client.search_runs(
                 [experiment.experiment_id],
-                filter_string=f"tags.target = '{target}' and attributes.run_name = 'train'",
+                filter_string=f"attributes.run_name = '{run_name('train', target)}'",
                 order_by=["attributes.start_time DESC"],
                 max_results=1,
             )
@@ -190,7 +204,9 @@ def log_report(site_dir: Path, targets: list[str], mlflow_params: MlflowParams) 
                 run_id = runs[0].info.run_id
             else:
                 run_id = client.create_run(
-                    experiment.experiment_id, run_name="report", tags={"target": target}
+                    experiment.experiment_id,
+                    run_name=run_name("report", target),
+                    tags={"stage": "report", "target": target},
                 ).info.run_id
                 client.set_terminated(run_id)
             client.log_artifacts(run_id, str(site_dir), artifact_path="report")

@@ -1,7 +1,8 @@
 """Where the tracking store is, whether it answers, and how MLflow's client is set up to use it.
 
 MLflow-free at import (scoring workers and the CLI import it before deciding to track): the
-store URI (``MLFLOW_TRACKING_URI`` over ``mlflow.tracking_uri``), a reachability check that
+store URI (``MLFLOW_TRACKING_URI`` over ``mlflow.tracking_uri``; a relative SQLite path is the
+DVC project's when DVC runs the command), a reachability check that
 fails in seconds rather than in MLflow's retry loop (and waits a bounded time,
 ``mlflow.lock_timeout_s``, for a SQLite store another writer holds locked), the one place that
 turns a failure of the store into its one-line :class:`TrackingError`, and the environment that
@@ -24,11 +25,32 @@ REACHABILITY_TIMEOUT_S = 3.0
 #: What SQLite says (through sqlite3, SQLAlchemy and MlflowException alike) when it gave up
 #: waiting for another connection's lock.
 _LOCKED = ("database is locked", "database table is locked", "database schema is locked")
+#: The DVC project's root, set by DVC for every stage it runs; under ``dvc exp run --temp`` or a
+#: queued experiment the stage runs in a copy under ``.dvc/tmp/exps/`` and this still names the
+#: project (``dvc/repo/experiments/queue/base.py``).
+DVC_ROOT_ENV = "DVC_ROOT"
+_SQLITE = "sqlite:///"
 
 
 def resolve_tracking_uri(params: MlflowParams) -> str:
-    """``MLFLOW_TRACKING_URI`` when set, else ``mlflow.tracking_uri`` from params."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
+    """``MLFLOW_TRACKING_URI`` when set, else ``mlflow.tracking_uri`` from params.
+
+    A relative SQLite path (``sqlite:///mlflow.db``) is taken from the DVC project's root when
+    DVC runs the command: a ``--temp`` or queued experiment would otherwise log its runs and
+    versions into a store in its temporary copy, deleted with it.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
+    return project_store(uri, os.environ.get(DVC_ROOT_ENV))
+
+
+def project_store(uri: str, dvc_root: str | None) -> str:
+    """``uri`` with a relative SQLite path put under ``dvc_root``; any other URI as it is."""
+    if not dvc_root or not uri.startswith(_SQLITE):
+        return uri
+    path = uri.removeprefix(_SQLITE)
+    if path.startswith("/") or path.startswith(":memory:") or not path:
+        return uri  # sqlite:////abs/path.db is absolute already
+    return _SQLITE + str(Path(dvc_root) / path)
 
 
 def check_reachable(

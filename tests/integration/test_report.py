@@ -400,7 +400,7 @@ def test_report_is_logged_to_the_training_runs(run: Path) -> None:
 
     client = MlflowClient(f"sqlite:///{run / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("loyalty-pipeline")
-    runs = client.search_runs([experiment.experiment_id], "attributes.run_name = 'train'")
+    runs = client.search_runs([experiment.experiment_id], "attributes.run_name LIKE 'train-%'")
     assert {r.data.tags["target"] for r in runs} == {*TARGETS, "value"}
     for r in (r for r in runs if r.data.tags["target"] in TARGETS):  # pages per target
         paths = {a.path for a in client.list_artifacts(r.info.run_id, "report")}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import pytest
 from test_score_cli import World, assert_parity, build_world, score_args
 
 from pipeline import io
+from tests.support.processes import stop_group
 
 pyspark = pytest.importorskip("pyspark")
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -61,18 +61,6 @@ def _spark_env(logs: Path) -> dict[str, str]:
     if java_home:
         env["JAVA_HOME"] = java_home
     return env
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process group started here: TERM, then KILL if it does not go."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
 
 
 def _alive_workers(webui: int) -> int:
@@ -143,7 +131,7 @@ def standalone_cluster(root: Path, timeout: float = 120.0) -> Iterator[str]:
         yield url
     finally:
         for process in reversed(started):
-            _stop(process)
+            stop_group(process)
 
 
 @pytest.fixture(scope="module")

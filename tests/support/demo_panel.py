@@ -97,6 +97,16 @@ def train_demo(
     return train_target(panel, target, params, fixed_labels(), catalog or demo_catalog())
 
 
+def save_demo_model(result: TrainResult, folder: Path) -> Path:
+    """Write the three files of a trained binary model into ``folder`` (what train writes)."""
+    from pipeline import io
+
+    io.write_text(folder / "model.txt", result.model_text)
+    io.write_json(folder / "calibration.json", result.calibration)
+    io.write_json(folder / "features.json", result.features)
+    return folder
+
+
 def tiny_catalog(*entries: dict) -> Catalog:
     """A valid catalog of the given entries (name plus any field); the rest filled in plainly."""
     features = [

@@ -5,10 +5,10 @@ import socket
 import numpy as np
 import pytest
 
-from pipeline import io, tracking
+from pipeline import tracking
 from pipeline.config import MlflowParams, TrainParams
 from pipeline.errors import TrackingError
-from tests.support.demo_panel import make_demo_panel, train_demo
+from tests.support.demo_panel import make_demo_panel, save_demo_model, train_demo
 
 
 def _closed_port() -> int:
@@ -21,11 +21,7 @@ def _closed_port() -> int:
 def logged_result(tmp_path_factory):
     panel = make_demo_panel(n_customers=600, n_cutoffs=4, seed=5)
     result = train_demo(panel, "churn", TrainParams())
-    folder = tmp_path_factory.mktemp("churn")
-    io.write_text(folder / "model.txt", result.model_text)
-    io.write_json(folder / "calibration.json", result.calibration)
-    io.write_json(folder / "features.json", result.features)
-    return result, folder
+    return result, save_demo_model(result, tmp_path_factory.mktemp("churn"))
 
 
 @pytest.mark.slow
@@ -34,6 +30,8 @@ def test_registry_aliases_move_only_when_the_champion_is_beaten(
 ):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for variable in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):  # the main pipeline, not an exp
+        monkeypatch.delenv(variable, raising=False)
     result, folder = logged_result
     settings = MlflowParams(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
 
@@ -62,7 +60,11 @@ def test_registry_aliases_move_only_when_the_champion_is_beaten(
     client = MlflowClient(settings.tracking_uri)
     run = client.get_run(first["run_id"])
     assert run.data.tags["data.data/features.md5"] == "abc.dir"
-    assert run.data.tags["target"] == "churn" and run.data.tags["git_commit"]
+    assert run.info.run_name == "train-churn"
+    assert run.data.tags["target"] == "churn" and run.data.tags["stage"] == "train"
+    assert run.data.tags["git.commit"] == "unknown" and run.data.tags["git.dirty"] == "unknown"
+    assert "dvc.experiment" not in run.data.tags  # tmp_path is no git repository, no DVC exp
+    assert run.data.tags["promotion.decision"] == "first"
     assert run.data.params["train.seed"] == "42"
     assert run.data.metrics["model.roc_auc"] == result.metrics["model"]["roc_auc"]
     assert "baselines.recency.roc_auc" in run.data.metrics
@@ -72,9 +74,19 @@ def test_registry_aliases_move_only_when_the_champion_is_beaten(
     assert [c.data.params["num_leaves"] for c in children] == ["15"]
     same = log(result)  # equal AUC on the same cutoff does not beat the champion
     assert same["version"] == "2" and same["aliases"] == ["challenger"]
-    better_metrics = {**result.metrics, "model": {**result.metrics["model"], "roc_auc": 0.999}}
-    better = log(dataclasses.replace(result, metrics=better_metrics))
-    assert better["aliases"] == ["challenger", "champion"]
+    auc = result.metrics["model"]["roc_auc"]
+    # better, but not by more than mlflow.promotion_margin (0.002): noise, the champion stays
+    within = log(_with_auc(result, auc + settings.promotion_margin / 2))
+    assert within["aliases"] == ["challenger"] and within["promotion"] == "kept"
+    kept = client.get_model_version("loyalty-churn", within["version"]).tags
+    assert kept["promotion.decision"] == "kept" and kept["promotion.champion_version"] == "1"
+    assert float(kept["promotion.gain"]) == pytest.approx(settings.promotion_margin / 2)
+    better = log(_with_auc(result, 0.999))
+    assert better["version"] == "4" and better["aliases"] == ["challenger", "champion"]
+    promoted = client.get_model_version("loyalty-churn", "4").tags
+    assert promoted["promoted_by"] == "pipeline" and promoted["promoted_over"] == "1"
+    assert promoted["promotion.reason"].startswith("new champion: roc_auc 0.9990 vs ")
+    assert promoted["promoted_reason"] == promoted["promotion.reason"]
     # A champion from another test cutoff is re-scored on the new test rows before comparing:
     # the same model scores the same AUC, which does not beat it.
     other_cutoff = {**result.metrics, "test_cutoff": "2099-01-01T00:00:00+00:00"}
@@ -87,18 +99,25 @@ def test_registry_aliases_move_only_when_the_champion_is_beaten(
     predictor, name, version = tracking.load_registered_predictor(
         "models:/loyalty-churn@champion", tmp_path / "dl", settings
     )
-    assert (name, version) == ("loyalty-churn", "3")
+    assert (name, version) == ("loyalty-churn", "4")
     np.testing.assert_array_equal(predictor.predict_proba(result.test_frame), prob)
     resolved = tracking.resolve_model(
         "models:/loyalty-churn@champion", settings.tracking_uri, tmp_path / "resolved"
     )
-    assert resolved.label == "loyalty-churn v3 (champion)"
+    assert resolved.label == "loyalty-churn v4 (champion)"
     assert resolved.run_id == better["run_id"]
     files = sorted(p.name for p in resolved.folder.iterdir())
     assert files == ["calibration.json", "features.json", "model.txt"]
     pinned = tracking.resolve_model("models:/loyalty-churn/1", settings.tracking_uri, tmp_path)
     assert (pinned.label, pinned.alias) == ("loyalty-churn v1", None)
     assert pinned.run_id == first["run_id"]
+
+
+def _with_auc(result, auc):
+    """``result`` as if its model had scored ``auc`` on the test cutoff."""
+    return dataclasses.replace(
+        result, metrics={**result.metrics, "model": {**result.metrics["model"], "roc_auc": auc}}
+    )
 
 
 @pytest.mark.reliability("alias `champion` missing")
@@ -139,3 +158,23 @@ def test_unreachable_server_only_warns_when_tracking_is_optional(
             plots_dir=None,
             mlflow_params=MlflowParams(required=True),
         )
+
+
+def test_model_requirements_name_the_package_pinned_to_its_installed_version(monkeypatch):
+    import importlib.metadata
+
+    from pipeline.tracking import pyfunc
+
+    pins = dict(line.split("==") for line in pyfunc.requirements())
+    assert pins["loyalty-pipeline"] == importlib.metadata.version("loyalty-pipeline")
+    libraries = {"mlflow", "lightgbm", "pandas", "numpy", "scikit-learn"}
+    assert set(pins) == {"loyalty-pipeline", *libraries}
+    installed = importlib.metadata.version
+
+    def source_tree(name):  # run from a checkout on PYTHONPATH, never installed
+        if name == "loyalty-pipeline":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", source_tree)
+    assert pyfunc.requirements()[0] == "loyalty-pipeline"

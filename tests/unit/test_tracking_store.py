@@ -46,10 +46,24 @@ def test_data_checksums_come_from_the_features_stage_in_dvc_lock():
 
 
 def test_env_overrides_the_tracking_uri(monkeypatch):
+    monkeypatch.delenv("DVC_ROOT", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example.invalid:5000")
     assert store.resolve_tracking_uri(MlflowParams()) == "http://example.invalid:5000"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert store.resolve_tracking_uri(MlflowParams()) == "sqlite:///mlflow.db"
+
+
+def test_a_relative_sqlite_store_is_the_dvc_project_s_under_dvc(monkeypatch):
+    # `dvc exp run --temp` and queued experiments run their stages in .dvc/tmp/exps/tmpXXXX with
+    # DVC_ROOT naming the project: their runs must land in the project's store, not the copy's
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", "/repo")
+    assert store.resolve_tracking_uri(MlflowParams()) == "sqlite:////repo/mlflow.db"
+    relative = MlflowParams(tracking_uri="sqlite:///stores/mlflow.db?timeout=5")
+    assert store.resolve_tracking_uri(relative) == "sqlite:////repo/stores/mlflow.db?timeout=5"
+    for uri in ("sqlite:////abs/mlflow.db", "http://127.0.0.1:5000", "sqlite:///:memory:"):
+        assert store.project_store(uri, "/repo") == uri
+    assert store.project_store("sqlite:///mlflow.db", None) == "sqlite:///mlflow.db"
 
 
 @pytest.mark.reliability("MLflow tracking server unreachable")
@@ -111,7 +125,7 @@ def test_mlflow_free_modules_do_not_import_mlflow():
     code = (
         "import sys\n"
         "import pipeline.tracking, pipeline.tracking.store, pipeline.tracking.model_uri\n"
-        "import pipeline.tracking.run_data\n"
+        "import pipeline.tracking.run_data, pipeline.tracking.promotion\n"
         "from pipeline.tracking import resolve_tracking_uri, check_reachable, flatten\n"
         "assert 'mlflow' not in sys.modules, sorted(m for m in sys.modules if 'mlflow' in m)\n"
     )

@@ -22,7 +22,7 @@ def test_report_lands_in_the_training_run(tmp_path: Path, monkeypatch: pytest.Mo
     params = MlflowParams(tracking_uri=uri, experiment="report-test")
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("report-test")
-    with mlflow.start_run(run_name="train", tags={"target": "churn"}) as run:
+    with mlflow.start_run(run_name="train-churn", tags={"target": "churn"}) as run:
         pass
     site = tmp_path / "site"
     site.mkdir()
@@ -32,7 +32,8 @@ def test_report_lands_in_the_training_run(tmp_path: Path, monkeypatch: pytest.Mo
     client = MlflowClient(uri)
     for run_id in run_ids:
         assert [a.path for a in client.list_artifacts(run_id, "report")] == ["report/index.html"]
-    assert client.get_run(run_ids[1]).info.run_name == "report"  # no repurchase training run
+    # no repurchase training run: a run of its own, named <stage>-<target>
+    assert client.get_run(run_ids[1]).info.run_name == "report-repurchase"
 
 
 def test_unreachable_server_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
