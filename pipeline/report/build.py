@@ -21,6 +21,7 @@ from pipeline.explain import KEYS
 from pipeline.modeling.metrics import curves
 from pipeline.reasons import FeatureDictionary
 from pipeline.report import charts
+from pipeline.report.change import change_context
 from pipeline.report.customers import headline, segment_table, top_value_at_risk
 from pipeline.report.method import (
     SHORT_NAMES,
@@ -233,6 +234,7 @@ def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
         risk_column=risk_column,
         value_words=value_words(inputs.scores_manifest),
         value_quality=value_quality(inputs.value_metrics),
+        **change_context(inputs.scores_manifest, inputs.dictionary),
         pages=pages,
         segments=segments.to_dict(orient="records"),
         segment_chart=charts.segment_bars(segments, "Value at risk by RFM segment")
