@@ -728,6 +728,14 @@ def score(
         Path | None,
         typer.Option("--manifest", help="Run manifest JSON; default <out>.manifest.json."),
     ] = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous",
+            help="The last run's scores, for the manifest's change block; default: --out "
+            "as it is before this run replaces it.",
+        ),
+    ] = None,
     progress: Annotated[
         bool, typer.Option(help="Progress bar on stderr (shown only when stderr is a terminal).")
     ] = True,
@@ -755,6 +763,7 @@ def score(
 
     from pipeline import io
     from pipeline.clean import resolve_as_of
+    from pipeline.engines.history import change_block, previous_scores
     from pipeline.engines.work import ScoreJob, resolve_models, scoring_params
     from pipeline.errors import ConfigError
     from pipeline.features.catalog import load_catalog
@@ -827,6 +836,7 @@ def score(
                 result = run_local(job, inputs, scores_tmp, fmt, n_parts, workers, work, progress)
         # What the money columns (expected_value, value_at_risk) are counted in.
         result["currency"] = source_spec.currency
+        result["change"] = change_block(previous_scores(out, previous), scores_tmp)
         io.write_json(manifest_tmp, result)
     logger.info(
         "score: %d rows read, %d customers scored, %d rejected -> %s",

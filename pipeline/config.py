@@ -419,6 +419,9 @@ class ScoreParams(Section):
     # that ends on a quiet day); later, or on or before the first order, is an error unless
     # `loyalty score --allow-outside-data`.
     as_of_slack_days: int = Field(7, ge=0, le=366)
+    # One warning per run when a model input or score drifted this far (PSI) from the model's
+    # test cutoff: 0.1 is the customary line of a moderate shift, 0.25 of a large one.
+    drift_warn_psi: float = Field(0.25, gt=0)
 
     @field_validator("reasons_top_share")
     @classmethod

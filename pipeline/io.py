@@ -27,7 +27,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -396,6 +396,46 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
         return pd.read_parquet(path, columns=columns, engine="pyarrow")
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
+
+
+PARQUET_MAGIC = b"PAR1"
+
+
+def iter_table(
+    path: str | Path,
+    columns: Callable[[Sequence[str]], list[str]],
+    batch_rows: int = 100_000,
+) -> Iterator[pd.DataFrame]:
+    """Yield a Parquet or CSV table (told apart by its first bytes) in batches of rows.
+
+    ``columns`` picks the columns to read from the file's own; CSV cells are read as text.
+    A table without rows is one empty batch (its columns still say what it holds). A missing,
+    empty or unreadable file is a one-line :class:`InputError`.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(len(PARQUET_MAGIC))
+        if magic == PARQUET_MAGIC:
+            parquet = pq.ParquetFile(path)
+            chosen = columns(parquet.schema_arrow.names)
+            batches: Iterable[pd.DataFrame] = (
+                b.to_pandas() for b in parquet.iter_batches(batch_size=batch_rows, columns=chosen)
+            )
+        else:
+            chosen = columns(pd.read_csv(path, nrows=0).columns.tolist())
+            batches = pd.read_csv(path, usecols=chosen, dtype="string", chunksize=batch_rows)
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            yield pd.DataFrame(columns=chosen)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise InputError(f"{path}: not a readable Parquet or CSV table ({exc})") from exc
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> Path:

@@ -81,6 +81,10 @@ class Model(ReasonModel, Protocol):
         """Calibrated probabilities (expected spend for a value model), input row order."""
         ...
 
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Return the model's input frame: its features in stored order and training dtypes."""
+        ...
+
 
 @dataclass(frozen=True)
 class ScoringModel:

@@ -31,13 +31,15 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from pipeline import io, logs
+from pipeline import drift, io, logs
 from pipeline.engines import partitioning
 from pipeline.engines.work import (
+    DRIFT_COUNTS,
     Laps,
     ScoreJob,
     check_rejects,
     clean_pass,
+    drift_models,
     order_days,
     score_partition,
     scoring_models,
@@ -191,13 +193,27 @@ def build_manifest(
     rows: int,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    """Summarise a run: rows in, customers scored, rejects, timings (JSON-ready)."""
+    """Summarise a run: rows in, customers scored, rejects, drift, timings (JSON-ready).
+
+    Drift (:mod:`pipeline.drift`) is the reduce of the partitions' bin counts; past
+    ``score.drift_warn_psi`` it logs one warning line for the run.
+    """
+    as_of = job.as_of.isoformat() if job.as_of is not None else None
+    drifted = drift.drift_block(
+        drift_models(job),
+        [item.get(DRIFT_COUNTS, {}) for item in stats],
+        as_of,
+        job.params.score.drift_warn_psi,
+    )
+    warning = drift.warning_line(drifted)
+    if warning is not None:
+        logger.warning("%s", warning)
     rejected: dict[str, int] = {}
     for item in stats:
         for reason, count in item.get("rejected_by_reason", {}).items():
             rejected[reason] = rejected.get(reason, 0) + int(count)
     return {
-        "as_of": job.as_of.isoformat() if job.as_of is not None else None,
+        "as_of": as_of,
         "models": [ref.__dict__ for ref in job.models],
         # Who was scored: an order before as_of, the last within this many days ("any": all).
         "population": {"active_within_days": job.params.features.active_within_days},
@@ -210,8 +226,10 @@ def build_manifest(
         "customers_scored": int(rows),
         "customers_with_reasons": int(sum(item.get("with_reasons", 0) for item in stats)),
         **rules_summary(scoring_models(job), job.rules),
+        "drift": drifted,
         "partitions": [
-            {k: v for k, v in item.items() if k != "rejected_by_reason"} for item in stats
+            {k: v for k, v in item.items() if k not in ("rejected_by_reason", DRIFT_COUNTS)}
+            for item in stats
         ],
         "timings": timings,
     }

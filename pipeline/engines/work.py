@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import io, names
+from pipeline import drift, io, names
 from pipeline.config import MlflowParams, Params
 from pipeline.errors import DataError, ModelError
 from pipeline.reasons import FeatureDictionary
@@ -34,6 +34,9 @@ from pipeline.scoring import ScoringModel, ScoringRules, score_customers
 from pipeline.targets import RULES, Target
 
 logger = logging.getLogger(__name__)
+
+#: The key of a partition's drift bin counts in its stats (summed after the map).
+DRIFT_COUNTS = "drift_counts"
 
 
 @dataclass(frozen=True)
@@ -448,18 +451,52 @@ def score_pass(job: ScoreJob, snapshot: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def drift_models(job: ScoreJob) -> list[drift.ModelDrift]:
+    """Return what drift needs of each of the job's models: reference bins and test cutoff."""
+    return [
+        drift.ModelDrift.of(
+            m.target.name, m.target.output_column, m.predictor.features, m.predictor.feature_names
+        )
+        for m in scoring_models(job)
+    ]
+
+
+def drift_pass(
+    job: ScoreJob, snapshot: pd.DataFrame, scores: pd.DataFrame
+) -> dict[str, dict[str, list[int]]]:
+    """Bin counts of one partition's model inputs and scores, by target (:mod:`pipeline.drift`).
+
+    The counts of the partitions add up to the run's; its PSI is taken after the map.
+    """
+    if not len(snapshot):
+        return {}
+    models = {m.target.name: m for m in scoring_models(job)}
+    return {
+        spec.target: drift.partition_counts(
+            models[spec.target].predictor.prepare(snapshot), scores[spec.score_column], spec.bins
+        )
+        for spec in drift_models(job)
+    }
+
+
 def score_partition(
     job: ScoreJob, tables: dict[str, pd.DataFrame]
-) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Run the map: one partition's clean tables -> its scores (and the seconds of each step)."""
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Run the map: one partition's clean tables -> its scores (and the seconds of each step).
+
+    The stats carry the partition's drift bin counts (``drift_counts``) for the run's reduce.
+    """
     started = time.perf_counter()
     snapshot = snapshot_pass(job, tables)
     built = time.perf_counter()
     scores = score_pass(job, snapshot)
     done = time.perf_counter()
+    counts = drift_pass(job, snapshot, scores)
     return scores, {
         "seconds_snapshot": round(built - started, 3),
         "seconds_score": round(done - built, 3),
+        "seconds_drift": round(time.perf_counter() - done, 3),
         "customers": int(len(scores)),
         "with_reasons": int(scores["reason_1"].notna().sum()) if "reason_1" in scores else 0,
+        DRIFT_COUNTS: counts,
     }

@@ -21,6 +21,7 @@ from pipeline.explain import KEYS
 from pipeline.modeling.metrics import curves
 from pipeline.reasons import FeatureDictionary
 from pipeline.report import charts
+from pipeline.report.change import change_context
 from pipeline.report.contacts import contact_list
 from pipeline.report.customers import headline, segment_table
 from pipeline.report.drivers import (
@@ -343,6 +344,7 @@ def build_site(inputs: ReportInputs, settings: ReportParams) -> dict[str, str]:
         risk_title=risk.target.title if risk else business.risk_target,
         risk_event=risk.target.event if risk else "",
         tier_title=tier.target.title if tier else business.tier_target,
+        **change_context(inputs.scores_manifest, inputs.dictionary),
         pages=pages,
         drivers=risk_drivers(risk, business, inputs.dictionary),
         segments=segments.to_dict(orient="records"),

@@ -818,3 +818,110 @@ def test_a_nul_line_is_quarantined_and_changes_no_other_customer(
     scores, manifest = _score_and_clean(world, tmp_path, raw, world.params)
     assert manifest["rejected_by_reason"]["nul_byte"] == 3
     pd.testing.assert_frame_equal(scores, plain_scores, check_exact=True)
+
+
+# --- change since the last run and drift (issue 14, item 4) ---------------------------------
+
+
+def _manifest_of(out: Path) -> dict:
+    return io.read_json(out.with_name(out.name + ".manifest.json"))
+
+
+def test_at_the_test_cutoff_nothing_drifted(world: World, tmp_path: Path) -> None:
+    """Scored at the models' test cutoff, the snapshot is their reference population again."""
+    out = tmp_path / "scores.parquet"
+    assert score(world, out, "--partitions", "3") == 0
+    block = _manifest_of(out)["drift"]
+    for target in ("churn", "repurchase"):
+        model = block["models"][target]
+        names = [
+            f["name"]
+            for f in io.read_json(world.root / "models" / target / "features.json")["features"]
+        ]
+        assert sorted(model["features"]) == sorted(names)
+        assert model["reference"] == world.test_cutoff[:10]
+        assert max(model["features"].values()) < 0.02 and model["score_psi"] < 0.02
+    assert block["above_warn_psi"] == [] and block["snapshot"].startswith(world.test_cutoff[:10])
+    assert _manifest_of(out)["change"]["previous"] is None
+
+
+def test_the_partition_count_changes_no_drift_figure(world: World, tmp_path: Path) -> None:
+    blocks = []
+    for parts in ("1", "4"):
+        out = tmp_path / parts / "scores.parquet"
+        assert score(world, out, "--partitions", parts, as_of="latest") == 0
+        blocks.append(_manifest_of(out)["drift"])
+    assert blocks[0] == blocks[1]
+
+
+def test_a_second_run_compares_with_the_scores_it_replaces(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "scores.parquet"
+    models = tuple(str(world.root / "models" / t) for t in ("churn", "repurchase", "value"))
+    assert score(world, out, models=models) == 0
+    then = io.read_parquet(out)
+    caplog.clear()
+    assert score(world, out, as_of="latest", models=models) == 0
+    now = io.read_parquet(out)
+    change = _manifest_of(out)["change"]
+    at_risk_then = set(then.loc[then["churn_risk_band"] == "high", "customer_id"])
+    at_risk_now = set(now.loc[now["churn_risk_band"] == "high", "customer_id"])
+    assert change["previous"] == str(out) and change["notes"] == []
+    assert change["as_of_then"].startswith(world.test_cutoff[:10])
+    assert pd.Timestamp(change["as_of_now"]) == now["as_of"].iloc[0] > then["as_of"].iloc[0]
+    assert change["newly_at_risk"] == len(at_risk_now - at_risk_then) > 0
+    assert change["no_longer_at_risk"] == len(at_risk_then - at_risk_now)
+    assert change["customers_then"] == len(then) and change["customers_now"] == len(now)
+    assert then["value_at_risk"].sum() > 0
+    assert change["value_at_risk_then"] == pytest.approx(then["value_at_risk"].sum())
+    assert change["value_at_risk_now"] == pytest.approx(now["value_at_risk"].sum())
+    newly = now[now["customer_id"].isin(at_risk_now - at_risk_then)]
+    assert change["value_at_risk_newly_at_risk"] == pytest.approx(newly["value_at_risk"].sum())
+
+
+def test_previous_scores_in_csv_compare_like_parquet(world: World, tmp_path: Path) -> None:
+    parquet, csv_out = tmp_path / "then.parquet", tmp_path / "then.csv"
+    assert score(world, parquet) == 0
+    assert score(world, csv_out, "--format", "csv") == 0
+    changes = []
+    for previous in (parquet, csv_out):
+        out = tmp_path / previous.suffix.strip(".") / "now.parquet"
+        assert score(world, out, "--previous", str(previous), as_of="latest") == 0
+        changes.append(_manifest_of(out)["change"])
+    numbers = [{k: v for k, v in c.items() if k not in ("previous", "notes")} for c in changes]
+    assert numbers[0] == pytest.approx(numbers[1]) and numbers[0]["newly_at_risk"] > 0
+    assert changes[0]["notes"] == changes[1]["notes"]
+
+
+def test_an_unreadable_previous_file_is_a_warning_not_a_failure(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    garbage = tmp_path / "previous.parquet"
+    garbage.write_bytes(b"PAR1 this is not parquet\x00\xff")
+    out = tmp_path / "scores.parquet"
+    assert score(world, out, "--previous", str(garbage)) == 0
+    change = _manifest_of(out)["change"]
+    assert change["previous"] is None and str(garbage) in change["notes"][0]
+    warnings = [r for r in caplog.records if "previous scores not compared" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    assert len(io.read_parquet(out)) == _manifest_of(out)["customers_scored"]
+
+
+def test_drift_past_the_line_is_one_warning_naming_the_param(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = yaml.safe_load(world.params.read_text())
+    params["score"]["drift_warn_psi"] = 0.05
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    out = tmp_path / "scores.parquet"
+    args = score_args(world, out, as_of="latest")
+    args[args.index("--params") + 1] = str(path)
+    assert _run(*args) == 0
+    block = _manifest_of(out)["drift"]
+    assert block["warn_psi"] == 0.05 and block["above_warn_psi"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("drift:")]
+    top = block["above_warn_psi"][0]
+    assert len(lines) == 1 and "score.drift_warn_psi=0.05" in lines[0]
+    assert f"{top['model']} {top['name']}" in lines[0]
