@@ -12,16 +12,20 @@ import logging
 import sys
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import click
 import typer
 import typer._click as typer_click  # typer bundles its own copy of click
 from typer.core import TyperArgument, TyperOption
 
-from pipeline.config import LabelsParams, Params, load_params
 from pipeline.errors import FAILED, INTERRUPTED, DataError, PipelineError, QualityGateError
 
+if TYPE_CHECKING:
+    from pipeline.config import LabelsParams, Params
+
+# Module level holds only what every command needs, so `loyalty --help` and a usage error
+# start fast: each command imports its own modules (pandas, LightGBM, MLflow) when it runs.
 logger = logging.getLogger("pipeline")
 
 app = typer.Typer(
@@ -76,6 +80,8 @@ OWNS = {
 
 
 def _params(path: Path) -> Params:
+    from pipeline.config import load_params
+
     return load_params(path)
 
 

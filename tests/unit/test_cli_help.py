@@ -7,6 +7,8 @@ for a flag that takes none); :func:`pipeline.cli.click_value_names` relabels eve
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 import typer
@@ -86,3 +88,17 @@ def test_every_repeatable_option_says_so_in_its_help() -> None:
         for param in command.params:
             if getattr(param, "multiple", False):
                 assert "repeatable" in (param.help or ""), f"{name} {param.opts}"
+
+
+def test_help_starts_without_the_heavy_libraries() -> None:
+    """`loyalty --help` (and a usage error) import no data or model library: a fast start."""
+    heavy = ("pandas", "numpy", "pyarrow", "lightgbm", "mlflow", "sklearn")
+    code = (
+        "import sys\nfrom pipeline.cli import main\n"
+        "assert main(['--help']) == 0 and main(['score', '--help']) == 0\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stderr.strip().splitlines()[-1:] in ([], [""]), done.stderr
