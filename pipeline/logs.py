@@ -18,6 +18,7 @@ import json
 import logging
 import logging.handlers
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,27 @@ def _entry(created: float, level: str, logger: str, message: str) -> dict[str, o
         "logger": logger,
         "message": message,
     }
+
+
+# pyspark (4.3, the latest) supports pandas >= 2.2 and warns, a FutureWarning on every use of its
+# pandas layer, once pandas is 3: "PySpark does not yet fully support pandas >= 3.0.0". This
+# project requires pandas 3, so pinning pandas < 3 in the spark extra is no choice, and the Spark
+# engine's output is checked equal, row for row, to the local engine's
+# (tests/integration/test_spark_engine.py): the notice is noise, 5 to 15 lines a run (one per
+# Python worker). This one notice is silenced, and only it: in the driver (engines/spark.py),
+# in the executors' Python workers (their PYTHONWARNINGS) and around pandera's import, which
+# loads pyspark.pandas whenever pyspark is installed (schemas.py).
+PYSPARK_PANDAS_NOTICE = "PySpark does not yet fully support pandas"
+#: The executors' filter, as ``PYTHONWARNINGS`` spells it (``action:message:category``).
+PYSPARK_PANDAS_NOTICE_FILTER = f"ignore:{PYSPARK_PANDAS_NOTICE}:FutureWarning"
+
+
+@contextmanager
+def without_pyspark_pandas_notice() -> Iterator[None]:
+    """Run the block with pyspark's pandas-3 FutureWarning silenced; every other warning shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=PYSPARK_PANDAS_NOTICE, category=FutureWarning)
+        yield
 
 
 _FILTER: RepeatFilter | None = None

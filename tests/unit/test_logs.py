@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,12 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.errors import ConfigError
-from pipeline.logs import JsonFormatter, RepeatFilter
+from pipeline.logs import (
+    PYSPARK_PANDAS_NOTICE_FILTER,
+    JsonFormatter,
+    RepeatFilter,
+    without_pyspark_pandas_notice,
+)
 from pipeline.sources import synthetic
 
 
@@ -167,3 +173,19 @@ def test_the_pipeline_reads_a_folder_or_a_file_inside_it(tmp_path: Path) -> None
     assert synthetic.reads_folder(tmp_path / "syn", tmp_path / "syn")
     assert synthetic.reads_folder(tmp_path / "syn" / "transactions.csv", tmp_path / "syn")
     assert not synthetic.reads_folder(tmp_path / "synthetic_old", tmp_path / "syn")
+
+
+def test_only_pysparks_pandas_notice_is_silenced() -> None:
+    notice = "PySpark does not yet fully support pandas >= 3.0.0. Some features may not work."
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with without_pyspark_pandas_notice():
+            warnings.warn(notice, FutureWarning, stacklevel=1)
+            warnings.warn("a pandas FutureWarning of our own", FutureWarning, stacklevel=1)
+            warnings.warn(notice, UserWarning, stacklevel=1)  # another category: shown
+    assert [(str(w.message)[:20], w.category) for w in shown] == [
+        ("a pandas FutureWarni", FutureWarning),
+        (notice[:20], UserWarning),
+    ]
+    action, message, category = PYSPARK_PANDAS_NOTICE_FILTER.split(":")
+    assert (action, category) == ("ignore", "FutureWarning") and notice.startswith(message)
