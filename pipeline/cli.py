@@ -508,6 +508,14 @@ def evaluate(
     markdown: Annotated[
         Path | None, typer.Option("--markdown", help="Also write the tables as Markdown.")
     ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary",
+            help="Also write each trained target's headline metric, one figure each "
+            "(reports/metrics/summary.json: what `dvc exp show` lists).",
+        ),
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score every binary model against every baseline on its test cutoff (the scoreboard).
@@ -536,10 +544,26 @@ def evaluate(
         )
         boards[target] = {"target": target, **board}
     io.write_json(out, io.significant(boards))
+    if summary is not None:
+        from pipeline.targets import get_target
+
+        names = settings.train.model_targets()
+        trained = {name: _trained_metrics(models / name) for name in names}
+        targets = {name: get_target(settings.labels, name) for name in names}
+        io.write_json(summary, io.significant(scoreboard.headline(trained, targets)))
     tables = scoreboard.markdown(boards)
     if markdown is not None:
         io.write_text(markdown, tables + "\n")
     typer.echo(tables)
+
+
+def _trained_metrics(model: Path) -> Any:
+    from pipeline import io
+
+    path = model / "metrics.json"
+    if not path.exists():
+        raise DataError(f"{path} not found: train the {model.name} model first (loyalty train)")
+    return io.read_json(path)
 
 
 # --- report -------------------------------------------------------------------------------
