@@ -56,7 +56,7 @@ def median_wall(command: list[str], runs: int, cold: bool) -> float:
 def heavy_imports() -> list[str]:
     """The heavy packages that `--help` imports (none is the goal)."""
     done = subprocess.run(
-        [sys.executable, "-c", IMPORTS],
+        [sys.executable, "-P", "-c", IMPORTS],  # -P: the installed package, not the cwd's
         capture_output=True,
         text=True,
         check=True,

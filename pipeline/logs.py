@@ -73,8 +73,8 @@ def _entry(created: float, level: str, logger: str, message: str) -> dict[str, o
 # pandas layer, once pandas is 3: "PySpark does not yet fully support pandas >= 3.0.0". This
 # project requires pandas 3, so pinning pandas < 3 in the spark extra is no choice, and the Spark
 # engine's output is checked equal, row for row, to the local engine's
-# (tests/integration/test_spark_engine.py): the notice is noise, 5 to 15 lines a run (one per
-# Python worker). This one notice is silenced, and only it: in the driver (engines/spark.py),
+# (tests/integration/test_spark_engine.py): the notice is noise, repeated by every Python worker
+# of every run. This one notice is silenced, and only it: in the driver (engines/spark.py),
 # in the executors' Python workers (their PYTHONWARNINGS) and around pandera's import, which
 # loads pyspark.pandas whenever pyspark is installed (schemas.py).
 PYSPARK_PANDAS_NOTICE = "PySpark does not yet fully support pandas"

@@ -76,8 +76,8 @@ def test_spark_local_mode_equals_the_local_engine(world: World, tmp_path: Path) 
     local, spark = tmp_path / "local.parquet", tmp_path / "spark.parquet"
     assert score(world, local, "--partitions", "3", "--workers", "1") == 0
     err = _score_in_a_new_process(world, spark, "--partitions", "3", *SPARK)
-    # pyspark's pandas-3 notice is silenced in the driver and in every Python worker (5 to 15
-    # lines otherwise, pipeline/logs.py); no other warning is hidden, and none is raised
+    # pyspark's pandas-3 notice is silenced in the driver and in every Python worker (a line
+    # from each otherwise, pipeline/logs.py); no other warning is hidden, and none is raised
     assert "does not yet fully support pandas" not in err, err
     assert "Warning: " not in err, err  # Python's form: "FutureWarning: ...", "UserWarning: ..."
     a, b = io.read_parquet(local), io.read_parquet(spark)
