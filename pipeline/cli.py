@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import click
 import typer
@@ -831,8 +830,8 @@ VALUE_NAMES: dict[Any, str] = {str: "TEXT", int: "INTEGER", float: "FLOAT", Path
 def value_name(param: Any) -> str:
     """Click's name for what ``param`` takes: PATH, TEXT, INTEGER, [a|b]; nothing for a flag.
 
-    A repeatable option or a variadic argument is named by its element; its help says
-    "repeatable" (and click's usage line adds "...").
+    A repeatable option or a variadic argument is named by its element (its help says
+    "repeatable"; an argument's name ends in "...").
     """
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
         return ""
@@ -840,7 +839,7 @@ def value_name(param: Any) -> str:
     if described.choices is not None:
         return "[" + "|".join(str(choice) for choice in described.choices) + "]"
     annotation = described.annotation
-    element = typing.get_args(annotation)[0] if described.is_list else annotation
+    element = get_args(annotation)[0] if described.is_list else annotation
     return VALUE_NAMES.get(element, getattr(element, "__name__", str(element)).upper())
 
 
