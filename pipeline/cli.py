@@ -11,15 +11,20 @@ import contextlib
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import click
 import typer
-from typer._click import exceptions as typer_click  # typer bundles its own copy of click
+import typer._click as typer_click  # typer bundles its own copy of click
+from typer.core import TyperArgument, TyperOption
 
-from pipeline.config import LabelsParams, Params, load_params
-from pipeline.errors import DataError, PipelineError, QualityGateError
+from pipeline.errors import FAILED, INTERRUPTED, DataError, PipelineError, QualityGateError
 
+if TYPE_CHECKING:
+    from pipeline.config import LabelsParams, Params
+
+# Module level holds only what every command needs, so `loyalty --help` and a usage error
+# start fast: each command imports its own modules (pandas, LightGBM, MLflow) when it runs.
 logger = logging.getLogger("pipeline")
 
 app = typer.Typer(
@@ -42,11 +47,20 @@ ParamsOption = Annotated[
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")] = False,
+    log_format: Annotated[
+        Literal["text", "json"],
+        typer.Option(
+            "--log-format",
+            envvar="LOYALTY_LOG_FORMAT",
+            help="Log lines on stderr, and the error line a failed run ends with: text, or json "
+            "(one object a line: time in UTC, level, logger, message; exit_code on the error).",
+        ),
+    ] = "text",
 ) -> None:
     """Loyalty pipeline: clean, features, train, explain, report, score."""
     from pipeline import logs
 
-    logs.configure(verbose)
+    logs.configure(verbose, log_format)
     logging.captureWarnings(True)
 
 
@@ -65,6 +79,8 @@ OWNS = {
 
 
 def _params(path: Path) -> Params:
+    from pipeline.config import load_params
+
     return load_params(path)
 
 
@@ -533,6 +549,14 @@ def evaluate(
     markdown: Annotated[
         Path | None, typer.Option("--markdown", help="Also write the tables as Markdown.")
     ] = None,
+    summary: Annotated[
+        Path | None,
+        typer.Option(
+            "--summary",
+            help="Also write each trained target's headline metric, one figure each "
+            "(reports/metrics/summary.json: what `dvc exp show` lists).",
+        ),
+    ] = None,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score every binary model against every baseline on its test cutoff (the scoreboard).
@@ -561,10 +585,26 @@ def evaluate(
         )
         boards[target] = {"target": target, **board}
     io.write_json(out, io.significant(boards))
+    if summary is not None:
+        from pipeline.targets import get_target
+
+        names = settings.train.model_targets()
+        trained = {name: _trained_metrics(models / name) for name in names}
+        targets = {name: get_target(settings.labels, name) for name in names}
+        io.write_json(summary, io.significant(scoreboard.headline(trained, targets)))
     tables = scoreboard.markdown(boards)
     if markdown is not None:
         io.write_text(markdown, tables + "\n")
     typer.echo(tables)
+
+
+def _trained_metrics(model: Path) -> Any:
+    from pipeline import io
+
+    path = model / "metrics.json"
+    if not path.exists():
+        raise DataError(f"{path} not found: train the {model.name} model first (loyalty train)")
+    return io.read_json(path)
 
 
 # --- report -------------------------------------------------------------------------------
@@ -857,6 +897,52 @@ def _instant_option(value: str, option: str) -> Any:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
+# --- help ---------------------------------------------------------------------------------
+# typer 0.29 labels each value in --help with its Python annotation (`<list[Path]>`, `<str>`,
+# `<int range>`) and gives a flag, which takes no value, a `<bool>`. It has no setting for this,
+# and a `metavar` would also rename an argument (and its error messages), so every parameter,
+# the lazily made --help included, gets a subclass that labels values as click does.
+VALUE_NAMES: dict[Any, str] = {str: "TEXT", int: "INTEGER", float: "FLOAT", Path: "PATH"}
+
+
+def value_name(param: Any) -> str:
+    """Click's name for what ``param`` takes: PATH, TEXT, INTEGER, [a|b]; nothing for a flag.
+
+    A repeatable option or a variadic argument is named by its element (its help says
+    "repeatable"; an argument's name ends in "...").
+    """
+    if getattr(param, "is_flag", False) or getattr(param, "count", False):
+        return ""
+    described = param.type_descriptor
+    if described.choices is not None:
+        return "[" + "|".join(str(choice) for choice in described.choices) + "]"
+    annotation = described.annotation
+    element = get_args(annotation)[0] if described.is_list else annotation
+    return VALUE_NAMES.get(element, getattr(element, "__name__", str(element)).upper())
+
+
+class _NamedOption(TyperOption):
+    def display_type(self, ctx: Any) -> str:
+        return value_name(self)
+
+
+class _NamedArgument(TyperArgument):
+    def display_type(self, ctx: Any) -> str:
+        return value_name(self)
+
+
+def click_value_names(command: Any) -> Any:
+    """Give every parameter of ``command`` and its sub-commands click's value names in --help."""
+    for param in [*command.params, command.get_help_option(typer_click.Context(command))]:
+        if type(param) is TyperOption:
+            param.__class__ = _NamedOption
+        elif type(param) is TyperArgument:
+            param.__class__ = _NamedArgument
+    for sub in getattr(command, "commands", {}).values():
+        click_value_names(sub)
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn expected errors into one line on stderr and an exit code."""
     args = sys.argv[1:] if argv is None else argv
@@ -865,41 +951,47 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         try:
-            app(args=args, prog_name="loyalty", standalone_mode=False)
+            command = click_value_names(typer.main.get_command(app))
+            command.main(args=args, prog_name="loyalty", standalone_mode=False)
         finally:
             logs.report_repeats()  # before the error line, so that stays the last line
     except PipelineError as exc:
         if debug:
             raise
-        print(f"error: {exc.message}", file=sys.stderr)
-        return exc.exit_code
+        return _failed(exc.message, exc.exit_code)
     except (click.exceptions.Abort, typer.Abort):
-        print("error: aborted", file=sys.stderr)
-        return 130
+        return _failed("aborted", INTERRUPTED)
     except (click.exceptions.Exit, typer.Exit) as exc:
         return exc.exit_code
     # usage errors (unknown or missing option, value out of range) come from typer's bundled
     # click; a command's own BadParameter from the click package: both are click's usual
-    # one-line usage error, exit 2
-    except (click.ClickException, typer_click.ClickException) as exc:
+    # one-line usage error, exit 2 (in json mode, the one JSON error line)
+    except (click.ClickException, typer_click.exceptions.ClickException) as exc:
+        if logs.writes_json():
+            return _failed(exc.format_message(), exc.exit_code)
         exc.show()
         return exc.exit_code
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        return _failed("interrupted", INTERRUPTED)
     except MemoryError:
         if debug:
             raise
-        print("error: out of memory; use more partitions or a smaller input", file=sys.stderr)
-        return 1
+        return _failed("out of memory; use more partitions or a smaller input", FAILED)
     # The system refused a read or write the writers did not name (a full disk in a library's
     # own files, a permission): the environment, not a bug, so one line too.
     except OSError as exc:
         if debug or exc.errno is None:
             raise
-        print(f"error: {_system_error(exc)}", file=sys.stderr)
-        return 1
+        return _failed(_system_error(exc), FAILED)
     return 0
+
+
+def _failed(message: str, exit_code: int) -> int:
+    """Print the one error line a failed run ends with (text or JSON); return its exit code."""
+    from pipeline import logs
+
+    print(logs.error_line(message, exit_code), file=sys.stderr)
+    return exit_code
 
 
 def _system_error(exc: OSError) -> str:

@@ -3,17 +3,29 @@
 Anything raised as a :class:`PipelineError` is an expected failure (bad input, bad config,
 an unreachable service): the CLI prints ``error: <message>`` and exits with ``exit_code``.
 Any other exception is a bug and is shown with its traceback.
+
+The exit codes a batch job sees are each class's ``exit_code`` plus the few below;
+:func:`exit_codes` lists them all, and docs/scoring.md ("Exit codes") says what a job should
+do with each (a test keeps the two equal).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+OK = 0
+#: An unexpected failure: a bug (with its traceback), out of memory, or a system call refused.
+FAILED = 1
+#: A command-line usage error (click's: unknown or missing option, a value out of range).
+USAGE = 2
+#: Stopped by Ctrl-C (SIGINT) or an abort, as a shell reports 128 + SIGINT.
+INTERRUPTED = 130
+
 
 class PipelineError(Exception):
     """An expected failure with a one-line, user-facing message."""
 
-    exit_code = 1
+    exit_code = FAILED
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -26,7 +38,7 @@ class PipelineError(Exception):
 class InputError(PipelineError):
     """An input file is unusable: empty, wrong format, missing columns, unreadable."""
 
-    exit_code = 2
+    exit_code = USAGE  # the input, like the command line, is the caller's to fix
 
 
 class ConfigError(PipelineError):
@@ -80,3 +92,22 @@ class OutputError(PipelineError):
         self.args = (reason, path)  # so the error crosses a process pool intact (pickle)
         self.reason = reason
         self.path = str(path)
+
+
+#: Codes worth an automatic retry: the fault may pass on its own (a tracking server or SQLite
+#: store back, disk space freed, a run that was only interrupted); every other code needs a fix.
+RETRYABLE = frozenset({TrackingError.exit_code, OutputError.exit_code, INTERRUPTED})
+
+
+def exit_codes() -> dict[int, list[str]]:
+    """Every exit code of ``loyalty``, with the error classes (or constants) that give it."""
+    named = {"OK": OK, "FAILED": FAILED, "USAGE": USAGE, "INTERRUPTED": INTERRUPTED}
+    found: dict[int, list[str]] = {}
+    for name, code in named.items():
+        found.setdefault(code, []).append(name)
+    todo: list[type[PipelineError]] = [PipelineError]
+    while todo:
+        error = todo.pop(0)
+        found.setdefault(error.exit_code, []).append(error.__name__)
+        todo.extend(error.__subclasses__())
+    return dict(sorted(found.items()))

@@ -6,31 +6,15 @@ Optional columns are declared ``required=False``: a source that lacks them leave
 
 from __future__ import annotations
 
-import contextlib
 import math
-import warnings
-from collections.abc import Iterator
 
 import pandas as pd
 
 from pipeline.errors import DataError
+from pipeline.logs import without_pyspark_pandas_notice
 
-
-@contextlib.contextmanager
-def _quiet_pyspark() -> Iterator[None]:
-    """Silence pyspark.pandas' pandas-3 FutureWarning, raised when pandera loads its backends.
-
-    pandera imports pyspark.pandas whenever pyspark is installed; this project never uses
-    pyspark.pandas (engines/spark.py uses plain Spark), so the warning is noise for users.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="PySpark does not yet fully support", category=FutureWarning
-        )
-        yield
-
-
-with _quiet_pyspark():
+# pandera imports pyspark.pandas whenever pyspark is installed (this project never uses it).
+with without_pyspark_pandas_notice():
     import pandera.pandas as pa
     from pandera.errors import SchemaError, SchemaErrors
 
@@ -135,7 +119,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
 def validate(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """Validate a clean table against its schema; a violation is a DataError naming the table."""
     try:
-        with _quiet_pyspark():
+        with without_pyspark_pandas_notice():
             return SCHEMAS[name].validate(frame, lazy=False)
     except (SchemaError, SchemaErrors) as exc:
         first = str(exc).splitlines()[0]

@@ -109,6 +109,11 @@ class Target:
         return VALUE_METRICS if self.kind == "regression" else BINARY_METRICS
 
     @property
+    def headline_metric(self) -> str:
+        """The one metric that sums the model up (its first): AUC, or the value model's Gini."""
+        return self.metrics[0]
+
+    @property
     def output_column(self) -> str:
         """The scores column: ``churn_probability``, or ``expected_value`` for a value target."""
         if self.kind == "regression":

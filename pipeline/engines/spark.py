@@ -45,7 +45,6 @@ import os
 import re
 import sys
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -55,7 +54,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline import errors, io
+from pipeline import errors, io, logs
 from pipeline.engines import export_plan, records
 from pipeline.engines.export_plan import ExportPlan
 from pipeline.engines.work import (
@@ -73,9 +72,6 @@ from pipeline.scoring import BOOLEAN_COLUMNS, conform_output, float_columns, out
 
 logger = logging.getLogger(__name__)
 
-#: pyspark 4 warns on every import of its pandas layer under pandas 3: noise once the output is
-#: checked equal to the local engine's (tests/integration/test_spark_engine.py).
-PANDAS_NOTICE = "PySpark does not yet fully support pandas"
 #: Python loggers that print Spark's chatter at INFO/WARN.
 QUIET_LOGGERS = ("py4j", "pyspark")
 #: The driver JVM's logging (log4j2), set before it starts: errors only. The gateway's own
@@ -112,8 +108,7 @@ def session(master: str, partitions: int, scratch: Path | None = None) -> Iterat
     When this process starts the JVM, its start-up logging is errors only (a log4j2 file in
     ``scratch``), unless Spark's conf folder has a ``log4j2.properties`` of its own.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=PANDAS_NOTICE, category=FutureWarning)
+    with logs.without_pyspark_pandas_notice():  # pandas 3: why, in pipeline/logs.py
         try:
             from pyspark.sql import SparkSession
         except ImportError as exc:
@@ -170,7 +165,7 @@ def _start(builder: Any, master: str, partitions: int) -> Any:
         .config("spark.sql.shuffle.partitions", str(partitions))
         .config("spark.sql.adaptive.enabled", "false")  # keep one task per hash partition
         .config("spark.executorEnv.OMP_NUM_THREADS", "1")  # Spark's cores are the parallelism
-        .config("spark.executorEnv.PYTHONWARNINGS", f"ignore:{PANDAS_NOTICE}:FutureWarning")
+        .config("spark.executorEnv.PYTHONWARNINGS", logs.PYSPARK_PANDAS_NOTICE_FILTER)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()

@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 
 from pipeline.errors import DataError
 from pipeline.modeling import baselines, metrics
+from pipeline.targets import Target
 
 MODEL = "model"
 #: Baselines in scoreboard order; ``recency`` is a ranking rule (no probability metrics).
@@ -185,6 +186,21 @@ def best_baseline(board: Mapping[str, Any]) -> str | None:
     scorers = board.get("scorers", {})
     names = [n for n in scorers if n != MODEL]
     return max(names, key=lambda n: scorers[n]["roc_auc"]) if names else None
+
+
+def headline(
+    trained: Mapping[str, Mapping[str, Any]], targets: Mapping[str, Target]
+) -> dict[str, float]:
+    """One figure per target, ``<target>_<metric>``, for `dvc exp show` to set side by side.
+
+    ``trained`` maps each target to its model's metrics (``metrics.json``); the figure is the
+    target's headline metric on the test cutoff (:attr:`Target.headline_metric`). The full
+    metrics files stay as they are; this is the short list that fits a terminal.
+    """
+    return {
+        f"{name}_{target.headline_metric}": trained[name][MODEL][target.headline_metric]
+        for name, target in targets.items()
+    }
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:

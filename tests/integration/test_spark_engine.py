@@ -7,7 +7,10 @@ into several byte ranges (about two per core): the executors' range reading is e
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -43,10 +46,40 @@ def _manifest(out: Path) -> dict:
     return io.read_json(out.with_name(out.name + ".manifest.json"))
 
 
+def _score_in_a_new_process(world: World, out: Path, *extra: str) -> str:
+    """Run the console script's entry point in a fresh interpreter; return its stderr.
+
+    A fresh interpreter, so that every import-time warning fires as in a user's run, and the
+    stderr of the Spark JVM and its Python workers is this process's own.
+    """
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONWARNINGS")
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pipeline.cli import run; run()",
+            *score_args(world, out),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
+
+
 def test_spark_local_mode_equals_the_local_engine(world: World, tmp_path: Path) -> None:
     local, spark = tmp_path / "local.parquet", tmp_path / "spark.parquet"
     assert score(world, local, "--partitions", "3", "--workers", "1") == 0
-    assert score(world, spark, "--partitions", "3", *SPARK) == 0
+    err = _score_in_a_new_process(world, spark, "--partitions", "3", *SPARK)
+    # pyspark's pandas-3 notice is silenced in the driver and in every Python worker (a line
+    # from each otherwise, pipeline/logs.py); no other warning is hidden, and none is raised
+    assert "does not yet fully support pandas" not in err, err
+    assert "Warning: " not in err, err  # Python's form: "FutureWarning: ...", "UserWarning: ..."
     a, b = io.read_parquet(local), io.read_parquet(spark)
     # same rows in the same order, same dtypes, probabilities equal (not just close)
     pd.testing.assert_frame_equal(a, b, check_exact=True)

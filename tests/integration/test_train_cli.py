@@ -137,11 +137,17 @@ def test_evaluate_scores_the_trained_model_against_every_baseline(workdir: Path,
     )
     params = io.read_yaml(REPO / "params.yaml")
     params["train"]["targets"] = ["churn"]
+    params["train"]["value_target"] = None
     params["evaluate"]["bootstrap"] = 100
     (workdir / "eval.yaml").write_text(yaml.safe_dump(params))
     capsys.readouterr()
     argv = ["evaluate", "--params", "eval.yaml", "--models", "models", "--out", "q.json"]
-    assert main([*argv, "--markdown", "q.md"]) == 0
+    assert main([*argv, "--markdown", "q.md", "--summary", "summary.json"]) == 0
+    trained = json.loads((workdir / "models/churn/metrics.json").read_text())["model"]
+    # the headline the summary keeps for `dvc exp show`: one figure per trained target
+    assert json.loads((workdir / "summary.json").read_text()) == {
+        "churn_roc_auc": trained["roc_auc"]
+    }
     board = json.loads((workdir / "q.json").read_text())["churn"]["populations"]
     assert {"all", "early_warning"} <= set(board)
     assert "rfm_lgbm" in board["all"]["model_minus"]

@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from pipeline.errors import DataError
 from pipeline.modeling import scoreboard
+from pipeline.targets import Target
 
 
 def _predictions(n: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -87,3 +88,21 @@ def test_markdown_lists_every_scorer_with_its_interval():
 def test_predictions_without_recency_get_one_line_error():
     with pytest.raises(DataError, match="days_since_last_order"):
         scoreboard.scoreboard(_predictions().drop(columns="days_since_last_order"))
+
+
+def test_the_headline_is_each_targets_own_metric_named_after_it() -> None:
+    targets = {
+        "churn": Target("churn", "no_order_within", 90),
+        "churn_180d": Target("churn_180d", "no_order_within", 180),  # a target added in params
+        "value": Target("value", "spend_within", None),
+    }
+    trained = {
+        "churn": {"model": {"roc_auc": 0.86, "pr_auc": 0.81}, "baselines": {}},
+        "churn_180d": {"model": {"roc_auc": 0.9, "pr_auc": 0.7}},
+        "value": {"model": {"normalized_gini": 0.74, "spearman": 0.67}},
+    }
+    assert scoreboard.headline(trained, targets) == {
+        "churn_roc_auc": 0.86,
+        "churn_180d_roc_auc": 0.9,
+        "value_normalized_gini": 0.74,
+    }
