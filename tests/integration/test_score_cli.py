@@ -173,6 +173,9 @@ def test_parity_with_training_and_the_output_contract(world: World, tmp_path: Pa
         "reason_1",
         "reason_2",
         "reason_3",
+        "action_concept",
+        "action_reason",
+        "suggested_action",
         "churn_model",
         "churn_model_version",
         "repurchase_model",
@@ -197,6 +200,10 @@ def test_parity_with_training_and_the_output_contract(world: World, tmp_path: Pa
     assert has_reason.sum() >= 0.95 * len(chosen_ids)
     assert (scores.loc[has_reason, "churn_probability"] >= manifest["reasons_threshold"]).all()
     assert manifest["customers_with_reasons"] == has_reason.sum()
+    # without a value model nobody is explained for their value at risk
+    assert manifest["reasons_min_value_at_risk"] is None
+    # everyone explained has an action (a lever's, or the fallback); nobody else has one
+    assert scores["suggested_action"].notna().eq(has_reason).all()
     assert scores["rfm_segment"].notna().all()
     # no value model scored: its labels are empty, never a made-up value
     assert scores["value_tier"].isna().all() and scores["value_at_risk"].isna().all()
