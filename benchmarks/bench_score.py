@@ -148,6 +148,7 @@ def bench(
         str(partitions),
         "--workers",
         str(workers),
+        "--timings",
         "--no-progress",
     ]
     started = time.perf_counter()

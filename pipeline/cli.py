@@ -779,6 +779,14 @@ def score(
     progress: Annotated[
         bool, typer.Option(help="Progress bar on stderr (shown only when stderr is a terminal).")
     ] = True,
+    timings: Annotated[
+        bool,
+        typer.Option(
+            "--timings",
+            help="Write the run's wall-clock seconds into the manifest (default: only the log, "
+            "so the manifest is the same bytes for the same inputs).",
+        ),
+    ] = False,
     allow_outside_data: Annotated[
         bool,
         typer.Option(
@@ -804,7 +812,7 @@ def score(
     from pipeline import io
     from pipeline.clean import resolve_as_of
     from pipeline.engines.history import change_block, previous_scores
-    from pipeline.engines.work import ScoreJob, resolve_models, scoring_params
+    from pipeline.engines.work import ScoreJob, resolve_models, scoring_params, without_timings
     from pipeline.errors import ConfigError
     from pipeline.features.catalog import load_catalog
     from pipeline.scoring import ScoringRules
@@ -877,7 +885,8 @@ def score(
         # What the money columns (expected_value, value_at_risk) are counted in.
         result["currency"] = source_spec.currency
         result["change"] = change_block(previous_scores(out, previous), scores_tmp)
-        io.write_json(manifest_tmp, result)
+        logger.info("score: seconds per step %s", result["timings"])
+        io.write_json(manifest_tmp, result if timings else without_timings(result))
     logger.info(
         "score: %d rows read, %d customers scored, %d rejected -> %s",
         result["rows_in"],

@@ -2,8 +2,8 @@
 
 A batch job's previous scores are ``--previous PATH`` when given, else the ``--out`` file as
 it is before this run replaces it (the scores are renamed in only once the run is complete, so
-the old file is still there to read). The DVC ``score`` stage keeps its output between runs
-(``persist: true`` in ``dvc.yaml``) so that ``dvc repro`` finds it. The comparison itself is
+the old file is still there to read). The DVC ``score`` stage has none (DVC removes its
+output first, which keeps it a function of its deps). The comparison itself is
 :mod:`pipeline.change`; a previous file that cannot be read is a warning, never a failed run.
 """
 

@@ -232,6 +232,25 @@ def scoring_params(params: Params, models: Sequence[ModelRef]) -> Params:
     return params.model_copy(update={"features": features})
 
 
+#: Keys of a partition's stats that are wall-clock seconds (not facts of the inputs).
+PARTITION_SECONDS = "seconds_"
+
+
+def without_timings(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Return the manifest without its wall-clock seconds: a function of the inputs alone.
+
+    Same inputs and models, same manifest bytes; so the DVC ``score`` stage's output (and
+    ``dvc.lock``) does not change when nothing else did. ``loyalty score --timings`` keeps
+    them (the benchmarks read them); the log always shows them.
+    """
+    out = {k: v for k, v in manifest.items() if k != "timings"}
+    out["partitions"] = [
+        {k: v for k, v in part.items() if not k.startswith(PARTITION_SECONDS)}
+        for part in manifest.get("partitions", [])
+    ]
+    return out
+
+
 class Laps:
     """Wall-clock timings of the steps of a run, in seconds."""
 

@@ -242,6 +242,23 @@ def test_partition_count_changes_nothing(world: World, tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(one, five, check_exact=True)
 
 
+def test_a_rerun_writes_the_same_bytes_unless_timings_are_asked_for(
+    world: World, tmp_path: Path
+) -> None:
+    # The DVC score stage's output is hashed into dvc.lock: same inputs, same bytes.
+    first, second = tmp_path / "a" / "scores.parquet", tmp_path / "b" / "scores.parquet"
+    assert score(world, first) == 0 and score(world, second) == 0
+    manifest = first.with_name("scores.parquet.manifest.json")
+    assert first.read_bytes() == second.read_bytes()
+    assert manifest.read_bytes() == second.with_name(manifest.name).read_bytes()
+    assert "seconds" not in manifest.read_text()
+    timed = tmp_path / "c" / "scores.parquet"
+    assert score(world, timed, "--timings") == 0
+    report = io.read_json(timed.with_name("scores.parquet.manifest.json"))
+    assert set(report["timings"]) >= {"split_seconds", "map_seconds"}
+    assert all("seconds_score" in part for part in report["partitions"])
+
+
 def test_registry_alias_gives_the_same_scores(world: World, tmp_path: Path) -> None:
     out = tmp_path / "scores.parquet"
     models = ("models:/loyalty-churn@champion", "models:/loyalty-repurchase@champion")
