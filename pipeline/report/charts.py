@@ -24,6 +24,7 @@ RISK = "#c0392b"
 SAFE = "#2471a3"
 GREY = "#7f8c8d"
 DPI = 110
+BEESWARM_SEED = 0
 
 
 def to_data_uri(fig: Figure) -> str:
@@ -67,7 +68,15 @@ def beeswarm(
     )
     fig = plt.figure(figsize=(8, 0.4 * max_display + 1.5))
     ax = fig.add_subplot(1, 1, 1)
-    shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None)
+    # shap's beeswarm shuffles the dots with numpy's global generator (no rng argument): a
+    # fixed seed, restored afterwards, draws the same picture, so the report has the same
+    # bytes on every run and machine (dvc.lock unchanged).
+    state = np.random.get_state()
+    np.random.seed(BEESWARM_SEED)
+    try:
+        shap.plots.beeswarm(explanation, max_display=max_display, ax=ax, show=False, plot_size=None)
+    finally:
+        np.random.set_state(state)
     ax.set_xlabel("contribution to the model score (SHAP value, log-odds)")
     return to_data_uri(fig)
 
