@@ -68,6 +68,12 @@ def render_yaml(proposal: Proposal, sampled: str) -> str:
         ),
         f"name: {_scalar(config['name'])}",
         f"description: {_scalar(config['description'])}",
+        *_key(
+            "currency",
+            config["currency"],
+            0,
+            "the amounts' ISO 4217 code (EUR, GBP, ...), for the report; null = plain numbers",
+        ),
         "dialect:",
         *_key("encoding", encoding.guess.value, 2, encoding.guess.note()),
         *_key(
